@@ -1,0 +1,33 @@
+#pragma once
+// How the TURN core asks its worker for relay sockets without touching sockets itself.
+#include <optional>
+
+#include "ringlane/common/endpoint.hpp"
+#include "ringlane/dataplane/packet.hpp"
+
+namespace ringlane::turn {
+
+struct RelaySocket {
+  SocketId id;
+  Endpoint address;  // as advertised in XOR-RELAYED-ADDRESS
+};
+
+class RelayPorts {
+ public:
+  struct Request {
+    Family family = Family::kV4;
+    bool even_port = false;      // EVEN-PORT (RFC 8656 §7.2)
+    bool reserve_next = false;   // EVEN-PORT with R: also hold port + 1
+    bool dont_fragment = false;  // DONT-FRAGMENT: set DF on the relay socket
+  };
+  struct Opened {
+    RelaySocket socket;
+    std::optional<RelaySocket> reserved;  // port + 1 when reserve_next
+  };
+  virtual ~RelayPorts() = default;
+  // nullopt when no port is free (the server answers 508).
+  virtual std::optional<Opened> open(const Request& request) = 0;
+  virtual void close(SocketId id) = 0;
+};
+
+}  // namespace ringlane::turn

@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora for the fuzz targets (run once; the output is committed).
+Seeds are well-formed messages so the fuzzer starts from the protocol's real shapes."""
+import os, struct, hmac, hashlib, zlib, sys
+
+here = os.path.dirname(os.path.abspath(__file__))
+COOKIE = 0x2112A442
+
+def attr(t, v):
+    pad = (4 - len(v) % 4) % 4
+    return struct.pack("!HH", t, len(v)) + v + b"\0" * pad
+
+def xor_addr(t, ip4, port, tid=b"\0" * 12):
+    x = bytes(a ^ b for a, b in zip(ip4, struct.pack("!I", COOKIE)))
+    return attr(t, struct.pack("!BBH", 0, 1, port ^ (COOKIE >> 16)) + x)
+
+def msg(mtype, tid, body, key=None, fp=True):
+    out = struct.pack("!HHI", mtype, len(body), COOKIE) + tid + body
+    if key is not None:
+        hdr = struct.pack("!HHI", mtype, len(body) + 24, COOKIE) + tid
+        mac = hmac.new(key, hdr + body, hashlib.sha1).digest()
+        body += attr(0x0008, mac)
+        out = struct.pack("!HHI", mtype, len(body), COOKIE) + tid + body
+    if fp:
+        hdr = struct.pack("!HHI", mtype, len(body) + 8, COOKIE) + tid
+        crc = (zlib.crc32(hdr + body) ^ 0x5354554E) & 0xFFFFFFFF
+        body += attr(0x8028, struct.pack("!I", crc))
+        out = struct.pack("!HHI", mtype, len(body), COOKIE) + tid + body
+    return out
+
+def write(corpus, name, data):
+    d = os.path.join(here, corpus)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+tid = bytes(range(1, 13))
+rfc5769 = {
+ "rfc5769_request": "000100582112a442b7e7a701bc34d686fa87dfae802200105354554e207465737420636c69656e74002400046e0001ff80290008932ff9b151263b36000600096576746a3a68367659202020000800149aeaa70cbfd8cb56781ef2b5b2d3f249c1b571a280280004e57a3bcf",
+ "rfc5769_ipv4_response": "0101003c2112a442b7e7a701bc34d686fa87dfae8022000b7465737420766563746f7220002000080001a147e112a643000800142b91f599fd9e90c38c7489f92af9ba53f06be7d780280004c07d4c96",
+ "rfc5769_ipv6_response": "010100482112a442b7e7a701bc34d686fa87dfae8022000b7465737420766563746f7220002000140002a1470113a9faa5d3f179bc25f4b5bed2b9d900080014a382954e4be67bf11784c97c8292c275bfe3ed4180280004c8fb0b4c",
+ "rfc5769_long_term": "000100602112a44278ad3433c6ad72c029da412e00060012e3839ee38388e383aae38383e382afe382b900000015001c662f2f3439396b39353464364f4c33346f4c394653547679363473410014000b6578616d706c652e6f72670000080014f67024656dd64a3e02b8e0712e85c9a28ca89666",
+}
+for name, h in rfc5769.items():
+    write("stun_parse_corpus", name, bytes.fromhex(h))
+allocate = msg(0x0003, tid, attr(0x0019, b"\x11\0\0\0"))
+write("stun_parse_corpus", "allocate", allocate)
+write("stun_parse_corpus", "send_indication", msg(0x0016, tid, xor_addr(0x0012, b"\xc6\x33\x64\x07", 9000) + attr(0x0013, b"hello"), fp=False))
+write("stun_parse_corpus", "error_401", msg(0x0113, tid, attr(0x0009, b"\0\0\x04\x01Unauthorized") + attr(0x0014, b"ringlane") + attr(0x0015, b"rl1nonce")))
+
+def frame(flags, data):
+    return struct.pack("!BH", flags, len(data)) + data
+cd = struct.pack("!HH", 0x4000, 5) + b"hello"
+write("turn_datagram_corpus", "channel_data", frame(0, cd))
+write("turn_datagram_corpus", "peer_then_client", frame(2, b"payload") + frame(0, cd) + frame(3, b""))
+write("turn_datagram_corpus", "send_indication", frame(0, msg(0x0016, tid, xor_addr(0x0012, b"\xc6\x33\x64\x07", 9000) + attr(0x0013, b"abc"), fp=False)))
+write("turn_datagram_corpus", "binding", frame(0, msg(0x0001, tid, b"")))
+write("turn_datagram_corpus", "allocate_unauth", frame(1, allocate))
+
+peer = xor_addr(0x0012, b"\xc6\x33\x64\x07", 9000)
+write("turn_request_corpus", "allocate", b"\x00\x00" + attr(0x0019, b"\x11\0\0\0"))
+write("turn_request_corpus", "allocate_even_port", b"\x00\x01" + attr(0x0019, b"\x11\0\0\0") + attr(0x0018, b"\x80"))
+write("turn_request_corpus", "allocate_v6", b"\x00\x02" + attr(0x0019, b"\x11\0\0\0") + attr(0x0017, b"\x02\0\0\0"))
+write("turn_request_corpus", "refresh", b"\x01\x00" + attr(0x000D, struct.pack("!I", 600)))
+write("turn_request_corpus", "refresh_zero", b"\x81\x01" + attr(0x000D, b"\0\0\0\0"))
+write("turn_request_corpus", "create_permission", b"\x02\x00" + peer + xor_addr(0x0012, b"\x7f\0\0\x01", 1))
+write("turn_request_corpus", "channel_bind", b"\x03\x00" + attr(0x000C, b"\x40\x01\0\0") + peer)
+write("turn_request_corpus", "binding", b"\x04\x00")
