@@ -40,7 +40,9 @@ bool Cidr::contains(const IpAddress& ip) const {
   return (ip.bytes[full] & mask) == (network.bytes[full] & mask);
 }
 
-std::string Cidr::to_string() const { return network.to_string() + "/" + std::to_string(prefix_len); }
+std::string Cidr::to_string() const {
+  return network.to_string() + "/" + std::to_string(prefix_len);
+}
 
 bool any_contains(const std::vector<Cidr>& list, const IpAddress& ip) {
   for (const auto& c : list) {

@@ -10,7 +10,8 @@ IpAddress IpAddress::unmapped() const {
   if (family != Family::kV6) {
     return *this;
   }
-  static constexpr std::array<std::uint8_t, 12> kMappedPrefix{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  static constexpr std::array<std::uint8_t, 12> kMappedPrefix{0, 0, 0, 0, 0,    0,
+                                                              0, 0, 0, 0, 0xff, 0xff};
   if (std::memcmp(bytes.data(), kMappedPrefix.data(), kMappedPrefix.size()) != 0) {
     return *this;
   }

@@ -9,8 +9,7 @@ namespace ringlane {
 void init_logging(std::string_view level, bool json) {
   auto logger = spdlog::stderr_color_mt("ringlane");
   if (json) {
-    logger->set_pattern(
-        R"({"ts":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","thread":%t,"msg":"%v"})");
+    logger->set_pattern(R"({"ts":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","thread":%t,"msg":"%v"})");
   } else {
     logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ [%t] %v");
   }

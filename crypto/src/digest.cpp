@@ -1,7 +1,7 @@
 #include "ringlane/crypto/digest.hpp"
 
-#include <openssl/crypto.h>
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <zlib.h>
@@ -32,7 +32,8 @@ struct MacCtx {
 };
 
 template <std::size_t N>
-std::array<std::uint8_t, N> hmac(const char* digest, Bytes key, std::initializer_list<Bytes> parts) {
+std::array<std::uint8_t, N> hmac(const char* digest, Bytes key,
+                                 std::initializer_list<Bytes> parts) {
   thread_local MacCtx holder;
   OSSL_PARAM params[] = {
       OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>(digest), 0),

@@ -12,9 +12,9 @@ using namespace ringlane;
 using namespace ringlane::turn;
 using namespace ringlane::turn::testing;
 
-constexpr stun::Method kMethods[] = {stun::Method::kAllocate, stun::Method::kRefresh,
+constexpr stun::Method kMethods[] = {stun::Method::kAllocate,         stun::Method::kRefresh,
                                      stun::Method::kCreatePermission, stun::Method::kChannelBind,
-                                     stun::Method::kBinding, stun::Method::kSend};
+                                     stun::Method::kBinding,          stun::Method::kSend};
 
 struct World {
   Harness h{[](Policy& p) { p.allow_peers.push_back(*Cidr::parse("127.0.0.0/8")); }};
@@ -37,8 +37,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   stun::Method method = kMethods[data[0] % std::size(kMethods)];
   Client& c = w->clients[data[1] % w->clients.size()];
   Bytes attrs(data + 2, std::min<std::size_t>((size - 2) & ~std::size_t{3}, 1200));
-  auto request = c.build(method, stun::Class::kRequest,
-                         [&](stun::Builder& b) { b.add_raw_attributes(attrs); }, true);
+  auto request = c.build(
+      method, stun::Class::kRequest, [&](stun::Builder& b) { b.add_raw_attributes(attrs); }, true);
   w->h.from_client(c.addr, request);
   w->h.now.mono_ms += 10;
   if ((data[0] & 0x80) != 0) {

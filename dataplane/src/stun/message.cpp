@@ -82,8 +82,8 @@ std::optional<Message> Message::parse(Bytes d, ParseError* error) {
       if (m.count_ == kMaxAttributes) {
         return fail(ParseError::kTooManyAttributes);
       }
-      m.attrs_[m.count_++] = AttrRef{type, static_cast<std::uint16_t>(pos + 4),
-                                     static_cast<std::uint16_t>(len)};
+      m.attrs_[m.count_++] =
+          AttrRef{type, static_cast<std::uint16_t>(pos + 4), static_cast<std::uint16_t>(len)};
     }
     if (type == attr::kMessageIntegrity) {
       after_integrity = true;

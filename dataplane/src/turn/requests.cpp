@@ -1,7 +1,6 @@
 // Requests: authentication, Binding, Allocate, Refresh, CreatePermission, ChannelBind.
 #include <algorithm>
 
-#include "ringlane/crypto/digest.hpp"
 #include "ringlane/dataplane/stun/builder.hpp"
 #include "ringlane/dataplane/turn/server.hpp"
 
@@ -12,7 +11,6 @@ using stun::Class;
 using stun::Method;
 
 namespace {
-constexpr std::uint64_t kReservationMs = 30'000;  // RFC 8656 §7.2: about 30 seconds
 constexpr std::uint8_t kUdp = 17;
 constexpr std::size_t kMaxPeersPerRequest = 16;
 
@@ -236,6 +234,9 @@ SendDecision Server::on_allocate(Reply& r, const AuthResult& auth) {
     }
     req.family = *f;
   }
+  if (!token_attr && !relay_ports_.supports(req.family)) {
+    return error(r, err::kAddressFamilyNotSupported, "Address Family not Supported");
+  }
   if (even) {
     if (even->empty()) {
       return error(r, err::kBadRequest, "Bad EVEN-PORT");
@@ -255,15 +256,14 @@ SendDecision Server::on_allocate(Reply& r, const AuthResult& auth) {
     return error(r, err::kAllocationQuotaReached, "Allocation Quota Reached");
   }
   RelaySocket relay;
-  std::optional<RelaySocket> reserved;
+  std::optional<std::uint64_t> token;
   if (token_attr) {
-    auto it = reservations_.find(load_be64(token_attr->data()));
-    if (it == reservations_.end()) {
+    auto claimed = relay_ports_.claim(load_be64(token_attr->data()));
+    if (!claimed) {
       quota_->release(auth.username);
       return error(r, err::kInsufficientCapacity, "Unknown reservation");
     }
-    relay = it->second.socket;
-    reservations_.erase(it);
+    relay = *claimed;
   } else {
     auto opened = relay_ports_.open(req);
     if (!opened) {
@@ -271,7 +271,7 @@ SendDecision Server::on_allocate(Reply& r, const AuthResult& auth) {
       return error(r, err::kInsufficientCapacity, "Insufficient Capacity");
     }
     relay = opened->socket;
-    reserved = opened->reserved;
+    token = opened->token;
   }
 
   std::uint32_t index;
@@ -299,13 +299,7 @@ SendDecision Server::on_allocate(Reply& r, const AuthResult& auth) {
   by_relay_[relay.id.value] = index;
   ++counters_.allocations_created;
   counters_.allocations = by_client_.size();
-
-  std::uint64_t token = 0;
-  if (reserved) {
-    crypto::random_bytes(std::span(reinterpret_cast<std::uint8_t*>(&token), sizeof(token)));
-    reservations_[token] = Reservation{*reserved, r.now.mono_ms + kReservationMs};
-  }
-  return allocate_success(r, a, reserved ? &token : nullptr);
+  return allocate_success(r, a, token ? &*token : nullptr);
 }
 
 SendDecision Server::on_refresh(Reply& r, Allocation& a) {
@@ -393,8 +387,9 @@ SendDecision Server::on_channel_bind(Reply& r, Allocation& a) {
     return error(r, err::kBadRequest, "CHANNEL-NUMBER or XOR-PEER-ADDRESS missing");
   }
   std::uint16_t number = load_be16(number_attr->data());
-  // RFC 8656 §12: channel numbers 0x4000 through 0x4FFF.
-  if (number < 0x4000 || number > 0x4FFF) {
+  // RFC 8656 §12: 0x4000 through 0x4FFF; RFC 5766 §11: through 0x7FFE.
+  std::uint16_t highest = policy_->strict_channel_numbers ? 0x4FFF : 0x7FFE;
+  if (number < 0x4000 || number > highest) {
     return error(r, err::kBadRequest, "Channel number out of range");
   }
   if (peer->family() != a.relay.address.family()) {

@@ -59,9 +59,6 @@ Server::~Server() {
       free_allocation(i, false);
     }
   }
-  for (auto& [token, r] : reservations_) {
-    relay_ports_.close(r.socket.id);
-  }
 }
 
 SendDecision Server::on_client_packet(SocketId listener, const Endpoint& client, PacketBuffer& pkt,
@@ -72,12 +69,13 @@ SendDecision Server::on_client_packet(SocketId listener, const Endpoint& client,
     counters_.drop(Drop::kTooShort);
     return {};
   }
-  // RFC 8656 §12 / RFC 7983: 0x00-0x3F is STUN, 0x40-0x4F ChannelData (channels 0x4000-0x4FFF).
+  // RFC 7983: 0x00-0x3F is STUN, 0x40-0x7F ChannelData (RFC 5766 channel numbers; the
+  // channel lookup refuses numbers the policy does not allow).
   std::uint8_t first = pkt.data()[0];
   if (first < 0x40) {
     return on_stun(listener, client, pkt, now);
   }
-  if (first < 0x50) {
+  if (first < 0x80) {
     return on_channel_data(listener, client, pkt, now);
   }
   counters_.drop(Drop::kNotTurn);
@@ -233,7 +231,8 @@ SendDecision Server::on_peer_packet(SocketId relay, const Endpoint& peer, Packet
     std::uint8_t* data_attr = pkt.data() + header - 4;
     store_be16(data_attr, stun::attr::kData);
     store_be16(data_attr + 2, static_cast<std::uint16_t>(payload));
-    store_be16(pkt.data() + 2, static_cast<std::uint16_t>(header - stun::kHeaderSize + payload + pad));
+    store_be16(pkt.data() + 2,
+               static_cast<std::uint16_t>(header - stun::kHeaderSize + payload + pad));
     pkt.length += pad;
   }
   ++counters_.relayed_to_client;
@@ -253,14 +252,6 @@ void Server::on_timer(const Now& now) {
     }
     std::erase_if(a.permissions, [&](const Permission& p) { return p.expires_ms <= now.mono_ms; });
     std::erase_if(a.channels, [&](const Channel& c) { return c.expires_ms <= now.mono_ms; });
-  }
-  for (auto it = reservations_.begin(); it != reservations_.end();) {
-    if (it->second.expires_ms <= now.mono_ms) {
-      relay_ports_.close(it->second.socket.id);
-      it = reservations_.erase(it);
-    } else {
-      ++it;
-    }
   }
   if (unauthorized_budget_.size() > kMaxUnauthorizedSources) {
     unauthorized_budget_.clear();

@@ -28,16 +28,29 @@ class FakeRelayPorts : public RelayPorts {
     o.socket = make(req.family, port);
     last_dont_fragment = req.dont_fragment;
     if (req.reserve_next) {
-      o.reserved = make(req.family, static_cast<std::uint16_t>(port + 1));
+      std::uint64_t token = 0x1000 + next_id;
+      reserved[token] = make(req.family, static_cast<std::uint16_t>(port + 1));
+      o.token = token;
     }
     return o;
   }
+  std::optional<RelaySocket> claim(std::uint64_t token) override {
+    auto it = reserved.find(token);
+    if (it == reserved.end())
+      return std::nullopt;
+    RelaySocket s = it->second;
+    reserved.erase(it);
+    return s;
+  }
   void close(SocketId id) override { open_sockets.erase(id.value); }
+  bool supports(Family f) const override { return f == Family::kV4 || ipv6; }
+  bool ipv6 = true;
 
   RelaySocket make(Family f, std::uint16_t port) {
     RelaySocket s;
     s.id = SocketId{next_id++};
-    s.address.ip = f == Family::kV4 ? *IpAddress::parse("203.0.113.5") : *IpAddress::parse("2001:db8::5");
+    s.address.ip =
+        f == Family::kV4 ? *IpAddress::parse("203.0.113.5") : *IpAddress::parse("2001:db8::5");
     s.address.port = port;
     open_sockets[s.id.value] = s.address;
     return s;
@@ -48,6 +61,7 @@ class FakeRelayPorts : public RelayPorts {
   std::uint16_t next_port = 50000;
   std::uint32_t next_id = 100;
   std::map<std::uint32_t, Endpoint> open_sockets;
+  std::map<std::uint64_t, RelaySocket> reserved;
 };
 
 struct Out {
@@ -57,9 +71,11 @@ struct Out {
   std::optional<stun::Message> message() const { return stun::Message::parse(bytes); }
   std::uint16_t error_code() const {
     auto m = message();
-    if (!m) return 0;
+    if (!m)
+      return 0;
     auto v = m->find(stun::attr::kErrorCode);
-    if (!v || v->size() < 4) return 0;
+    if (!v || v->size() < 4)
+      return 0;
     return static_cast<std::uint16_t>((*v)[2] * 100 + (*v)[3]);
   }
 };
@@ -74,7 +90,8 @@ class Harness {
     p->add_user("alice", "alice-pass");
     p->add_user("bob", "bob-pass");
     p->rest_secrets = {"rest-secret"};
-    if (tweak) tweak(*p);
+    if (tweak)
+      tweak(*p);
     policy = p;
     ServerConfig cfg;
     cfg.policy = p;
@@ -85,7 +102,8 @@ class Harness {
     now.unix_s = 1'700'000'000;
   }
 
-  Out feed(bool from_peer, SocketId sock, const Endpoint& from, const std::vector<std::uint8_t>& dgram) {
+  Out feed(bool from_peer, SocketId sock, const Endpoint& from,
+           const std::vector<std::uint8_t>& dgram) {
     slot.assign(std::max<std::size_t>(2048, kPacketHeadroom + dgram.size() + 64), 0xEE);
     std::copy(dgram.begin(), dgram.end(), slot.begin() + kPacketHeadroom);
     PacketBuffer pkt{slot.data(), static_cast<std::uint32_t>(slot.size()), kPacketHeadroom,
@@ -99,7 +117,9 @@ class Harness {
     }
     return out;
   }
-  Out from_client(const Endpoint& c, const std::vector<std::uint8_t>& d) { return feed(false, kListener, c, d); }
+  Out from_client(const Endpoint& c, const std::vector<std::uint8_t>& d) {
+    return feed(false, kListener, c, d);
+  }
   Out from_peer(SocketId relay, const Endpoint& p, const std::vector<std::uint8_t>& d) {
     return feed(true, relay, p, d);
   }
@@ -123,16 +143,19 @@ class Client {
   std::vector<std::uint8_t> build(stun::Method m, stun::Class c, const Attrs& attrs, bool sign,
                                   bool fingerprint = true) {
     std::vector<std::uint8_t> out(1500);
-    if (!keep_tid) next_tid();
+    if (!keep_tid)
+      next_tid();
     stun::Builder b(out, m, c, tid);
-    if (attrs) attrs(b);
+    if (attrs)
+      attrs(b);
     if (sign) {
       b.add_string(stun::attr::kUsername, user);
       b.add_string(stun::attr::kRealm, realm);
       b.add_string(stun::attr::kNonce, nonce);
       b.add_integrity(stun::long_term_key(user, realm, pass));
     }
-    if (fingerprint) b.add_fingerprint();
+    if (fingerprint)
+      b.add_fingerprint();
     out.resize(b.size());
     return out;
   }
@@ -153,12 +176,14 @@ class Client {
   Out allocate(const Attrs& extra = {}) {
     return request(stun::Method::kAllocate, [&](stun::Builder& b) {
       b.add_u32(stun::attr::kRequestedTransport, 17u << 24);
-      if (extra) extra(b);
+      if (extra)
+        extra(b);
     });
   }
 
   void next_tid() {
-    for (std::size_t i = 0; i < tid.size(); ++i) tid[i] = static_cast<std::uint8_t>(counter_ + i);
+    for (std::size_t i = 0; i < tid.size(); ++i)
+      tid[i] = static_cast<std::uint8_t>(counter_ + i);
     ++counter_;
   }
 

@@ -96,10 +96,13 @@ TEST(TurnAuth, NonceIsBoundToTheClientAddress) {
 TEST(TurnAuth, MissingUsernameIsBadRequest) {
   Harness h;
   Client c(h, "192.0.2.10:5000", "alice", "alice-pass");
-  auto req = c.build(Method::kAllocate, Class::kRequest, [](stun::Builder& b) {
-    b.add_u32(attr::kRequestedTransport, 17u << 24);
-    b.add_integrity(as_bytes("k"));
-  }, false);
+  auto req = c.build(
+      Method::kAllocate, Class::kRequest,
+      [](stun::Builder& b) {
+        b.add_u32(attr::kRequestedTransport, 17u << 24);
+        b.add_integrity(as_bytes("k"));
+      },
+      false);
   EXPECT_EQ(h.from_client(c.addr, req).error_code(), 400);
 }
 
@@ -125,8 +128,10 @@ TEST(TurnAuth, UnauthorizedRepliesAreRateLimitedPerSource) {
   Client c(h, "192.0.2.10:5000", "alice", "alice-pass");
   int answered = 0;
   for (int i = 0; i < 10; ++i) {
-    answered += h.from_client(c.addr, c.build(Method::kAllocate, Class::kRequest, {}, false))
-                    .decision.send ? 1 : 0;
+    answered +=
+        h.from_client(c.addr, c.build(Method::kAllocate, Class::kRequest, {}, false)).decision.send
+            ? 1
+            : 0;
   }
   EXPECT_EQ(answered, 3);
   EXPECT_EQ(h.server->counters().dropped(Drop::kRateLimited), 7u);
@@ -134,8 +139,8 @@ TEST(TurnAuth, UnauthorizedRepliesAreRateLimitedPerSource) {
   EXPECT_TRUE(h.from_client(other.addr, other.build(Method::kAllocate, Class::kRequest, {}, false))
                   .decision.send);
   h.now.mono_ms += 1000;
-  EXPECT_TRUE(h.from_client(c.addr, c.build(Method::kAllocate, Class::kRequest, {}, false))
-                  .decision.send);
+  EXPECT_TRUE(
+      h.from_client(c.addr, c.build(Method::kAllocate, Class::kRequest, {}, false)).decision.send);
 }
 
 TEST(TurnAllocate, ErrorCodes) {
@@ -144,13 +149,15 @@ TEST(TurnAllocate, ErrorCodes) {
   // 400: no REQUESTED-TRANSPORT.
   EXPECT_EQ(c.request(Method::kAllocate, {}).error_code(), 400);
   // 442: TCP.
-  EXPECT_EQ(c.request(Method::kAllocate, [](stun::Builder& b) {
-               b.add_u32(attr::kRequestedTransport, 6u << 24);
-             }).error_code(), 442);
+  EXPECT_EQ(c.request(Method::kAllocate,
+                      [](stun::Builder& b) { b.add_u32(attr::kRequestedTransport, 6u << 24); })
+                .error_code(),
+            442);
   // 440: unknown address family.
   EXPECT_EQ(c.allocate([](stun::Builder& b) {
                b.add_u32(attr::kRequestedAddressFamily, 0x03u << 24);
-             }).error_code(), 440);
+             }).error_code(),
+            440);
   // 420: an unknown comprehension-required attribute, listed back.
   Out unknown = c.allocate([](stun::Builder& b) { b.add_u32(0x7777, 1); });
   EXPECT_EQ(unknown.error_code(), 420);
@@ -192,7 +199,8 @@ TEST(TurnAllocate, UserQuotaGives486) {
   EXPECT_EQ(h.server->counters().quota_rejections, 1u);
   // Freeing one gives the slot back.
   EXPECT_EQ(a.request(Method::kRefresh, [](stun::Builder& bb) { bb.add_u32(attr::kLifetime, 0); })
-                .error_code(), 0);
+                .error_code(),
+            0);
   EXPECT_EQ(c.allocate().error_code(), 0);
 }
 
@@ -212,19 +220,23 @@ TEST(TurnAllocate, EvenPortReservationToken) {
   std::vector<std::uint8_t> token_bytes(token->begin(), token->end());
 
   Client b(h, "192.0.2.10:5001", "alice", "alice-pass");
-  Out second = b.allocate([&](stun::Builder& bb) { bb.add_bytes(attr::kReservationToken, token_bytes); });
+  Out second =
+      b.allocate([&](stun::Builder& bb) { bb.add_bytes(attr::kReservationToken, token_bytes); });
   ASSERT_EQ(second.error_code(), 0);
   EXPECT_EQ(second.message()->find_xor_address(attr::kXorRelayedAddress)->port, 50003);
   // A token is good once.
   Client c(h, "192.0.2.10:5002", "alice", "alice-pass");
-  EXPECT_EQ(c.allocate([&](stun::Builder& bb) { bb.add_bytes(attr::kReservationToken, token_bytes); })
-                .error_code(), 508);
+  EXPECT_EQ(c.allocate([&](stun::Builder& bb) {
+               bb.add_bytes(attr::kReservationToken, token_bytes);
+             }).error_code(),
+            508);
 }
 
 TEST(TurnAllocate, DontFragmentReachesTheRelaySocket) {
   Harness h;
   Client c(h, "192.0.2.10:5000", "alice", "alice-pass");
-  ASSERT_EQ(c.allocate([](stun::Builder& b) { b.add_bytes(attr::kDontFragment, {}); }).error_code(), 0);
+  ASSERT_EQ(c.allocate([](stun::Builder& b) { b.add_bytes(attr::kDontFragment, {}); }).error_code(),
+            0);
   EXPECT_TRUE(h.ports.last_dont_fragment);
 }
 
@@ -234,9 +246,12 @@ TEST(TurnPermission, PrivateAndLoopbackPeersAreForbidden) {
   ASSERT_EQ(c.allocate().error_code(), 0);
   for (const char* peer : {"127.0.0.1:80", "10.1.2.3:80", "192.168.1.1:80", "172.16.0.1:80",
                            "169.254.169.254:80", "0.1.2.3:80", "224.0.0.1:80", "100.64.0.1:80"}) {
-    EXPECT_EQ(c.request(Method::kCreatePermission, peer_attr(*Endpoint::parse(peer))).error_code(), 403)
+    EXPECT_EQ(c.request(Method::kCreatePermission, peer_attr(*Endpoint::parse(peer))).error_code(),
+              403)
         << peer;
-    EXPECT_EQ(c.request(Method::kChannelBind, channel_attrs(0x4000, *Endpoint::parse(peer))).error_code(), 403)
+    EXPECT_EQ(
+        c.request(Method::kChannelBind, channel_attrs(0x4000, *Endpoint::parse(peer))).error_code(),
+        403)
         << peer;
   }
   EXPECT_EQ(c.request(Method::kCreatePermission, peer_attr(kPeer)).error_code(), 0);
@@ -248,14 +263,17 @@ TEST(TurnPermission, Ipv6DenyListIncludingMappedForms) {
   Client c(h, "[2001:db8::10]:5000", "alice", "alice-pass");
   ASSERT_EQ(c.allocate([](stun::Builder& b) {
                b.add_u32(attr::kRequestedAddressFamily, 0x02u << 24);
-             }).error_code(), 0);
+             }).error_code(),
+            0);
   for (const char* peer : {"[::1]:80", "[::ffff:127.0.0.1]:80", "[::ffff:10.0.0.1]:80",
                            "[fe80::1]:80", "[fd00::1]:80", "[ff02::1]:80", "[64:ff9b::a00:1]:80"}) {
-    EXPECT_EQ(c.request(Method::kCreatePermission, peer_attr(*Endpoint::parse(peer))).error_code(), 403)
+    EXPECT_EQ(c.request(Method::kCreatePermission, peer_attr(*Endpoint::parse(peer))).error_code(),
+              403)
         << peer;
   }
   EXPECT_EQ(c.request(Method::kCreatePermission, peer_attr(*Endpoint::parse("[2001:db8:1::9]:80")))
-                .error_code(), 0);
+                .error_code(),
+            0);
   // 443: an IPv4 peer on an IPv6 relay.
   EXPECT_EQ(c.request(Method::kCreatePermission, peer_attr(kPeer)).error_code(), 443);
 }
@@ -264,8 +282,12 @@ TEST(TurnPermission, AllowListAdmitsLoopback) {
   Harness h([](Policy& p) { p.allow_peers.push_back(*Cidr::parse("127.0.0.0/8")); });
   Client c(h, "192.0.2.10:5000", "alice", "alice-pass");
   ASSERT_EQ(c.allocate().error_code(), 0);
-  EXPECT_EQ(c.request(Method::kCreatePermission, peer_attr(*Endpoint::parse("127.0.0.1:80"))).error_code(), 0);
-  EXPECT_EQ(c.request(Method::kCreatePermission, peer_attr(*Endpoint::parse("10.0.0.1:80"))).error_code(), 403);
+  EXPECT_EQ(c.request(Method::kCreatePermission, peer_attr(*Endpoint::parse("127.0.0.1:80")))
+                .error_code(),
+            0);
+  EXPECT_EQ(
+      c.request(Method::kCreatePermission, peer_attr(*Endpoint::parse("10.0.0.1:80"))).error_code(),
+      403);
 }
 
 TEST(TurnRequests, WithoutAllocationIs437AndOtherUserIs441) {
@@ -310,10 +332,13 @@ TEST(TurnRelay, SendAndDataIndications) {
   Harness h;
   Client c(h, "192.0.2.10:5000", "alice", "alice-pass");
   ASSERT_EQ(c.allocate().error_code(), 0);
-  auto send = c.build(Method::kSend, Class::kIndication, [](stun::Builder& b) {
-    b.add_xor_address(attr::kXorPeerAddress, kPeer);
-    b.add_string(attr::kData, "abc");
-  }, false, false);
+  auto send = c.build(
+      Method::kSend, Class::kIndication,
+      [](stun::Builder& b) {
+        b.add_xor_address(attr::kXorPeerAddress, kPeer);
+        b.add_string(attr::kData, "abc");
+      },
+      false, false);
   // No permission yet: dropped and counted, no reply.
   EXPECT_FALSE(h.from_client(c.addr, send).decision.send);
   EXPECT_EQ(h.server->counters().dropped(Drop::kNoPermission), 1u);
@@ -337,7 +362,8 @@ TEST(TurnRelay, SendAndDataIndications) {
   EXPECT_EQ(d->data() - data.bytes.data() + data.data, h.slot_payload());  // payload stayed put
 
   // A peer without permission is dropped.
-  EXPECT_FALSE(h.from_peer(SocketId{100}, *Endpoint::parse("198.51.100.8:9000"), payload).decision.send);
+  EXPECT_FALSE(
+      h.from_peer(SocketId{100}, *Endpoint::parse("198.51.100.8:9000"), payload).decision.send);
 }
 
 TEST(TurnRelay, ChannelRules) {
@@ -345,19 +371,37 @@ TEST(TurnRelay, ChannelRules) {
   Client c(h, "192.0.2.10:5000", "alice", "alice-pass");
   ASSERT_EQ(c.allocate().error_code(), 0);
   EXPECT_EQ(c.request(Method::kChannelBind, channel_attrs(0x3FFF, kPeer)).error_code(), 400);
-  EXPECT_EQ(c.request(Method::kChannelBind, channel_attrs(0x5000, kPeer)).error_code(), 400);
+  EXPECT_EQ(c.request(Method::kChannelBind, channel_attrs(0x7FFF, kPeer)).error_code(), 400);
+  EXPECT_EQ(c.request(Method::kChannelBind, channel_attrs(0x8000, kPeer)).error_code(), 400);
   ASSERT_EQ(c.request(Method::kChannelBind, channel_attrs(0x4000, kPeer)).error_code(), 0);
   // Rebinding the same pair refreshes; a different peer on the channel, or a second channel
   // for the peer, is refused.
   EXPECT_EQ(c.request(Method::kChannelBind, channel_attrs(0x4000, kPeer)).error_code(), 0);
-  EXPECT_EQ(c.request(Method::kChannelBind,
-                      channel_attrs(0x4000, *Endpoint::parse("198.51.100.8:1"))).error_code(), 400);
+  EXPECT_EQ(
+      c.request(Method::kChannelBind, channel_attrs(0x4000, *Endpoint::parse("198.51.100.8:1")))
+          .error_code(),
+      400);
   EXPECT_EQ(c.request(Method::kChannelBind, channel_attrs(0x4002, kPeer)).error_code(), 400);
   // ChannelData on an unbound channel, and one whose length lies, are dropped.
   EXPECT_FALSE(h.from_client(c.addr, {0x40, 0x07, 0, 1, 'x', 0, 0, 0}).decision.send);
   EXPECT_FALSE(h.from_client(c.addr, {0x40, 0x00, 0, 9, 'x'}).decision.send);
   EXPECT_EQ(h.server->counters().dropped(Drop::kNoChannel), 1u);
   EXPECT_EQ(h.server->counters().dropped(Drop::kChannelMalformed), 1u);
+}
+
+TEST(TurnRelay, LegacyChannelRangeUnlessStrict) {
+  const Endpoint peer2 = *Endpoint::parse("198.51.100.9:9000");
+  Harness lax;
+  Client a(lax, "192.0.2.10:5000", "alice", "alice-pass");
+  ASSERT_EQ(a.allocate().error_code(), 0);
+  EXPECT_EQ(a.request(Method::kChannelBind, channel_attrs(0x7FFE, peer2)).error_code(), 0);
+  EXPECT_TRUE(lax.from_client(a.addr, {0x7F, 0xFE, 0, 1, 'x'}).decision.send);
+
+  Harness strict([](Policy& p) { p.strict_channel_numbers = true; });
+  Client b(strict, "192.0.2.10:5000", "alice", "alice-pass");
+  ASSERT_EQ(b.allocate().error_code(), 0);
+  EXPECT_EQ(b.request(Method::kChannelBind, channel_attrs(0x5000, peer2)).error_code(), 400);
+  EXPECT_EQ(b.request(Method::kChannelBind, channel_attrs(0x4FFF, peer2)).error_code(), 0);
 }
 
 TEST(TurnLifetimes, PermissionsChannelsAndAllocationsExpire) {
@@ -403,7 +447,8 @@ TEST(TurnBandwidth, CapDropsExcessAndRefills) {
   cd[2] = 0x01;
   cd[3] = 0x90;  // 400 bytes
   int sent = 0;
-  for (int i = 0; i < 5; ++i) sent += h.from_client(c.addr, cd).decision.send ? 1 : 0;
+  for (int i = 0; i < 5; ++i)
+    sent += h.from_client(c.addr, cd).decision.send ? 1 : 0;
   EXPECT_EQ(sent, 2);
   EXPECT_EQ(h.server->counters().dropped(Drop::kBandwidthCap), 3u);
   h.now.mono_ms += 1000;

@@ -14,13 +14,13 @@
 namespace ringlane::stun {
 
 enum class ParseError : std::uint8_t {
-  kTooShort,         // fewer than 20 bytes
-  kNotStun,          // top bits or magic cookie wrong
-  kBadLength,        // header length not a multiple of 4 or not the datagram size
-  kBadAttribute,     // attribute runs past the end of the message
+  kTooShort,      // fewer than 20 bytes
+  kNotStun,       // top bits or magic cookie wrong
+  kBadLength,     // header length not a multiple of 4 or not the datagram size
+  kBadAttribute,  // attribute runs past the end of the message
   kTooManyAttributes,
-  kBadIntegrity,     // MESSAGE-INTEGRITY of the wrong size
-  kBadFingerprint,   // FINGERPRINT of the wrong size or not last
+  kBadIntegrity,    // MESSAGE-INTEGRITY of the wrong size
+  kBadFingerprint,  // FINGERPRINT of the wrong size or not last
 };
 const char* to_string(ParseError e);
 

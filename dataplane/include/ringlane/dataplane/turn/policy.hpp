@@ -34,12 +34,15 @@ struct Policy {
   std::uint32_t permission_lifetime_s = 300;  // RFC 8656 §9
   std::uint32_t channel_lifetime_s = 600;     // RFC 8656 §12
   std::uint32_t nonce_lifetime_s = 600;
-  std::uint32_t user_quota = 10;                  // allocations per user, 0 = no limit
-  std::uint64_t allocation_bandwidth_bps = 0;     // bytes/s each allocation may relay, 0 = no cap
-  std::uint32_t max_allocations = 65536;          // per worker (508 beyond)
-  std::uint32_t max_permissions = 64;             // per allocation
-  std::uint32_t max_channels = 64;                // per allocation
-  std::uint32_t unauthorized_per_s = 20;          // 401/438 replies per source IP per second
+  std::uint32_t user_quota = 10;               // allocations per user, 0 = no limit
+  std::uint64_t allocation_bandwidth_bps = 0;  // bytes/s each allocation may relay, 0 = no cap
+  std::uint32_t max_allocations = 65536;       // per worker (508 beyond)
+  std::uint32_t max_permissions = 64;          // per allocation
+  std::uint32_t max_channels = 64;             // per allocation
+  // RFC 8656 §12 allows channels 0x4000-0x4FFF; RFC 5766 allowed up to 0x7FFE and deployed
+  // clients (coturn's among them) still use that range, so it is accepted unless strict.
+  bool strict_channel_numbers = false;
+  std::uint32_t unauthorized_per_s = 20;  // 401/438 replies per source IP per second
   std::uint32_t unauthorized_burst = 40;
 
   void add_user(std::string_view name, std::string_view password);

@@ -1,5 +1,6 @@
 #pragma once
 // How the TURN core asks its worker for relay sockets without touching sockets itself.
+#include <cstdint>
 #include <optional>
 
 #include "ringlane/common/endpoint.hpp"
@@ -22,11 +23,17 @@ class RelayPorts {
   };
   struct Opened {
     RelaySocket socket;
-    std::optional<RelaySocket> reserved;  // port + 1 when reserve_next
+    // With reserve_next: the token under which port + 1 is held (RFC 8656 §7.2), claimable
+    // by any worker for about 30 s.
+    std::optional<std::uint64_t> token;
   };
   virtual ~RelayPorts() = default;
+  // False when this server has no relay address of the family (the server answers 440).
+  virtual bool supports(Family family) const = 0;
   // nullopt when no port is free (the server answers 508).
   virtual std::optional<Opened> open(const Request& request) = 0;
+  // Takes the relay socket a RESERVATION-TOKEN holds; nullopt when unknown or expired.
+  virtual std::optional<RelaySocket> claim(std::uint64_t token) = 0;
   virtual void close(SocketId id) = 0;
 };
 

@@ -37,7 +37,7 @@ class Server {
   // A datagram from a peer on a relay socket.
   SendDecision on_peer_packet(SocketId relay, const Endpoint& peer, PacketBuffer& pkt,
                               const Now& now);
-  // Expires allocations, permissions, channels and reservations. Call about once a second.
+  // Expires allocations, permissions and channels. Call about once a second.
   void on_timer(const Now& now);
 
   void set_policy(std::shared_ptr<const Policy> policy) { policy_ = std::move(policy); }
@@ -56,10 +56,6 @@ class Server {
       return EndpointHash{}(k.client) ^ (std::size_t{k.listener.value} << 48);
     }
   };
-  struct Reservation {
-    RelaySocket socket;
-    std::uint64_t expires_ms;
-  };
   // A request being answered: what the reply needs to know.
   struct Reply {
     const stun::Message& request;
@@ -75,7 +71,8 @@ class Server {
     CredentialKey key{};
   };
 
-  SendDecision on_stun(SocketId listener, const Endpoint& client, PacketBuffer& pkt, const Now& now);
+  SendDecision on_stun(SocketId listener, const Endpoint& client, PacketBuffer& pkt,
+                       const Now& now);
   SendDecision on_channel_data(SocketId listener, const Endpoint& client, PacketBuffer& pkt,
                                const Now& now);
   SendDecision on_send_indication(const stun::Message& msg, SocketId listener,
@@ -114,7 +111,6 @@ class Server {
   std::vector<std::uint32_t> free_slots_;
   std::unordered_map<ClientKey, std::uint32_t, ClientKeyHash> by_client_;
   std::vector<std::uint32_t> by_relay_;  // SocketId.value -> allocation index
-  std::unordered_map<std::uint64_t, Reservation> reservations_;
   struct SourceBudget {
     std::uint64_t tokens_milli;
     std::uint64_t last_ms;

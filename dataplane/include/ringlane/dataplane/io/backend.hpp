@@ -1,0 +1,72 @@
+#pragma once
+// The one seam between the data plane and the kernel's packet I/O. Two implementations:
+// `uring` (default) and `mmsg` (fallback and baseline). Workers and protocol code cannot
+// tell which one runs.
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "ringlane/common/endpoint.hpp"
+#include "ringlane/dataplane/packet.hpp"
+
+namespace ringlane::io {
+
+// Index of a buffer in the backend's pool. A received buffer belongs to the caller from the
+// receive callback until it is passed to send() or release(), exactly once.
+struct BufferId {
+  std::uint32_t value = 0;
+};
+
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  virtual void on_datagram(SocketId socket, const Endpoint& from, PacketBuffer& pkt,
+                           BufferId id) = 0;
+  // The wakeup file descriptor became readable (control commands waiting).
+  virtual void on_wakeup() {}
+};
+
+struct BackendStats {
+  std::uint64_t receive_calls = 0;  // syscalls (or submits) that could receive
+  std::uint64_t send_calls = 0;     // syscalls (or submits) that sent
+  std::uint64_t datagrams_in = 0;
+  std::uint64_t datagrams_out = 0;
+  std::uint64_t send_errors = 0;
+  std::uint64_t truncated = 0;   // datagram larger than a buffer: dropped
+  std::uint64_t no_buffers = 0;  // receive stalled for want of a free buffer
+};
+
+struct BackendOptions {
+  std::uint32_t buffers = 4096;  // buffers in the pool (a power of two)
+  std::uint32_t max_sockets = 32768;
+  int numa_node = -1;        // allocate the pool on this node; -1 = local
+  std::uint32_t batch = 32;  // mmsg: datagrams per recvmmsg/sendmmsg
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+  // Starts receiving on a bound, non-blocking UDP socket. The caller keeps the fd and closes
+  // it after remove_socket().
+  virtual bool add_socket(int fd, SocketId id) = 0;
+  virtual void remove_socket(SocketId id) = 0;
+  // Watches an eventfd; Handler::on_wakeup runs when it becomes readable.
+  virtual void set_wakeup_fd(int fd) = 0;
+  // Waits up to timeout_ms for input and hands every datagram to the handler. Sends queued
+  // since the last call are submitted first. Returns the datagrams delivered.
+  virtual int poll(int timeout_ms, Handler& handler) = 0;
+  // Queues the buffer's current view to be sent; the buffer returns to the pool afterwards.
+  virtual void send(SocketId from, const Endpoint& to, const PacketBuffer& pkt, BufferId id) = 0;
+  virtual void release(BufferId id) = 0;
+  // Pushes queued sends to the kernel now.
+  virtual void flush() = 0;
+  virtual const BackendStats& stats() const = 0;
+};
+
+// Creates the uring backend, or returns nullptr with `why` set when io_uring (or a feature it
+// needs: provided-buffer rings, multishot recvmsg) is unavailable here.
+std::unique_ptr<Backend> make_uring_backend(const BackendOptions& options, std::string& why);
+std::unique_ptr<Backend> make_mmsg_backend(const BackendOptions& options, std::string& why);
+
+}  // namespace ringlane::io

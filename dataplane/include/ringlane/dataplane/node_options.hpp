@@ -1,0 +1,37 @@
+#pragma once
+// Command-line options of `ringlane run`. Every option has a safe default, so the node runs
+// with no configuration file at all.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ringlane/common/cidr.hpp"
+#include "ringlane/common/endpoint.hpp"
+#include "ringlane/dataplane/turn/policy.hpp"
+
+namespace ringlane {
+
+struct NodeOptions {
+  std::string name = "default";
+  std::vector<Endpoint> listen;  // empty: 0.0.0.0:3478 and [::]:3478
+  std::optional<IpAddress> relay_v4;
+  std::optional<IpAddress> relay_v6;
+  std::optional<IpAddress> external_v4;
+  std::optional<IpAddress> external_v6;
+  std::uint16_t relay_port_min = 49152;
+  std::uint16_t relay_port_max = 65535;
+  unsigned workers = 0;  // 0: one per CPU
+  std::vector<int> cpus;
+  std::string io = "uring";
+  std::uint32_t buffers = 4096;
+  std::string log_level = "info";
+  bool log_json = false;
+  std::vector<std::pair<std::string, std::string>> users;
+  turn::Policy policy;  // realm, secrets, peers, quotas; users are added after parsing
+};
+
+// Parses argv after the subcommand; on error returns nullopt with a message in `error`.
+std::optional<NodeOptions> parse_node_options(int argc, char** argv, std::string& error);
+const char* node_options_help();
+
+}  // namespace ringlane

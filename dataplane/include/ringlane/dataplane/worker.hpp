@@ -1,0 +1,96 @@
+#pragma once
+// One data plane worker: a pinned thread with its own io backend, sockets, TURN server and
+// buffer pool on its NUMA node. It owns every allocation whose client lands on its listener
+// (SO_REUSEPORT spreads client 5-tuples over workers) and every relay socket it opened.
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ringlane/common/endpoint.hpp"
+#include "ringlane/dataplane/io/backend.hpp"
+#include "ringlane/dataplane/reservations.hpp"
+#include "ringlane/dataplane/stats.hpp"
+#include "ringlane/dataplane/turn/relay_ports.hpp"
+#include "ringlane/dataplane/turn/server.hpp"
+
+namespace ringlane {
+
+struct WorkerConfig {
+  std::uint32_t index = 0;
+  int cpu = -1;                       // pin to this CPU; -1 = no pinning
+  std::string io = "uring";           // uring | mmsg
+  std::vector<Endpoint> listen;       // TURN listeners (SO_REUSEPORT)
+  std::optional<IpAddress> relay_v4;  // bind address of IPv4 relay sockets
+  std::optional<IpAddress> relay_v6;
+  std::optional<IpAddress> external_v4;  // advertised instead of the bind address (NAT)
+  std::optional<IpAddress> external_v6;
+  std::uint16_t relay_port_min = 49152;  // this worker's slice of the relay range
+  std::uint16_t relay_port_max = 65535;
+  io::BackendOptions backend;
+  std::shared_ptr<ReservationRegistry> reservations;  // shared by the workers of a process
+};
+
+class Worker final : public turn::RelayPorts, public io::Handler {
+ public:
+  Worker(WorkerConfig config, turn::ServerConfig server_config, StatsPage& stats);
+  ~Worker() override;
+
+  // Starts the thread and waits until its sockets are bound; false with `error` otherwise.
+  bool start(std::string& error);
+  void request_stop();
+  void join();
+  // The backend that actually runs (after any fallback) and why.
+  const std::string& backend_name() const { return backend_name_; }
+  const std::string& backend_detail() const { return backend_detail_; }
+  // Swaps the TURN policy from another thread at the next loop turn.
+  void set_policy(std::shared_ptr<const turn::Policy> policy);
+
+  // turn::RelayPorts
+  std::optional<Opened> open(const Request& request) override;
+  std::optional<turn::RelaySocket> claim(std::uint64_t token) override;
+  void close(SocketId id) override;
+  bool supports(Family family) const override;
+  // io::Handler
+  void on_datagram(SocketId socket, const Endpoint& from, PacketBuffer& pkt,
+                   io::BufferId id) override;
+  void on_wakeup() override;
+
+ private:
+  struct SocketEntry {
+    int fd = -1;
+    bool listener = false;
+  };
+  bool init(std::string& error);
+  void run();
+  void tick();
+  std::optional<SocketId> adopt(int fd, bool listener);
+  int bind_relay_fd(Family family, std::uint16_t port, bool dont_fragment);
+  Endpoint advertised(Family family, std::uint16_t port) const;
+
+  WorkerConfig config_;
+  turn::ServerConfig server_config_;
+  StatsPage& stats_page_;
+  std::unique_ptr<io::Backend> backend_;
+  std::unique_ptr<turn::Server> server_;
+  std::string backend_name_;
+  std::string backend_detail_;
+  std::vector<SocketEntry> sockets_;
+  std::deque<std::uint32_t> free_ids_;
+  std::uint32_t next_id_ = 0;
+  std::uint32_t port_cursor_ = 0;
+  int wakeup_fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::shared_ptr<const turn::Policy> pending_policy_;  // guarded by policy_lock_
+  std::atomic<bool> policy_lock_{false};
+  std::thread thread_;
+  Now now_;
+  std::uint64_t next_timer_ms_ = 0;
+  std::uint64_t next_publish_ms_ = 0;
+  WorkerStats stats_;
+  int numa_node_ = -1;
+};
+
+}  // namespace ringlane

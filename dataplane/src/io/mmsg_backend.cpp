@@ -1,0 +1,260 @@
+// recvmmsg/sendmmsg on epoll: the fallback where io_uring is unavailable, and the baseline
+// every benchmark compares the uring backend against.
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <vector>
+
+#include "ringlane/dataplane/io/backend.hpp"
+#include "ringlane/dataplane/io/buffer_pool.hpp"
+#include "ringlane/dataplane/io/sockaddr.hpp"
+
+namespace ringlane::io {
+namespace {
+
+// Payload offset in a slot: the same room for TURN headers as the uring backend leaves.
+constexpr std::uint32_t kPayloadOffset = 128;
+constexpr std::uint32_t kWakeTag = UINT32_MAX;
+constexpr int kMaxEvents = 256;
+constexpr int kMaxRoundsPerSocket = 8;
+
+class MmsgBackend final : public Backend {
+ public:
+  explicit MmsgBackend(const BackendOptions& o) : options_(o), pool_(o.buffers, o.numa_node) {}
+  ~MmsgBackend() override {
+    if (epfd_ >= 0) {
+      close(epfd_);
+    }
+  }
+
+  bool init(std::string& why) {
+    if (!pool_.ok()) {
+      why = "cannot allocate the buffer pool";
+      return false;
+    }
+    epfd_ = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd_ < 0) {
+      why = "epoll_create1 failed";
+      return false;
+    }
+    for (std::uint32_t i = options_.buffers; i > 0; --i) {
+      free_.push_back(i - 1);
+    }
+    fds_.assign(options_.max_sockets, -1);
+    std::size_t b = options_.batch;
+    rmsgs_.resize(b);
+    riov_.resize(b);
+    raddr_.resize(b);
+    rbid_.resize(b);
+    smsgs_.resize(b);
+    pending_.reserve(options_.buffers);
+    return true;
+  }
+
+  const char* name() const override { return "mmsg"; }
+
+  bool add_socket(int fd, SocketId id) override {
+    if (id.value >= fds_.size() || fds_[id.value] >= 0) {
+      return false;
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u32 = id.value;
+    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      return false;
+    }
+    fds_[id.value] = fd;
+    return true;
+  }
+
+  void remove_socket(SocketId id) override {
+    if (id.value < fds_.size() && fds_[id.value] >= 0) {
+      epoll_ctl(epfd_, EPOLL_CTL_DEL, fds_[id.value], nullptr);
+      fds_[id.value] = -1;
+    }
+  }
+
+  void set_wakeup_fd(int fd) override {
+    wakeup_fd_ = fd;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u32 = kWakeTag;
+    epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+  }
+
+  int poll(int timeout_ms, Handler& handler) override {
+    flush();
+    epoll_event events[kMaxEvents];
+    int n = epoll_wait(epfd_, events, kMaxEvents, timeout_ms);
+    int delivered = 0;
+    for (int i = 0; i < n; ++i) {
+      std::uint32_t id = events[i].data.u32;
+      if (id == kWakeTag) {
+        std::uint64_t value;
+        if (read(wakeup_fd_, &value, sizeof(value)) > 0) {
+          handler.on_wakeup();
+        }
+        continue;
+      }
+      delivered += drain(id, handler);
+    }
+    return delivered;
+  }
+
+  void send(SocketId from, const Endpoint& to, const PacketBuffer& pkt, BufferId id) override {
+    Pending& p = pending_.emplace_back();
+    p.socket = from.value;
+    p.buffer = id.value;
+    p.addr_len = to_sockaddr(to, p.addr);
+    p.iov.iov_base = pkt.data();
+    p.iov.iov_len = pkt.length;
+  }
+
+  void release(BufferId id) override { free_.push_back(id.value); }
+
+  void flush() override {
+    std::size_t i = 0;
+    while (i < pending_.size()) {
+      // A run of sends from one socket goes out in one sendmmsg.
+      std::uint32_t socket = pending_[i].socket;
+      std::size_t n = 0;
+      while (i + n < pending_.size() && n < smsgs_.size() && pending_[i + n].socket == socket) {
+        Pending& p = pending_[i + n];
+        smsgs_[n].msg_hdr = msghdr{};
+        smsgs_[n].msg_hdr.msg_name = &p.addr;
+        smsgs_[n].msg_hdr.msg_namelen = p.addr_len;
+        smsgs_[n].msg_hdr.msg_iov = &p.iov;
+        smsgs_[n].msg_hdr.msg_iovlen = 1;
+        ++n;
+      }
+      int fd = socket < fds_.size() ? fds_[socket] : -1;
+      int sent = 0;
+      if (fd >= 0) {
+        sent = sendmmsg(fd, smsgs_.data(), static_cast<unsigned>(n), 0);
+        ++stats_.send_calls;
+        if (sent < 0) {
+          sent = 0;
+        }
+        // One failed datagram stops sendmmsg; step over it so the rest still go.
+        while (static_cast<std::size_t>(sent) < n) {
+          ++stats_.send_errors;
+          ++sent;
+          if (static_cast<std::size_t>(sent) < n) {
+            int more = sendmmsg(fd, smsgs_.data() + sent, static_cast<unsigned>(n) - sent, 0);
+            ++stats_.send_calls;
+            sent += more > 0 ? more : 0;
+          }
+        }
+      } else {
+        stats_.send_errors += n;
+      }
+      stats_.datagrams_out += n;
+      for (std::size_t k = 0; k < n; ++k) {
+        free_.push_back(pending_[i + k].buffer);
+      }
+      i += n;
+    }
+    pending_.clear();
+  }
+
+  const BackendStats& stats() const override { return stats_; }
+
+ private:
+  struct Pending {
+    std::uint32_t socket;
+    std::uint32_t buffer;
+    socklen_t addr_len;
+    sockaddr_in6 addr;
+    iovec iov;
+  };
+
+  int drain(std::uint32_t id, Handler& handler) {
+    int fd = id < fds_.size() ? fds_[id] : -1;
+    int delivered = 0;
+    for (int round = 0; fd >= 0 && round < kMaxRoundsPerSocket; ++round) {
+      std::size_t want = std::min<std::size_t>(rmsgs_.size(), free_.size());
+      if (want == 0) {
+        ++stats_.no_buffers;
+        flush();  // sending frees buffers
+        want = std::min<std::size_t>(rmsgs_.size(), free_.size());
+        if (want == 0) {
+          break;
+        }
+      }
+      for (std::size_t k = 0; k < want; ++k) {
+        rbid_[k] = free_.back();
+        free_.pop_back();
+        riov_[k].iov_base = pool_.slot(rbid_[k]) + kPayloadOffset;
+        riov_[k].iov_len = BufferPool::kSlotSize - kPayloadOffset;
+        rmsgs_[k].msg_hdr = msghdr{};
+        rmsgs_[k].msg_hdr.msg_name = &raddr_[k];
+        rmsgs_[k].msg_hdr.msg_namelen = sizeof(sockaddr_in6);
+        rmsgs_[k].msg_hdr.msg_iov = &riov_[k];
+        rmsgs_[k].msg_hdr.msg_iovlen = 1;
+      }
+      int got = recvmmsg(fd, rmsgs_.data(), static_cast<unsigned>(want), MSG_DONTWAIT, nullptr);
+      ++stats_.receive_calls;
+      std::size_t used = got > 0 ? static_cast<std::size_t>(got) : 0;
+      for (std::size_t k = used; k < want; ++k) {
+        free_.push_back(rbid_[k]);
+      }
+      for (std::size_t k = 0; k < used; ++k) {
+        if ((rmsgs_[k].msg_hdr.msg_flags & MSG_TRUNC) != 0) {
+          ++stats_.truncated;
+          free_.push_back(rbid_[k]);
+          continue;
+        }
+        PacketBuffer pkt{pool_.slot(rbid_[k]), BufferPool::kSlotSize, kPayloadOffset,
+                         rmsgs_[k].msg_len};
+        Endpoint from = from_sockaddr(reinterpret_cast<const sockaddr*>(&raddr_[k]));
+        ++stats_.datagrams_in;
+        ++delivered;
+        handler.on_datagram(SocketId{id}, from, pkt, BufferId{rbid_[k]});
+        fd = fds_[id];  // the handler may have closed this socket
+        if (fd < 0) {
+          // Remaining datagrams of this batch belong to a closed socket: drop them.
+          for (std::size_t rest = k + 1; rest < used; ++rest) {
+            free_.push_back(rbid_[rest]);
+          }
+          used = 0;
+          break;
+        }
+      }
+      if (pending_.size() >= rmsgs_.size()) {
+        flush();
+      }
+      if (used < want) {
+        break;
+      }
+    }
+    return delivered;
+  }
+
+  BackendOptions options_;
+  BufferPool pool_;
+  int epfd_ = -1;
+  int wakeup_fd_ = -1;
+  std::vector<std::uint32_t> free_;
+  std::vector<int> fds_;
+  std::vector<mmsghdr> rmsgs_;
+  std::vector<iovec> riov_;
+  std::vector<sockaddr_in6> raddr_;
+  std::vector<std::uint32_t> rbid_;
+  std::vector<mmsghdr> smsgs_;
+  std::vector<Pending> pending_;
+  BackendStats stats_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_mmsg_backend(const BackendOptions& options, std::string& why) {
+  auto b = std::make_unique<MmsgBackend>(options);
+  if (!b->init(why)) {
+    return nullptr;
+  }
+  why = "epoll + recvmmsg/sendmmsg, batch " + std::to_string(options.batch);
+  return b;
+}
+
+}  // namespace ringlane::io

@@ -1,0 +1,380 @@
+// io_uring backend: one multishot recvmsg per socket drawing from one provided-buffer ring,
+// sends prepared as SQEs and submitted together with the wait, once per loop turn.
+#include <liburing.h>
+#include <sys/mman.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "ringlane/dataplane/io/backend.hpp"
+#include "ringlane/dataplane/io/buffer_pool.hpp"
+#include "ringlane/dataplane/io/sockaddr.hpp"
+
+namespace ringlane::io {
+namespace {
+
+// Bytes kept in front of what the kernel writes (io_uring_recvmsg_out, then the source
+// address, then the payload), so that the payload ends up with room for TURN headers.
+constexpr std::uint32_t kReserve = 64;
+constexpr std::uint16_t kBufferGroup = 1;
+constexpr unsigned kSqEntries = 2048;
+constexpr unsigned kCqEntries = 16384;
+
+enum Op : std::uint64_t { kRecv = 1, kSend = 2, kWake = 3, kCancel = 4 };
+enum class SocketState : std::uint8_t { kFree, kActive, kDraining };
+
+constexpr std::uint64_t pack(Op op, std::uint32_t socket, std::uint32_t buffer) {
+  return (std::uint64_t{op} << 56) | (std::uint64_t{socket & 0xFFFFFF} << 32) | buffer;
+}
+
+bool kernel_at_least(int major, int minor) {
+  utsname u{};
+  if (uname(&u) != 0) {
+    return false;
+  }
+  int ma = 0;
+  int mi = 0;
+  if (std::sscanf(u.release, "%d.%d", &ma, &mi) != 2) {
+    return false;
+  }
+  return ma > major || (ma == major && mi >= minor);
+}
+
+class UringBackend final : public Backend {
+ public:
+  explicit UringBackend(const BackendOptions& o) : options_(o), pool_(o.buffers, o.numa_node) {}
+
+  ~UringBackend() override {
+    if (ring_ready_) {
+      io_uring_queue_exit(&ring_);
+    }
+    if (buf_ring_ != nullptr) {
+      munmap(buf_ring_, buf_ring_bytes_);
+    }
+  }
+
+  bool init(std::string& why) {
+    if (!pool_.ok()) {
+      why = "cannot allocate the buffer pool";
+      return false;
+    }
+    if ((options_.buffers & (options_.buffers - 1)) != 0 || options_.buffers > 32768) {
+      why = "buffer count must be a power of two up to 32768";
+      return false;
+    }
+    // Multishot recvmsg arrived in Linux 6.0; provided-buffer rings in 5.19.
+    if (!kernel_at_least(6, 0)) {
+      why = "kernel older than 6.0 (no multishot recvmsg)";
+      return false;
+    }
+    // Try the cheapest completion mode first; older kernels refuse the newer flags.
+    const unsigned flag_sets[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+        IORING_SETUP_COOP_TASKRUN,
+        0,
+    };
+    int r = -EINVAL;
+    for (unsigned flags : flag_sets) {
+      io_uring_params p{};
+      p.flags = flags | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+      p.cq_entries = kCqEntries;
+      r = io_uring_queue_init_params(kSqEntries, &ring_, &p);
+      if (r == 0) {
+        setup_flags_ = flags;
+        break;
+      }
+      if (r != -EINVAL) {
+        break;
+      }
+    }
+    if (r < 0) {
+      why = std::string("io_uring_setup: ") + std::strerror(-r) +
+            (r == -EPERM ? " (kernel.io_uring_disabled or a seccomp filter)" : "");
+      return false;
+    }
+    ring_ready_ = true;
+    fixed_files_ = io_uring_register_files_sparse(&ring_, options_.max_sockets) == 0;
+
+    // Provided-buffer ring, registered by hand (liburing 2.3 has no io_uring_setup_buf_ring).
+    buf_ring_bytes_ = sizeof(io_uring_buf) * options_.buffers;
+    void* mem =
+        mmap(nullptr, buf_ring_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
+      why = "cannot map the buffer ring";
+      return false;
+    }
+    buf_ring_ = static_cast<io_uring_buf_ring*>(mem);
+    io_uring_buf_ring_init(buf_ring_);
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<std::uint64_t>(buf_ring_);
+    reg.ring_entries = options_.buffers;
+    reg.bgid = kBufferGroup;
+    r = io_uring_register_buf_ring(&ring_, &reg, 0);
+    if (r < 0) {
+      why = std::string("io_uring_register_buf_ring: ") + std::strerror(-r);
+      return false;
+    }
+    mask_ = io_uring_buf_ring_mask(options_.buffers);
+    for (std::uint32_t i = 0; i < options_.buffers; ++i) {
+      return_buffer(i);
+    }
+    advance_returns();
+
+    recv_msg_.msg_namelen = sizeof(sockaddr_in6);
+    recv_msg_.msg_controllen = 0;
+    sockets_.assign(options_.max_sockets, Socket{});
+    send_meta_.resize(options_.buffers);
+    return true;
+  }
+
+  std::string describe_flags() const {
+    std::string s = setup_flags_ & IORING_SETUP_DEFER_TASKRUN  ? "SINGLE_ISSUER|DEFER_TASKRUN"
+                    : setup_flags_ & IORING_SETUP_COOP_TASKRUN ? "COOP_TASKRUN"
+                                                               : "default";
+    return s + (fixed_files_ ? ", registered files" : ", plain files");
+  }
+
+  const char* name() const override { return "uring"; }
+
+  bool add_socket(int fd, SocketId id) override {
+    if (id.value >= sockets_.size() || sockets_[id.value].state != SocketState::kFree) {
+      return false;
+    }
+    if (fixed_files_ && io_uring_register_files_update(&ring_, id.value, &fd, 1) != 1) {
+      return false;
+    }
+    sockets_[id.value] = Socket{fd, SocketState::kActive};
+    arm(id.value);
+    return true;
+  }
+
+  void remove_socket(SocketId id) override {
+    if (id.value >= sockets_.size() || sockets_[id.value].state != SocketState::kActive) {
+      return;
+    }
+    // The slot stays draining until the receive's final completion, so a late completion
+    // can never be taken for a new socket's.
+    sockets_[id.value].state = SocketState::kDraining;
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_cancel64(sqe, pack(kRecv, id.value, 0), 0);
+    io_uring_sqe_set_data64(sqe, pack(kCancel, id.value, 0));
+    if (fixed_files_) {
+      int none = -1;
+      io_uring_register_files_update(&ring_, id.value, &none, 1);
+    }
+  }
+
+  void set_wakeup_fd(int fd) override {
+    wakeup_fd_ = fd;
+    arm_wakeup();
+  }
+
+  int poll(int timeout_ms, Handler& handler) override {
+    advance_returns();
+    for (std::uint32_t id : rearm_) {
+      if (sockets_[id].state == SocketState::kActive) {
+        arm(id);
+      } else if (sockets_[id].state == SocketState::kDraining) {
+        sockets_[id].state = SocketState::kFree;
+      }
+    }
+    rearm_.clear();
+    io_uring_cqe* cqe = nullptr;
+    __kernel_timespec ts{};
+    ts.tv_sec = timeout_ms / 1000;
+    ts.tv_nsec = (timeout_ms % 1000) * 1'000'000L;
+    int r =
+        io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, timeout_ms >= 0 ? &ts : nullptr, nullptr);
+    ++stats_.receive_calls;
+    if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY) {
+      return 0;
+    }
+    int delivered = 0;
+    unsigned head;
+    unsigned seen = 0;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      ++seen;
+      delivered += complete(cqe, handler);
+    }
+    io_uring_cq_advance(&ring_, seen);
+    return delivered;
+  }
+
+  void send(SocketId from, const Endpoint& to, const PacketBuffer& pkt, BufferId id) override {
+    if (from.value >= sockets_.size() || sockets_[from.value].state != SocketState::kActive) {
+      ++stats_.send_errors;
+      release(id);
+      return;
+    }
+    SendMeta& m = send_meta_[id.value];
+    m.iov.iov_base = pkt.data();
+    m.iov.iov_len = pkt.length;
+    m.msg = msghdr{};
+    m.msg.msg_name = &m.addr;
+    m.msg.msg_namelen = to_sockaddr(to, m.addr);
+    m.msg.msg_iov = &m.iov;
+    m.msg.msg_iovlen = 1;
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_sendmsg(
+        sqe, fixed_files_ ? static_cast<int>(from.value) : sockets_[from.value].fd, &m.msg, 0);
+    if (fixed_files_) {
+      sqe->flags |= IOSQE_FIXED_FILE;
+    }
+    io_uring_sqe_set_data64(sqe, pack(kSend, from.value, id.value));
+  }
+
+  void release(BufferId id) override { return_buffer(id.value); }
+
+  void flush() override {
+    advance_returns();
+    if (io_uring_sq_ready(&ring_) > 0) {
+      io_uring_submit(&ring_);
+      ++stats_.send_calls;
+    }
+  }
+
+  const BackendStats& stats() const override { return stats_; }
+
+ private:
+  struct Socket {
+    int fd = -1;
+    SocketState state = SocketState::kFree;
+  };
+  struct SendMeta {
+    msghdr msg;
+    iovec iov;
+    sockaddr_in6 addr;
+  };
+
+  io_uring_sqe* get_sqe() {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    while (sqe == nullptr) {
+      // The submission queue is full: hand what is there to the kernel and go on.
+      io_uring_submit(&ring_);
+      ++stats_.send_calls;
+      sqe = io_uring_get_sqe(&ring_);
+    }
+    return sqe;
+  }
+
+  void arm(std::uint32_t id) {
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_recvmsg_multishot(sqe, fixed_files_ ? static_cast<int>(id) : sockets_[id].fd,
+                                    &recv_msg_, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT | (fixed_files_ ? IOSQE_FIXED_FILE : 0);
+    sqe->buf_group = kBufferGroup;
+    io_uring_sqe_set_data64(sqe, pack(kRecv, id, 0));
+  }
+
+  void arm_wakeup() {
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_read(sqe, wakeup_fd_, &wakeup_value_, sizeof(wakeup_value_), 0);
+    io_uring_sqe_set_data64(sqe, pack(kWake, 0, 0));
+  }
+
+  void return_buffer(std::uint32_t bid) {
+    io_uring_buf_ring_add(buf_ring_, pool_.slot(bid) + kReserve, BufferPool::kSlotSize - kReserve,
+                          static_cast<unsigned short>(bid), mask_,
+                          static_cast<int>(pending_returns_));
+    ++pending_returns_;
+  }
+
+  void advance_returns() {
+    if (pending_returns_ > 0) {
+      io_uring_buf_ring_advance(buf_ring_, static_cast<int>(pending_returns_));
+      pending_returns_ = 0;
+    }
+  }
+
+  int complete(io_uring_cqe* cqe, Handler& handler) {
+    std::uint64_t ud = io_uring_cqe_get_data64(cqe);
+    auto op = static_cast<Op>(ud >> 56);
+    auto socket = static_cast<std::uint32_t>((ud >> 32) & 0xFFFFFF);
+    switch (op) {
+      case kRecv:
+        return on_receive(cqe, socket, handler);
+      case kSend:
+        if (cqe->res < 0) {
+          ++stats_.send_errors;
+        } else {
+          ++stats_.datagrams_out;
+        }
+        return_buffer(static_cast<std::uint32_t>(ud));
+        return 0;
+      case kWake:
+        if (cqe->res > 0) {
+          handler.on_wakeup();
+        }
+        arm_wakeup();
+        return 0;
+      default:
+        return 0;
+    }
+  }
+
+  int on_receive(io_uring_cqe* cqe, std::uint32_t socket, Handler& handler) {
+    if ((cqe->flags & IORING_CQE_F_MORE) == 0) {
+      rearm_.push_back(socket);  // the multishot ended (out of buffers, error, or cancelled)
+    }
+    if (cqe->res == -ENOBUFS) {
+      ++stats_.no_buffers;
+    }
+    if (cqe->res < 0 || (cqe->flags & IORING_CQE_F_BUFFER) == 0) {
+      return 0;
+    }
+    std::uint32_t bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+    if (sockets_[socket].state != SocketState::kActive) {
+      return_buffer(bid);
+      return 0;
+    }
+    std::uint8_t* slot = pool_.slot(bid);
+    auto* out = io_uring_recvmsg_validate(slot + kReserve, cqe->res, &recv_msg_);
+    if (out == nullptr || out->namelen == 0 || (out->flags & MSG_TRUNC) != 0) {
+      ++stats_.truncated;
+      return_buffer(bid);
+      return 0;
+    }
+    auto* payload = static_cast<std::uint8_t*>(io_uring_recvmsg_payload(out, &recv_msg_));
+    auto length = io_uring_recvmsg_payload_length(out, cqe->res, &recv_msg_);
+    Endpoint from = from_sockaddr(static_cast<const sockaddr*>(io_uring_recvmsg_name(out)));
+    PacketBuffer pkt{slot, BufferPool::kSlotSize, static_cast<std::uint32_t>(payload - slot),
+                     length};
+    ++stats_.datagrams_in;
+    handler.on_datagram(SocketId{socket}, from, pkt, BufferId{bid});
+    return 1;
+  }
+
+  BackendOptions options_;
+  BufferPool pool_;
+  io_uring ring_{};
+  bool ring_ready_ = false;
+  unsigned setup_flags_ = 0;
+  bool fixed_files_ = false;
+  io_uring_buf_ring* buf_ring_ = nullptr;
+  std::size_t buf_ring_bytes_ = 0;
+  int mask_ = 0;
+  std::uint32_t pending_returns_ = 0;
+  msghdr recv_msg_{};
+  std::vector<Socket> sockets_;
+  std::vector<SendMeta> send_meta_;
+  std::vector<std::uint32_t> rearm_;
+  int wakeup_fd_ = -1;
+  std::uint64_t wakeup_value_ = 0;
+  BackendStats stats_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_uring_backend(const BackendOptions& options, std::string& why) {
+  auto b = std::make_unique<UringBackend>(options);
+  if (!b->init(why)) {
+    return nullptr;
+  }
+  why = b->describe_flags();
+  return b;
+}
+
+}  // namespace ringlane::io

@@ -1,0 +1,266 @@
+// ringlane: `run` starts the node; `stats` reads a running node's counters.
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ringlane/common/log.hpp"
+#include "ringlane/crypto/digest.hpp"
+#include "ringlane/dataplane/io/sockaddr.hpp"
+#include "ringlane/dataplane/node_options.hpp"
+#include "ringlane/dataplane/stats.hpp"
+#include "ringlane/dataplane/turn/credentials.hpp"
+#include "ringlane/dataplane/worker.hpp"
+
+namespace ringlane {
+namespace {
+
+bool is_any(const IpAddress& ip) {
+  return ip == IpAddress{ip.family, {}};
+}
+
+// The first address of the family on an interface that is up, preferring non-loopback.
+std::optional<IpAddress> host_address(Family family) {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) {
+    return std::nullopt;
+  }
+  std::optional<IpAddress> found;
+  std::optional<IpAddress> loopback;
+  for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || (i->ifa_flags & IFF_UP) == 0) {
+      continue;
+    }
+    int af = i->ifa_addr->sa_family;
+    if ((family == Family::kV4 && af != AF_INET) || (family == Family::kV6 && af != AF_INET6)) {
+      continue;
+    }
+    IpAddress ip = io::from_sockaddr(i->ifa_addr).ip;
+    if (family == Family::kV6 && ip.bytes[0] == 0xfe && (ip.bytes[1] & 0xc0) == 0x80) {
+      continue;  // link-local: useless as a relay address
+    }
+    if ((i->ifa_flags & IFF_LOOPBACK) != 0) {
+      loopback = loopback.value_or(ip);
+    } else if (!found) {
+      found = ip;
+    }
+  }
+  freeifaddrs(list);
+  return found ? found : loopback;
+}
+
+std::optional<IpAddress> relay_for(Family family, const std::optional<IpAddress>& given,
+                                   const std::vector<Endpoint>& listen) {
+  if (given) {
+    return given;
+  }
+  bool listening = false;
+  for (const auto& ep : listen) {
+    if (ep.family() == family) {
+      listening = true;
+      if (!is_any(ep.ip)) {
+        return ep.ip;
+      }
+    }
+  }
+  return listening ? host_address(family) : std::nullopt;
+}
+
+int run(int argc, char** argv) {
+  std::string error;
+  auto parsed = parse_node_options(argc, argv, error);
+  if (!parsed) {
+    if (error == "help") {
+      std::fputs(node_options_help(), stdout);
+      return 0;
+    }
+    std::fprintf(stderr, "ringlane run: %s\n", error.c_str());
+    return 2;
+  }
+  NodeOptions o = std::move(*parsed);
+  init_logging(o.log_level, o.log_json);
+  // Every allocation holds a socket: take all the file descriptors the hard limit allows.
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
+  if (o.listen.empty()) {
+    o.listen = {*Endpoint::parse("0.0.0.0:3478"), *Endpoint::parse("[::]:3478")};
+  }
+  o.relay_v4 = relay_for(Family::kV4, o.relay_v4, o.listen);
+  o.relay_v6 = relay_for(Family::kV6, o.relay_v6, o.listen);
+  if (o.policy.users.empty() && o.policy.rest_secrets.empty()) {
+    std::array<std::uint8_t, 18> raw{};
+    crypto::random_bytes(raw);
+    std::string secret = crypto::base64_encode(raw);
+    o.policy.rest_secrets.push_back(secret);
+    std::string user = std::to_string(std::time(nullptr) + 86400) + ":demo";
+    spdlog::warn("no users or secrets given: generated a development TURN REST secret '{}'",
+                 secret);
+    spdlog::warn("  e.g. username '{}' password '{}' (valid 24 h)", user,
+                 turn::rest_password(secret, user));
+  }
+  unsigned cpus = std::thread::hardware_concurrency();
+  unsigned workers =
+      o.workers != 0 ? o.workers
+                     : (o.cpus.empty() ? std::max(1u, cpus) : static_cast<unsigned>(o.cpus.size()));
+
+  auto policy = std::make_shared<const turn::Policy>(o.policy);
+  turn::ServerConfig server_config;
+  server_config.policy = policy;
+  server_config.quota = std::make_shared<turn::UserQuota>();
+  crypto::random_bytes(server_config.nonce_secret);
+
+  // SO_REUSEPORT would let a second node join our listeners and silently take part of the
+  // traffic; a lock per listener makes the second one refuse to start instead.
+  std::vector<int> locks;
+  for (const auto& ep : o.listen) {
+    std::string path =
+        "/dev/shm/ringlane-listen-" + ep.ip.to_string() + "-" + std::to_string(ep.port) + ".lock";
+    int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      spdlog::error("another ringlane already listens on {} (lock {})", ep.to_string(), path);
+      return 1;
+    }
+    locks.push_back(fd);
+  }
+  StatsPage stats(o.name, workers, o.io.c_str());
+  if (!stats.ok()) {
+    spdlog::error("cannot create the stats page {}", stats_path(o.name));
+    return 1;
+  }
+  // Block the stop signals before threads start so only sigwait below sees them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  std::uint32_t range = o.relay_port_max - o.relay_port_min + 1u;
+  if (range < workers * 2) {
+    spdlog::error("relay port range {}-{} is too small for {} workers", o.relay_port_min,
+                  o.relay_port_max, workers);
+    return 2;
+  }
+  auto reservations = std::make_shared<ReservationRegistry>();
+  std::vector<std::unique_ptr<Worker>> pool;
+  for (unsigned i = 0; i < workers; ++i) {
+    WorkerConfig wc;
+    wc.index = i;
+    wc.cpu = !o.cpus.empty() ? o.cpus[i % o.cpus.size()] : static_cast<int>(i % std::max(1u, cpus));
+    wc.io = o.io;
+    wc.listen = o.listen;
+    wc.relay_v4 = o.relay_v4;
+    wc.relay_v6 = o.relay_v6;
+    wc.external_v4 = o.external_v4;
+    wc.external_v6 = o.external_v6;
+    // Each worker gets its own slice of the relay range so their binds never collide.
+    std::uint32_t slice = range / workers;
+    wc.relay_port_min = static_cast<std::uint16_t>(o.relay_port_min + i * slice);
+    wc.relay_port_max = static_cast<std::uint16_t>(
+        i + 1 == workers ? o.relay_port_max : o.relay_port_min + (i + 1) * slice - 1);
+    wc.backend.buffers = o.buffers;
+    wc.reservations = reservations;
+    auto w = std::make_unique<Worker>(wc, server_config, stats);
+    if (!w->start(error)) {
+      spdlog::error("{}", error);
+      return 1;
+    }
+    pool.push_back(std::move(w));
+  }
+  std::string listen_list;
+  for (const auto& ep : o.listen) {
+    listen_list += (listen_list.empty() ? "" : ", ") + ep.to_string();
+  }
+  spdlog::info("ringlane up: TURN/STUN on {} | relay {} {} | {} worker(s), io {} | stats {}",
+               listen_list, o.relay_v4 ? o.relay_v4->to_string() : "-",
+               o.relay_v6 ? o.relay_v6->to_string() : "-", workers, pool[0]->backend_name(),
+               stats.path());
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("signal {}: stopping", sig);
+  for (auto& w : pool) {
+    w->request_stop();
+  }
+  for (auto& w : pool) {
+    w->join();
+  }
+  return 0;
+}
+
+int stats(int argc, char** argv) {
+  std::string name = "default";
+  bool prometheus = false;
+  for (int i = 0; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "--name" && i + 1 < argc) {
+      name = argv[++i];
+    } else if (a == "--prometheus") {
+      prometheus = true;
+    } else {
+      std::fprintf(stderr, "usage: ringlane stats [--name NAME] [--prometheus]\n");
+      return 2;
+    }
+  }
+  StatsSnapshot snap;
+  std::string error;
+  if (!read_stats(name, snap, error)) {
+    std::fprintf(stderr, "ringlane stats: %s\n", error.c_str());
+    return 1;
+  }
+  if (prometheus) {
+    for (std::size_t w = 0; w < snap.workers.size(); ++w) {
+      for_each_stat(snap.workers[w], [&](const std::string& key, std::uint64_t v) {
+        std::printf("ringlane_%s{worker=\"%zu\"} %llu\n", key.c_str(), w,
+                    static_cast<unsigned long long>(v));
+      });
+    }
+    return 0;
+  }
+  std::printf("{\"pid\":%llu,\"backend\":\"%s\",\"workers\":[",
+              static_cast<unsigned long long>(snap.pid), snap.backend.c_str());
+  for (std::size_t w = 0; w < snap.workers.size(); ++w) {
+    std::printf("%s{", w == 0 ? "" : ",");
+    bool first = true;
+    for_each_stat(snap.workers[w], [&](const std::string& key, std::uint64_t v) {
+      std::printf("%s\"%s\":%llu", first ? "" : ",", key.c_str(),
+                  static_cast<unsigned long long>(v));
+      first = false;
+    });
+    std::printf("}");
+  }
+  std::printf("]}\n");
+  return 0;
+}
+
+}  // namespace
+}  // namespace ringlane
+
+int main(int argc, char** argv) {
+  std::string_view cmd = argc > 1 ? argv[1] : "";
+  if (cmd == "run") {
+    return ringlane::run(argc - 2, argv + 2);
+  }
+  if (cmd == "stats") {
+    return ringlane::stats(argc - 2, argv + 2);
+  }
+  if (cmd == "version" || cmd == "--version") {
+    std::puts("ringlane 0.1.0");
+    return 0;
+  }
+  std::fputs(
+      "usage: ringlane run [options] | ringlane stats [--name NAME] | ringlane version\n"
+      "       ringlane run --help   lists the options\n",
+      stderr);
+  return cmd.empty() || cmd == "help" || cmd == "--help" ? 0 : 2;
+}

@@ -1,0 +1,179 @@
+#include "ringlane/dataplane/node_options.hpp"
+
+#include <charconv>
+#include <string_view>
+
+namespace ringlane {
+namespace {
+
+template <typename T>
+bool parse_number(std::string_view s, T& out) {
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc{} && end == s.data() + s.size();
+}
+
+}  // namespace
+
+const char* node_options_help() {
+  return R"(ringlane run [options]       (every option has a default; no config file needed)
+  --name NAME               instance name (stats page /dev/shm/ringlane-NAME.stats) [default]
+  --listen ADDR:PORT        TURN/STUN UDP listener, repeatable [0.0.0.0:3478 and [::]:3478]
+  --relay-ip IP             relay bind address, one per family [the listener's, else the host's]
+  --external-ip IP          relay address to advertise (behind 1:1 NAT), one per family
+  --relay-ports MIN-MAX     relay port range, split between workers [49152-65535]
+  --workers N               worker threads, one per core [number of CPUs]
+  --cpus LIST               CPUs to pin workers to, e.g. 0,1 [0..N-1]
+  --io uring|mmsg           packet I/O backend; uring falls back to mmsg if unavailable [uring]
+  --buffers N               packet buffers per worker, a power of two [4096]
+  --realm REALM             long-term credential realm [ringlane]
+  --user NAME:PASSWORD      static long-term user, repeatable
+  --rest-secret SECRET      TURN REST shared secret (coturn use-auth-secret), repeatable
+  --allow-peer CIDR         admit peers the default deny list refuses, repeatable
+  --deny-peer CIDR          refuse more peers, repeatable
+  --user-quota N            allocations per user, 0 = unlimited [10]
+  --bandwidth BYTES_PER_S   per-allocation relay cap, 0 = none [0]
+  --max-allocations N       per worker [65536]
+  --default-lifetime S      [600]   --max-lifetime S [3600]   --nonce-lifetime S [600]
+  --unauth-rate N           401/438 replies per source IP per second [20]
+  --strict-channels         accept only RFC 8656 channel numbers 0x4000-0x4FFF
+                            [RFC 5766's 0x4000-0x7FFE, as coturn's clients use]
+  --software TEXT           SOFTWARE attribute, empty to omit [ringlane]
+  --log-level LEVEL         trace|debug|info|warn|error [info]
+  --log-json                one JSON object per log line
+)";
+}
+
+std::optional<NodeOptions> parse_node_options(int argc, char** argv, std::string& error) {
+  NodeOptions o;
+  for (int i = 0; i < argc; ++i) {
+    std::string_view flag = argv[i];
+    auto value = [&](std::string_view& out) {
+      if (i + 1 >= argc) {
+        error = std::string(flag) + " needs a value";
+        return false;
+      }
+      out = argv[++i];
+      return true;
+    };
+    auto bad = [&](std::string_view v) {
+      error = "bad value for " + std::string(flag) + ": '" + std::string(v) + "'";
+      return std::nullopt;
+    };
+    std::string_view v;
+    if (flag == "--log-json") {
+      o.log_json = true;
+      continue;
+    }
+    if (flag == "--strict-channels") {
+      o.policy.strict_channel_numbers = true;
+      continue;
+    }
+    if (flag == "-h" || flag == "--help") {
+      error = "help";
+      return std::nullopt;
+    }
+    if (!value(v)) {
+      return std::nullopt;
+    }
+    if (flag == "--name") {
+      o.name = v;
+    } else if (flag == "--listen") {
+      auto ep = Endpoint::parse(v);
+      if (!ep)
+        return bad(v);
+      o.listen.push_back(*ep);
+    } else if (flag == "--relay-ip" || flag == "--external-ip") {
+      auto ip = IpAddress::parse(v);
+      if (!ip)
+        return bad(v);
+      bool relay = flag == "--relay-ip";
+      auto& slot = ip->family == Family::kV4 ? (relay ? o.relay_v4 : o.external_v4)
+                                             : (relay ? o.relay_v6 : o.external_v6);
+      slot = *ip;
+    } else if (flag == "--relay-ports") {
+      auto dash = v.find('-');
+      unsigned lo = 0;
+      unsigned hi = 0;
+      if (dash == std::string_view::npos || !parse_number(v.substr(0, dash), lo) ||
+          !parse_number(v.substr(dash + 1), hi) || lo == 0 || hi > 65535 || lo > hi) {
+        return bad(v);
+      }
+      o.relay_port_min = static_cast<std::uint16_t>(lo);
+      o.relay_port_max = static_cast<std::uint16_t>(hi);
+    } else if (flag == "--workers") {
+      if (!parse_number(v, o.workers) || o.workers == 0 || o.workers > 256)
+        return bad(v);
+    } else if (flag == "--cpus") {
+      std::string_view rest = v;
+      while (!rest.empty()) {
+        auto comma = rest.find(',');
+        int cpu = 0;
+        if (!parse_number(rest.substr(0, comma), cpu) || cpu < 0)
+          return bad(v);
+        o.cpus.push_back(cpu);
+        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+      }
+    } else if (flag == "--io") {
+      if (v != "uring" && v != "mmsg")
+        return bad(v);
+      o.io = v;
+    } else if (flag == "--buffers") {
+      if (!parse_number(v, o.buffers) || o.buffers < 64 || o.buffers > 32768 ||
+          (o.buffers & (o.buffers - 1)) != 0) {
+        return bad(v);
+      }
+    } else if (flag == "--realm") {
+      o.policy.realm = v;
+    } else if (flag == "--user") {
+      auto colon = v.find(':');
+      if (colon == std::string_view::npos || colon == 0)
+        return bad(v);
+      o.users.emplace_back(std::string(v.substr(0, colon)), std::string(v.substr(colon + 1)));
+    } else if (flag == "--rest-secret") {
+      if (v.empty())
+        return bad(v);
+      o.policy.rest_secrets.emplace_back(v);
+    } else if (flag == "--allow-peer" || flag == "--deny-peer") {
+      auto c = Cidr::parse(v);
+      if (!c)
+        return bad(v);
+      (flag == "--allow-peer" ? o.policy.allow_peers : o.policy.deny_peers).push_back(*c);
+    } else if (flag == "--user-quota") {
+      if (!parse_number(v, o.policy.user_quota))
+        return bad(v);
+    } else if (flag == "--bandwidth") {
+      if (!parse_number(v, o.policy.allocation_bandwidth_bps))
+        return bad(v);
+    } else if (flag == "--max-allocations") {
+      if (!parse_number(v, o.policy.max_allocations))
+        return bad(v);
+    } else if (flag == "--default-lifetime") {
+      if (!parse_number(v, o.policy.default_lifetime_s) || o.policy.default_lifetime_s == 0)
+        return bad(v);
+    } else if (flag == "--max-lifetime") {
+      if (!parse_number(v, o.policy.max_lifetime_s) || o.policy.max_lifetime_s == 0)
+        return bad(v);
+    } else if (flag == "--nonce-lifetime") {
+      if (!parse_number(v, o.policy.nonce_lifetime_s) || o.policy.nonce_lifetime_s == 0)
+        return bad(v);
+    } else if (flag == "--unauth-rate") {
+      if (!parse_number(v, o.policy.unauthorized_per_s))
+        return bad(v);
+      o.policy.unauthorized_burst = o.policy.unauthorized_per_s * 2;
+    } else if (flag == "--software") {
+      o.policy.software = v;
+    } else if (flag == "--log-level") {
+      o.log_level = v;
+    } else {
+      error = "unknown option " + std::string(flag) + " (see ringlane run --help)";
+      return std::nullopt;
+    }
+  }
+  // Users are keyed with the realm, which may come after them on the command line.
+  for (const auto& [name, password] : o.users) {
+    o.policy.add_user(name, password);
+  }
+  return o;
+}
+
+}  // namespace ringlane

@@ -1,0 +1,363 @@
+#include "ringlane/dataplane/worker.hpp"
+
+#include <netinet/in.h>
+#include <numa.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <future>
+
+#include "ringlane/common/log.hpp"
+#include "ringlane/crypto/digest.hpp"
+#include "ringlane/dataplane/io/sockaddr.hpp"
+
+namespace ringlane {
+namespace {
+
+Now read_clock() {
+  timespec mono{};
+  timespec real{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &mono);
+  clock_gettime(CLOCK_REALTIME_COARSE, &real);
+  return Now{static_cast<std::uint64_t>(mono.tv_sec) * 1000 +
+                 static_cast<std::uint64_t>(mono.tv_nsec) / 1'000'000,
+             real.tv_sec};
+}
+
+int open_udp(const Endpoint& ep, bool reuse_port) {
+  int fd = socket(ep.family() == Family::kV4 ? AF_INET : AF_INET6,
+                  SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return -1;
+  }
+  int one = 1;
+  if (reuse_port) {
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+  }
+  if (ep.family() == Family::kV6) {
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  }
+  sockaddr_in6 sa{};
+  socklen_t len = io::to_sockaddr(ep, sa);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0) {
+    int saved = errno;
+    ::close(fd);
+    errno = saved;
+    return -1;
+  }
+  return fd;
+}
+
+}  // namespace
+
+Worker::Worker(WorkerConfig config, turn::ServerConfig server_config, StatsPage& stats)
+    : config_(std::move(config)), server_config_(std::move(server_config)), stats_page_(stats) {}
+
+Worker::~Worker() {
+  request_stop();
+  join();
+}
+
+bool Worker::start(std::string& error) {
+  std::promise<std::string> ready;
+  auto result = ready.get_future();
+  thread_ = std::thread([this, &ready] {
+    std::string err;
+    bool ok = init(err);
+    ready.set_value(ok ? std::string() : err);
+    if (ok) {
+      run();
+    }
+    // Everything the thread made is torn down on the thread (SINGLE_ISSUER rings).
+    server_.reset();
+    for (auto& s : sockets_) {
+      if (s.fd >= 0) {
+        ::close(s.fd);
+      }
+    }
+    backend_.reset();
+  });
+  error = result.get();
+  if (!error.empty()) {
+    thread_.join();
+    return false;
+  }
+  return true;
+}
+
+void Worker::request_stop() {
+  stop_.store(true, std::memory_order_release);
+  if (wakeup_fd_ >= 0) {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = write(wakeup_fd_, &one, sizeof(one));
+  }
+}
+
+void Worker::join() {
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+  if (wakeup_fd_ >= 0) {
+    ::close(wakeup_fd_);
+    wakeup_fd_ = -1;
+  }
+}
+
+void Worker::set_policy(std::shared_ptr<const turn::Policy> policy) {
+  while (policy_lock_.exchange(true, std::memory_order_acquire)) {
+  }
+  pending_policy_ = std::move(policy);
+  policy_lock_.store(false, std::memory_order_release);
+  if (wakeup_fd_ >= 0) {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = write(wakeup_fd_, &one, sizeof(one));
+  }
+}
+
+bool Worker::init(std::string& error) {
+  std::string tag = "worker " + std::to_string(config_.index);
+  if (config_.cpu >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(config_.cpu, &set);
+    if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set) != 0) {
+      spdlog::warn("{}: cannot pin to CPU {}", tag, config_.cpu);
+    }
+    if (numa_available() >= 0) {
+      numa_node_ = numa_node_of_cpu(config_.cpu);
+    }
+  }
+  config_.backend.numa_node = numa_node_;
+  // A socket table larger than the fd limit could never fill, and io_uring refuses to
+  // register one.
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < config_.backend.max_sockets) {
+    config_.backend.max_sockets = static_cast<std::uint32_t>(nofile.rlim_cur);
+  }
+  if (!config_.reservations) {
+    config_.reservations = std::make_shared<ReservationRegistry>();
+  }
+  std::string why;
+  if (config_.io == "uring") {
+    backend_ = io::make_uring_backend(config_.backend, why);
+    if (!backend_) {
+      spdlog::warn("{}: io_uring unavailable ({}); falling back to mmsg", tag, why);
+    }
+  }
+  if (!backend_) {
+    backend_ = io::make_mmsg_backend(config_.backend, why);
+  }
+  if (!backend_) {
+    error = tag + ": no io backend: " + why;
+    return false;
+  }
+  backend_name_ = backend_->name();
+  backend_detail_ = why;
+  wakeup_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  backend_->set_wakeup_fd(wakeup_fd_);
+  sockets_.resize(config_.backend.max_sockets);
+  server_ = std::make_unique<turn::Server>(server_config_, *this);
+  for (const auto& ep : config_.listen) {
+    int fd = open_udp(ep, true);
+    if (fd < 0) {
+      error = tag + ": cannot bind " + ep.to_string() + ": " + std::strerror(errno);
+      return false;
+    }
+    if (!adopt(fd, true)) {
+      ::close(fd);
+      error = tag + ": cannot register listener " + ep.to_string();
+      return false;
+    }
+  }
+  port_cursor_ = config_.relay_port_min;
+  stats_.cpu = static_cast<std::uint64_t>(config_.cpu);
+  stats_.numa_node = static_cast<std::uint64_t>(numa_node_);
+  spdlog::info("{}: cpu {} numa node {} io {} ({}), relay ports {}-{}", tag, config_.cpu,
+               numa_node_, backend_name_, backend_detail_, config_.relay_port_min,
+               config_.relay_port_max);
+  return true;
+}
+
+void Worker::run() {
+  now_ = read_clock();
+  next_timer_ms_ = now_.mono_ms + 1000;
+  while (!stop_.load(std::memory_order_acquire)) {
+    // Waits at most 100 ms so timers and stats keep their pace on an idle worker.
+    backend_->poll(100, *this);
+    ++stats_.loop_turns;
+    now_ = read_clock();
+    tick();
+  }
+  backend_->flush();
+}
+
+void Worker::tick() {
+  if (now_.mono_ms >= next_timer_ms_) {
+    server_->on_timer(now_);
+    config_.reservations->expire(now_.mono_ms);
+    next_timer_ms_ = now_.mono_ms + 1000;
+  }
+  if (now_.mono_ms >= next_publish_ms_) {
+    stats_.heartbeat_ms = now_.mono_ms;
+    stats_.turn = server_->counters();
+    stats_.io = backend_->stats();
+    stats_page_.publish(config_.index, stats_);
+    next_publish_ms_ = now_.mono_ms + 100;
+  }
+}
+
+void Worker::on_wakeup() {
+  std::uint64_t value;
+  [[maybe_unused]] auto n = read(wakeup_fd_, &value, sizeof(value));
+  std::shared_ptr<const turn::Policy> policy;
+  while (policy_lock_.exchange(true, std::memory_order_acquire)) {
+  }
+  policy.swap(pending_policy_);
+  policy_lock_.store(false, std::memory_order_release);
+  if (policy) {
+    server_->set_policy(std::move(policy));
+  }
+}
+
+void Worker::on_datagram(SocketId socket, const Endpoint& from, PacketBuffer& pkt,
+                         io::BufferId id) {
+  SendDecision d = sockets_[socket.value].listener
+                       ? server_->on_client_packet(socket, from, pkt, now_)
+                       : server_->on_peer_packet(socket, from, pkt, now_);
+  if (d.send) {
+    backend_->send(d.socket, d.to, pkt, id);
+  } else {
+    backend_->release(id);
+  }
+}
+
+std::optional<SocketId> Worker::adopt(int fd, bool listener) {
+  // Freed ids are reused oldest-first; the backend refuses one still draining, then the
+  // next is tried.
+  for (std::size_t attempt = 0; attempt < 4; ++attempt) {
+    std::uint32_t id;
+    if (!free_ids_.empty() && (attempt > 0 || next_id_ >= sockets_.size())) {
+      id = free_ids_.front();
+      free_ids_.pop_front();
+    } else if (next_id_ < sockets_.size()) {
+      id = next_id_++;
+    } else {
+      return std::nullopt;
+    }
+    if (backend_->add_socket(fd, SocketId{id})) {
+      sockets_[id] = SocketEntry{fd, listener};
+      return SocketId{id};
+    }
+    free_ids_.push_back(id);
+  }
+  return std::nullopt;
+}
+
+bool Worker::supports(Family family) const {
+  return family == Family::kV4 ? config_.relay_v4.has_value() : config_.relay_v6.has_value();
+}
+
+int Worker::bind_relay_fd(Family family, std::uint16_t port, bool dont_fragment) {
+  const auto& bind_ip = family == Family::kV4 ? config_.relay_v4 : config_.relay_v6;
+  int fd = open_udp(Endpoint{*bind_ip, port}, false);
+  if (fd >= 0 && dont_fragment) {
+    int v = IP_PMTUDISC_DO;
+    int one = 1;
+    if (family == Family::kV4) {
+      setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof(v));
+    } else {
+      setsockopt(fd, IPPROTO_IPV6, IPV6_DONTFRAG, &one, sizeof(one));
+    }
+  }
+  return fd;
+}
+
+Endpoint Worker::advertised(Family family, std::uint16_t port) const {
+  const auto& bind_ip = family == Family::kV4 ? config_.relay_v4 : config_.relay_v6;
+  const auto& external = family == Family::kV4 ? config_.external_v4 : config_.external_v6;
+  return Endpoint{external.value_or(*bind_ip), port};
+}
+
+std::optional<turn::RelayPorts::Opened> Worker::open(const Request& req) {
+  if (!supports(req.family)) {
+    return std::nullopt;
+  }
+  std::uint32_t lo = config_.relay_port_min;
+  std::uint32_t hi = config_.relay_port_max;
+  std::uint32_t span = hi - lo + 1;
+  for (std::uint32_t attempt = 0; attempt < span; ++attempt) {
+    std::uint32_t port = port_cursor_;
+    port_cursor_ = port_cursor_ >= hi ? lo : port_cursor_ + 1;
+    if ((req.even_port && port % 2 != 0) || (req.reserve_next && port + 1 > hi)) {
+      continue;
+    }
+    auto p = static_cast<std::uint16_t>(port);
+    int fd = bind_relay_fd(req.family, p, req.dont_fragment);
+    if (fd < 0) {
+      continue;  // in use: try the next port
+    }
+    int held = -1;
+    if (req.reserve_next) {
+      held = bind_relay_fd(req.family, static_cast<std::uint16_t>(p + 1), req.dont_fragment);
+      if (held < 0) {
+        ::close(fd);
+        continue;
+      }
+    }
+    auto id = adopt(fd, false);
+    if (!id) {
+      ::close(fd);
+      if (held >= 0) {
+        ::close(held);
+      }
+      return std::nullopt;
+    }
+    Opened o{turn::RelaySocket{*id, advertised(req.family, p)}, std::nullopt};
+    if (held >= 0) {
+      std::uint64_t token = 0;
+      crypto::random_bytes(std::span(reinterpret_cast<std::uint8_t*>(&token), sizeof(token)));
+      config_.reservations->put(
+          token,
+          ReservationRegistry::Held{held,
+                                    advertised(req.family, static_cast<std::uint16_t>(p + 1))},
+          now_.mono_ms);
+      o.token = token;
+      port_cursor_ = port + 2 > hi ? lo : port + 2;
+    }
+    return o;
+  }
+  return std::nullopt;
+}
+
+std::optional<turn::RelaySocket> Worker::claim(std::uint64_t token) {
+  auto held = config_.reservations->take(token, now_.mono_ms);
+  if (!held) {
+    return std::nullopt;
+  }
+  auto id = adopt(held->fd, false);
+  if (!id) {
+    ::close(held->fd);
+    return std::nullopt;
+  }
+  return turn::RelaySocket{*id, held->address};
+}
+
+void Worker::close(SocketId id) {
+  if (id.value >= sockets_.size() || sockets_[id.value].fd < 0) {
+    return;
+  }
+  backend_->remove_socket(id);
+  ::close(sockets_[id.value].fd);
+  sockets_[id.value] = SocketEntry{};
+  free_ids_.push_back(id.value);
+}
+
+}  // namespace ringlane
