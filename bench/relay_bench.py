@@ -95,6 +95,11 @@ def targets(build, port, relay_lo):
     return [
         ("ringlane_uring", [ringlane] + common + ["--io", "uring"], "turn", True),
         ("ringlane_mmsg", [ringlane] + common + ["--io", "mmsg"], "turn", True),
+        ("ringlane_uring_gso", [ringlane] + common + ["--io", "uring", "--gso", "on"], "turn", True),
+        ("ringlane_mmsg_gso", [ringlane] + common + ["--io", "mmsg", "--gso", "on"], "turn", True),
+        ("ringlane_uring_zc", [ringlane] + common + ["--io", "uring", "--zerocopy", "on"], "turn", True),
+        ("ringlane_uring_gso_zc", [ringlane] + common + ["--io", "uring", "--gso", "on", "--zerocopy", "on"],
+         "turn", True),
         ("coturn_1thread", coturn + ["--relay-threads", "1"], "turn", True),
         ("coturn_default", coturn, "turn", True),
         ("kernel_floor", None, "raw", False),
@@ -150,7 +155,7 @@ def main():
                 for phase, rate in phases:
                     r = derive(run_loadgen(a.build, port, peer_port, mode, srv.proc.pid, rate, a))
                     results.setdefault(name, {}).setdefault(phase, []).append(r)
-                    print(f"rep {rep + 1} {name:15s} {phase:10s} {r['pps']:>9.0f} pps "
+                    print(f"rep {rep + 1} {name:22s} {phase:10s} {r['pps']:>9.0f} pps "
                           f"{r['pkts_per_server_cpu_s']:>10.0f} pkt/server-cpu-s "
                           f"p50 {r['lat_p50_us']:.0f}us p99 {r['lat_p99_us']:.0f}us loss {r['loss']:.4f}",
                           flush=True)
@@ -180,15 +185,21 @@ def main():
             ratios[f"uring_vs_mmsg{tag}{suffix}"] = ratio("ringlane_uring", "ringlane_mmsg", phase, metric)
             ratios[f"uring_vs_floor{tag}{suffix}"] = ratio("ringlane_uring", "kernel_floor", phase, metric)
         ratios[f"uring_vs_coturn_pps{suffix}"] = ratio("ringlane_uring", "coturn_1thread", phase, "pps")
+        ratios[f"gso_vs_no_gso_uring{suffix}"] = ratio("ringlane_uring_gso", "ringlane_uring", phase, "pkts_per_server_cpu_s")
+        ratios[f"gso_vs_no_gso_mmsg{suffix}"] = ratio("ringlane_mmsg_gso", "ringlane_mmsg", phase, "pkts_per_server_cpu_s")
+        ratios[f"uring_gso_vs_mmsg_gso{suffix}"] = ratio("ringlane_uring_gso", "ringlane_mmsg_gso", phase,
+                                                       "pkts_per_server_cpu_s")
+        ratios[f"zerocopy_vs_copy_uring{suffix}"] = ratio("ringlane_uring_zc", "ringlane_uring", phase,
+                                                          "pkts_per_server_cpu_s")
 
     print()
-    hdr = f"{'target':16s}{'phase':12s}{'pps':>10s}{'srv cpu-s/Mpkt':>16s}{'mach cpu-s/Mpkt':>17s}" \
+    hdr = f"{'target':22s}{'phase':12s}{'pps':>10s}{'srv cpu-s/Mpkt':>16s}{'mach cpu-s/Mpkt':>17s}" \
           f"{'pkt/srv-cpu-s':>15s}{'p50 us':>9s}{'p99 us':>9s}{'loss':>8s}"
-    print(hdr)
+    print(hdr)  # medians over the repetitions
     print("-" * len(hdr))
     for name, by_phase in summary.items():
         for phase, m in by_phase.items():
-            print(f"{name:16s}{phase:12s}{m['pps']:>10.0f}{m['server_cpu_s_per_mpkt']:>16.3f}"
+            print(f"{name:22s}{phase:12s}{m['pps']:>10.0f}{m['server_cpu_s_per_mpkt']:>16.3f}"
                   f"{m['machine_cpu_s_per_mpkt']:>17.3f}{m['pkts_per_server_cpu_s']:>15.0f}"
                   f"{m['lat_p50_us']:>9.1f}{m['lat_p99_us']:>9.1f}{m['loss']:>8.4f}")
     print()

@@ -6,7 +6,9 @@
 //
 //   relay_loadgen --server 127.0.0.1:3478 --mode turn|raw [--user U --pass P]
 //                 --peer-port N --flows 64 --size 200 --rate PPS|0 --seconds 3
-//                 --server-pid PID --cpu 1
+//                 --server-pid PID --cpu 1 [--peer HOST:PORT]
+// --peer names a peer elsewhere (another network namespace): the relay is told to send there
+// and this program only sends; `received` is then 0 and the peer does the counting.
 // mode turn: each flow allocates (long-term auth) and binds a channel to the peer.
 // mode raw:  flows send the same ChannelData frames to a plain forwarder (the kernel floor).
 #include <netinet/in.h>
@@ -23,6 +25,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -48,6 +51,7 @@ struct Args {
   double warmup = 0.5;
   int server_pid = 0;
   int cpu = -1;
+  std::optional<Endpoint> external_peer;
 };
 
 std::uint64_t now_ns() {
@@ -238,6 +242,8 @@ Args parse(int argc, char** argv) {
       a.server_pid = std::stoi(v);
     else if (k == "--cpu")
       a.cpu = std::stoi(v);
+    else if (k == "--peer")
+      a.external_peer = Endpoint::parse(v);
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       std::exit(2);
@@ -260,8 +266,8 @@ void pin(int cpu) {
 int main(int argc, char** argv) {
   Args a = parse(argc, argv);
   pin(a.cpu);
-  Endpoint peer{a.server.ip, a.peer_port};
-  int peer_fd = udp_socket(peer);
+  Endpoint peer = a.external_peer.value_or(Endpoint{a.server.ip, a.peer_port});
+  int peer_fd = a.external_peer ? -1 : udp_socket(peer);
 
   std::vector<Flow> flows;
   std::vector<int> stale;  // ports that still hold an earlier allocation, kept until the end
@@ -293,6 +299,8 @@ int main(int argc, char** argv) {
   std::vector<std::uint32_t> latency_ns;
   latency_ns.reserve(8'000'000);
   std::thread receiver([&] {
+    if (peer_fd < 0)
+      return;
     pin(a.cpu);
     constexpr int kBatch = 64;
     std::vector<std::uint8_t> bufs(kBatch * 2048);

@@ -170,6 +170,10 @@ int run(int argc, char** argv) {
     wc.relay_port_max = static_cast<std::uint16_t>(
         i + 1 == workers ? o.relay_port_max : o.relay_port_min + (i + 1) * slice - 1);
     wc.backend.buffers = o.buffers;
+    wc.backend.gso = o.gso;
+    wc.backend.zerocopy = o.zerocopy;
+    wc.listener_buffer = o.listener_buffer;
+    wc.relay_buffer = o.relay_buffer;
     wc.reservations = reservations;
     auto w = std::make_unique<Worker>(wc, server_config, stats);
     if (!w->start(error)) {

@@ -1,5 +1,6 @@
 #include "ringlane/dataplane/node_options.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <string_view>
 
@@ -25,6 +26,9 @@ const char* node_options_help() {
   --cpus LIST               CPUs to pin workers to, e.g. 0,1 [0..N-1]
   --io uring|mmsg           packet I/O backend; uring falls back to mmsg if unavailable [uring]
   --buffers N               packet buffers per worker, a power of two [4096]
+  --gso on|off              UDP GSO for runs of equal-size datagrams to one peer [on]
+  --zerocopy on|off         uring: IORING_OP_SENDMSG_ZC for sends [off]
+  --socket-buffer BYTES     listener socket buffers; relay sockets get 1/8 [4194304]
   --realm REALM             long-term credential realm [ringlane]
   --user NAME:PASSWORD      static long-term user, repeatable
   --rest-secret SECRET      TURN REST shared secret (coturn use-auth-secret), repeatable
@@ -122,6 +126,18 @@ std::optional<NodeOptions> parse_node_options(int argc, char** argv, std::string
           (o.buffers & (o.buffers - 1)) != 0) {
         return bad(v);
       }
+    } else if (flag == "--gso") {
+      if (v != "on" && v != "off")
+        return bad(v);
+      o.gso = v == "on";
+    } else if (flag == "--zerocopy") {
+      if (v != "on" && v != "off")
+        return bad(v);
+      o.zerocopy = v == "on";
+    } else if (flag == "--socket-buffer") {
+      if (!parse_number(v, o.listener_buffer) || o.listener_buffer < 65536)
+        return bad(v);
+      o.relay_buffer = std::max(65536, o.listener_buffer / 8);
     } else if (flag == "--realm") {
       o.policy.realm = v;
     } else if (flag == "--user") {

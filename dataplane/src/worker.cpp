@@ -13,6 +13,7 @@
 #include <cstring>
 #include <ctime>
 #include <future>
+#include <mutex>
 
 #include "ringlane/common/log.hpp"
 #include "ringlane/crypto/digest.hpp"
@@ -31,7 +32,7 @@ Now read_clock() {
              real.tv_sec};
 }
 
-int open_udp(const Endpoint& ep, bool reuse_port) {
+int open_udp(const Endpoint& ep, bool reuse_port, int buffer_bytes) {
   int fd = socket(ep.family() == Family::kV4 ? AF_INET : AF_INET6,
                   SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
@@ -44,6 +45,14 @@ int open_udp(const Endpoint& ep, bool reuse_port) {
   }
   if (ep.family() == Family::kV6) {
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  }
+  // Bursts queue here while the worker is busy; the FORCE variants pass rmem_max when we
+  // may (CAP_NET_ADMIN), otherwise the kernel caps the request at rmem_max/wmem_max.
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buffer_bytes, sizeof(buffer_bytes)) != 0) {
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer_bytes, sizeof(buffer_bytes));
+  }
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buffer_bytes, sizeof(buffer_bytes)) != 0) {
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer_bytes, sizeof(buffer_bytes));
   }
   sockaddr_in6 sa{};
   socklen_t len = io::to_sockaddr(ep, sa);
@@ -149,7 +158,10 @@ bool Worker::init(std::string& error) {
   if (config_.io == "uring") {
     backend_ = io::make_uring_backend(config_.backend, why);
     if (!backend_) {
-      spdlog::warn("{}: io_uring unavailable ({}); falling back to mmsg", tag, why);
+      // Every worker meets the same refusal: say it once per process.
+      static std::once_flag once;
+      std::call_once(once,
+                     [&] { spdlog::warn("io_uring unavailable ({}); falling back to mmsg", why); });
     }
   }
   if (!backend_) {
@@ -166,7 +178,7 @@ bool Worker::init(std::string& error) {
   sockets_.resize(config_.backend.max_sockets);
   server_ = std::make_unique<turn::Server>(server_config_, *this);
   for (const auto& ep : config_.listen) {
-    int fd = open_udp(ep, true);
+    int fd = open_udp(ep, true, config_.listener_buffer);
     if (fd < 0) {
       error = tag + ": cannot bind " + ep.to_string() + ": " + std::strerror(errno);
       return false;
@@ -203,6 +215,7 @@ void Worker::tick() {
   if (now_.mono_ms >= next_timer_ms_) {
     server_->on_timer(now_);
     config_.reservations->expire(now_.mono_ms);
+    log_drops();
     next_timer_ms_ = now_.mono_ms + 1000;
   }
   if (now_.mono_ms >= next_publish_ms_) {
@@ -212,6 +225,27 @@ void Worker::tick() {
     stats_page_.publish(config_.index, stats_);
     next_publish_ms_ = now_.mono_ms + 100;
   }
+}
+
+// Drops are counted per packet and logged at most once a second per worker, as one line
+// naming the reasons: bad input never turns into a log line per packet.
+void Worker::log_drops() {
+  const turn::Counters& now = server_->counters();
+  std::string reasons;
+  std::uint64_t total = 0;
+  for (std::size_t i = 0; i < now.drops.size(); ++i) {
+    std::uint64_t delta = now.drops[i] - logged_.drops[i];
+    if (delta > 0) {
+      total += delta;
+      reasons += fmt::format("{}{}={}", reasons.empty() ? "" : " ",
+                             turn::drop_reason_name(static_cast<turn::Drop>(i)), delta);
+    }
+  }
+  if (total > 0) {
+    spdlog::warn("worker {}: dropped {} datagram(s) in the last second: {}", config_.index, total,
+                 reasons);
+  }
+  logged_ = now;
 }
 
 void Worker::on_wakeup() {
@@ -267,7 +301,7 @@ bool Worker::supports(Family family) const {
 
 int Worker::bind_relay_fd(Family family, std::uint16_t port, bool dont_fragment) {
   const auto& bind_ip = family == Family::kV4 ? config_.relay_v4 : config_.relay_v6;
-  int fd = open_udp(Endpoint{*bind_ip, port}, false);
+  int fd = open_udp(Endpoint{*bind_ip, port}, false, config_.relay_buffer);
   if (fd >= 0 && dont_fragment) {
     int v = IP_PMTUDISC_DO;
     int one = 1;

@@ -8,7 +8,7 @@ asserts the echoed packet counts and zero loss it reports; turnutils_stunclient 
 Negative cases (wrong password, forged REST secret, denied peers, stale nonce, quota,
 garbage datagrams) use a small independent client and check ringlane's own counters.
 
-Usage: turn_relay_test.py --ringlane PATH --io uring|mmsg
+Usage: turn_relay_test.py --ringlane PATH --io uring|mmsg [--gso on|off]
 Exit 77 (skipped) when --io uring was asked for but the kernel refused io_uring.
 """
 import argparse
@@ -105,15 +105,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ringlane", required=True)
     ap.add_argument("--io", choices=["uring", "mmsg"], required=True)
+    ap.add_argument("--gso", choices=["on", "off"], default="off")
     a = ap.parse_args()
 
     port = free_port()
     peer_port = free_port()
     relay_lo = 20000 + (os.getpid() % 200) * 100
-    name = f"itest-{a.io}-{os.getpid()}"
+    name = f"itest-{a.io}-gso{a.gso}-{os.getpid()}"
     peer = subprocess.Popen(["turnutils_peer", "-L", "127.0.0.1", "-L", "::1", "-p", str(peer_port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    node = Node(a.ringlane, ["--io", a.io, "--listen", f"127.0.0.1:{port}", "--listen", f"[::1]:{port}",
+    node = Node(a.ringlane, ["--io", a.io, "--gso", a.gso, "--listen", f"127.0.0.1:{port}", "--listen", f"[::1]:{port}",
                              "--user", "alice:alice-pw", "--user", "bob:bob-pw", "--rest-secret", "s3cret",
                              "--allow-peer", "127.0.0.0/8", "--allow-peer", "::1", "--workers", "2",
                              "--relay-ports", f"{relay_lo}-{relay_lo + 99}", "--user-quota", "0"], name)
@@ -125,7 +126,7 @@ def main():
             return 77
         check(f"io {a.io}" in text, f"workers run the {a.io} backend")
 
-        print(f"== coturn clients against ringlane --io {a.io}")
+        print(f"== coturn clients against ringlane --io {a.io} --gso {a.gso}")
         total = 0
         p = ["-e", "127.0.0.1", "-r", str(peer_port)]
         total += relay_case("channels + RTCP pairs (EVEN-PORT, RESERVATION-TOKEN)", port, "127.0.0.1",

@@ -4,10 +4,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <vector>
 
+#include "ringlane/common/log.hpp"
 #include "ringlane/dataplane/io/backend.hpp"
 #include "ringlane/dataplane/io/buffer_pool.hpp"
+#include "ringlane/dataplane/io/gso.hpp"
 #include "ringlane/dataplane/io/sockaddr.hpp"
 
 namespace ringlane::io {
@@ -48,11 +51,14 @@ class MmsgBackend final : public Backend {
     raddr_.resize(b);
     rbid_.resize(b);
     smsgs_.resize(b);
+    controls_.resize(b);
+    counts_.resize(b);
     pending_.reserve(options_.buffers);
     return true;
   }
 
   const char* name() const override { return "mmsg"; }
+  std::string describe_pool() const { return pool_.describe(); }
 
   bool add_socket(int fd, SocketId id) override {
     if (id.value >= fds_.size() || fds_[id.value] >= 0) {
@@ -114,46 +120,72 @@ class MmsgBackend final : public Backend {
   void release(BufferId id) override { free_.push_back(id.value); }
 
   void flush() override {
+    if (giov_.size() < pending_.size()) {
+      giov_.resize(pending_.size());
+    }
     std::size_t i = 0;
     while (i < pending_.size()) {
-      // A run of sends from one socket goes out in one sendmmsg.
+      // A run of sends from one socket goes out in one sendmmsg; with GSO, each message of
+      // it may carry a run of equal-size datagrams to one destination.
       std::uint32_t socket = pending_[i].socket;
-      std::size_t n = 0;
-      while (i + n < pending_.size() && n < smsgs_.size() && pending_[i + n].socket == socket) {
-        Pending& p = pending_[i + n];
-        smsgs_[n].msg_hdr = msghdr{};
-        smsgs_[n].msg_hdr.msg_name = &p.addr;
-        smsgs_[n].msg_hdr.msg_namelen = p.addr_len;
-        smsgs_[n].msg_hdr.msg_iov = &p.iov;
-        smsgs_[n].msg_hdr.msg_iovlen = 1;
-        ++n;
+      std::size_t first = i;
+      std::size_t msgs = 0;
+      while (i < pending_.size() && msgs < smsgs_.size() && pending_[i].socket == socket) {
+        std::size_t count = 1;
+        while (options_.gso && i + count < pending_.size() &&
+               same_run(pending_[i], pending_[i + count]) && count < GsoGroup::kMaxSegments &&
+               (count + 1) * pending_[i].iov.iov_len <= GsoGroup::kMaxBytes) {
+          ++count;
+        }
+        for (std::size_t k = 0; k < count; ++k) {
+          giov_[i + k] = pending_[i + k].iov;
+        }
+        msghdr& h = smsgs_[msgs].msg_hdr;
+        h = msghdr{};
+        h.msg_name = &pending_[i].addr;
+        h.msg_namelen = pending_[i].addr_len;
+        h.msg_iov = &giov_[i];
+        h.msg_iovlen = count;
+        if (count > 1) {
+          h.msg_control = controls_[msgs].bytes;
+          h.msg_controllen = sizeof(controls_[msgs].bytes);
+          cmsghdr* c = CMSG_FIRSTHDR(&h);
+          c->cmsg_level = SOL_UDP;
+          c->cmsg_type = UDP_SEGMENT;
+          c->cmsg_len = CMSG_LEN(sizeof(std::uint16_t));
+          auto seg = static_cast<std::uint16_t>(pending_[i].iov.iov_len);
+          std::memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+          ++stats_.gso_sends;
+        }
+        counts_[msgs] = count;
+        ++msgs;
+        i += count;
       }
       int fd = socket < fds_.size() ? fds_[socket] : -1;
-      int sent = 0;
-      if (fd >= 0) {
-        sent = sendmmsg(fd, smsgs_.data(), static_cast<unsigned>(n), 0);
+      std::size_t done = 0;
+      while (done < msgs) {
+        int sent = fd >= 0
+                       ? sendmmsg(fd, smsgs_.data() + done, static_cast<unsigned>(msgs - done), 0)
+                       : -1;
         ++stats_.send_calls;
-        if (sent < 0) {
-          sent = 0;
+        std::size_t ok = sent > 0 ? static_cast<std::size_t>(sent) : 0;
+        for (std::size_t k = done; k < done + ok; ++k) {
+          stats_.datagrams_out += counts_[k];
         }
-        // One failed datagram stops sendmmsg; step over it so the rest still go.
-        while (static_cast<std::size_t>(sent) < n) {
-          ++stats_.send_errors;
-          ++sent;
-          if (static_cast<std::size_t>(sent) < n) {
-            int more = sendmmsg(fd, smsgs_.data() + sent, static_cast<unsigned>(n) - sent, 0);
-            ++stats_.send_calls;
-            sent += more > 0 ? more : 0;
+        done += ok;
+        if (done < msgs) {
+          if (sent < 0 && counts_[done] > 1) {
+            resend_one_by_one(fd, smsgs_[done].msg_hdr, errno);
+          } else {
+            // One failed message stops sendmmsg; count it and go on with the rest.
+            stats_.send_errors += counts_[done];
           }
+          ++done;
         }
-      } else {
-        stats_.send_errors += n;
       }
-      stats_.datagrams_out += n;
-      for (std::size_t k = 0; k < n; ++k) {
-        free_.push_back(pending_[i + k].buffer);
+      for (std::size_t k = first; k < i; ++k) {
+        free_.push_back(pending_[k].buffer);
       }
-      i += n;
     }
     pending_.clear();
   }
@@ -161,6 +193,9 @@ class MmsgBackend final : public Backend {
   const BackendStats& stats() const override { return stats_; }
 
  private:
+  struct Control {
+    alignas(cmsghdr) char bytes[CMSG_SPACE(sizeof(std::uint16_t))];
+  };
   struct Pending {
     std::uint32_t socket;
     std::uint32_t buffer;
@@ -168,6 +203,33 @@ class MmsgBackend final : public Backend {
     sockaddr_in6 addr;
     iovec iov;
   };
+  static bool same_run(const Pending& a, const Pending& b) {
+    return a.socket == b.socket && a.iov.iov_len == b.iov.iov_len && a.addr_len == b.addr_len &&
+           std::memcmp(&a.addr, &b.addr, a.addr_len) == 0;
+  }
+
+  // A GSO send the kernel refused: EINVAL when a segment exceeds the path MTU (a plain send
+  // would have been fragmented), EIO where the path cannot offload checksums (xfrm, some
+  // older kernels). Its datagrams go again one by one; after EIO, GSO stays off.
+  void resend_one_by_one(int fd, const msghdr& run, int error) {
+    if (error == EIO && options_.gso) {
+      options_.gso = false;
+      spdlog::warn("UDP GSO refused by the kernel (EIO): sending datagrams one by one from now on");
+    }
+    ++stats_.gso_fallbacks;
+    for (std::size_t k = 0; k < run.msg_iovlen; ++k) {
+      msghdr one{};
+      one.msg_name = run.msg_name;
+      one.msg_namelen = run.msg_namelen;
+      one.msg_iov = &run.msg_iov[k];
+      one.msg_iovlen = 1;
+      if (sendmsg(fd, &one, 0) < 0) {
+        ++stats_.send_errors;
+      } else {
+        ++stats_.datagrams_out;
+      }
+    }
+  }
 
   int drain(std::uint32_t id, Handler& handler) {
     int fd = id < fds_.size() ? fds_[id] : -1;
@@ -243,6 +305,9 @@ class MmsgBackend final : public Backend {
   std::vector<std::uint32_t> rbid_;
   std::vector<mmsghdr> smsgs_;
   std::vector<Pending> pending_;
+  std::vector<iovec> giov_;
+  std::vector<Control> controls_;
+  std::vector<std::size_t> counts_;
   BackendStats stats_;
 };
 
@@ -253,7 +318,8 @@ std::unique_ptr<Backend> make_mmsg_backend(const BackendOptions& options, std::s
   if (!b->init(why)) {
     return nullptr;
   }
-  why = "epoll + recvmmsg/sendmmsg, batch " + std::to_string(options.batch);
+  why = "epoll + recvmmsg/sendmmsg, batch " + std::to_string(options.batch) +
+        (options.gso ? ", GSO" : "") + "; " + b->describe_pool();
   return b;
 }
 

@@ -9,9 +9,20 @@
 #include <cstring>
 #include <vector>
 
+#include "ringlane/common/log.hpp"
 #include "ringlane/dataplane/io/backend.hpp"
 #include "ringlane/dataplane/io/buffer_pool.hpp"
+#include "ringlane/dataplane/io/gso.hpp"
 #include "ringlane/dataplane/io/sockaddr.hpp"
+
+// Kernel 6.2 UAPI, newer than liburing 2.3's header: ask zero-copy sends to report whether
+// the kernel had to copy after all.
+#ifndef IORING_SEND_ZC_REPORT_USAGE
+#define IORING_SEND_ZC_REPORT_USAGE (1U << 3)
+#endif
+#ifndef IORING_NOTIF_USAGE_ZC_COPIED
+#define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
+#endif
 
 namespace ringlane::io {
 namespace {
@@ -23,7 +34,8 @@ constexpr std::uint16_t kBufferGroup = 1;
 constexpr unsigned kSqEntries = 2048;
 constexpr unsigned kCqEntries = 16384;
 
-enum Op : std::uint64_t { kRecv = 1, kSend = 2, kWake = 3, kCancel = 4 };
+enum Op : std::uint64_t { kRecv = 1, kSend = 2, kWake = 3, kCancel = 4, kSendGroup = 5 };
+constexpr std::uint32_t kGroups = 512;
 enum class SocketState : std::uint8_t { kFree, kActive, kDraining };
 
 constexpr std::uint64_t pack(Op op, std::uint32_t socket, std::uint32_t buffer) {
@@ -127,6 +139,17 @@ class UringBackend final : public Backend {
     recv_msg_.msg_controllen = 0;
     sockets_.assign(options_.max_sockets, Socket{});
     send_meta_.resize(options_.buffers);
+    if (options_.gso) {
+      groups_.resize(kGroups);
+      // A zero-copy skb holds at most MAX_SKB_FRAGS (17) page fragments, and every segment
+      // of a group lives in its own buffer: longer runs fail with EMSGSIZE.
+      for (auto& g : groups_) {
+        g.set_limit(options_.zerocopy ? 16 : GsoGroup::kMaxSegments);
+      }
+      for (std::uint32_t i = kGroups; i > 0; --i) {
+        free_groups_.push_back(i - 1);
+      }
+    }
     return true;
   }
 
@@ -134,7 +157,9 @@ class UringBackend final : public Backend {
     std::string s = setup_flags_ & IORING_SETUP_DEFER_TASKRUN  ? "SINGLE_ISSUER|DEFER_TASKRUN"
                     : setup_flags_ & IORING_SETUP_COOP_TASKRUN ? "COOP_TASKRUN"
                                                                : "default";
-    return s + (fixed_files_ ? ", registered files" : ", plain files");
+    return s + (fixed_files_ ? ", registered files" : ", plain files") +
+           (options_.gso ? ", GSO" : "") + (options_.zerocopy ? ", SENDMSG_ZC" : "") + "; " +
+           pool_.describe();
   }
 
   const char* name() const override { return "uring"; }
@@ -173,6 +198,7 @@ class UringBackend final : public Backend {
   }
 
   int poll(int timeout_ms, Handler& handler) override {
+    close_group();
     advance_returns();
     for (std::uint32_t id : rearm_) {
       if (sockets_[id].state == SocketState::kActive) {
@@ -209,26 +235,26 @@ class UringBackend final : public Backend {
       release(id);
       return;
     }
-    SendMeta& m = send_meta_[id.value];
-    m.iov.iov_base = pkt.data();
-    m.iov.iov_len = pkt.length;
-    m.msg = msghdr{};
-    m.msg.msg_name = &m.addr;
-    m.msg.msg_namelen = to_sockaddr(to, m.addr);
-    m.msg.msg_iov = &m.iov;
-    m.msg.msg_iovlen = 1;
-    io_uring_sqe* sqe = get_sqe();
-    io_uring_prep_sendmsg(
-        sqe, fixed_files_ ? static_cast<int>(from.value) : sockets_[from.value].fd, &m.msg, 0);
-    if (fixed_files_) {
-      sqe->flags |= IOSQE_FIXED_FILE;
+    if (options_.gso) {
+      if (open_group_ >= 0 && groups_[open_group_].accepts(from.value, to, pkt.length)) {
+        groups_[open_group_].add(pkt.data(), pkt.length, id.value);
+        return;
+      }
+      close_group();
+      if (!free_groups_.empty()) {
+        open_group_ = static_cast<int>(free_groups_.back());
+        free_groups_.pop_back();
+        groups_[open_group_].start(from.value, to, pkt.data(), pkt.length, id.value);
+        return;
+      }
     }
-    io_uring_sqe_set_data64(sqe, pack(kSend, from.value, id.value));
+    queue_single(from.value, to, pkt.data(), pkt.length, id.value);
   }
 
   void release(BufferId id) override { return_buffer(id.value); }
 
   void flush() override {
+    close_group();
     advance_returns();
     if (io_uring_sq_ready(&ring_) > 0) {
       io_uring_submit(&ring_);
@@ -258,6 +284,107 @@ class UringBackend final : public Backend {
       sqe = io_uring_get_sqe(&ring_);
     }
     return sqe;
+  }
+
+  void queue_single(std::uint32_t socket, const Endpoint& to, std::uint8_t* data,
+                    std::uint32_t length, std::uint32_t buffer) {
+    SendMeta& m = send_meta_[buffer];
+    m.iov.iov_base = data;
+    m.iov.iov_len = length;
+    m.msg = msghdr{};
+    m.msg.msg_name = &m.addr;
+    m.msg.msg_namelen = to_sockaddr(to, m.addr);
+    m.msg.msg_iov = &m.iov;
+    m.msg.msg_iovlen = 1;
+    io_uring_sqe* sqe = get_sqe();
+    prep_send(sqe, fixed_files_ ? static_cast<int>(socket) : sockets_[socket].fd, &m.msg);
+    if (fixed_files_) {
+      sqe->flags |= IOSQE_FIXED_FILE;
+    }
+    io_uring_sqe_set_data64(sqe, pack(kSend, socket, buffer));
+  }
+
+  // A GSO send the kernel refused: EINVAL when a segment exceeds the path MTU (a plain send
+  // would have been fragmented), EIO where the path cannot offload checksums (xfrm, some
+  // older kernels). Its datagrams go again one by one; after EIO, GSO stays off.
+  bool gso_refused(io_uring_cqe* cqe, std::uint32_t index) {
+    GsoGroup& g = groups_[index];
+    if (cqe->res >= 0 || g.count() < 2 || (cqe->flags & IORING_CQE_F_NOTIF) != 0) {
+      return false;
+    }
+    if (cqe->res == -EIO && options_.gso) {
+      options_.gso = false;
+      spdlog::warn("UDP GSO refused by the kernel (EIO): sending datagrams one by one from now on");
+    }
+    ++stats_.gso_fallbacks;
+    for (std::uint32_t i = 0; i < g.count(); ++i) {
+      queue_single(g.socket(), g.destination(), g.data(i), g.length(i), g.buffer(i));
+    }
+    g.clear();
+    if ((cqe->flags & IORING_CQE_F_MORE) == 0) {
+      free_groups_.push_back(index);
+    }
+    return true;
+  }
+
+  void prep_send(io_uring_sqe* sqe, int fd, msghdr* msg) {
+    if (options_.zerocopy) {
+      io_uring_prep_sendmsg_zc(sqe, fd, msg, 0);
+      sqe->ioprio |= IORING_SEND_ZC_REPORT_USAGE;
+    } else {
+      io_uring_prep_sendmsg(sqe, fd, msg, 0);
+    }
+  }
+
+  // A send's completion: true when its buffers may go back to the pool. A zero-copy send
+  // completes twice, the second time (F_NOTIF) when the kernel is done with the memory.
+  bool send_completed(io_uring_cqe* cqe, std::uint32_t datagrams) {
+    if ((cqe->flags & IORING_CQE_F_NOTIF) != 0) {
+      if ((static_cast<std::uint32_t>(cqe->res) & IORING_NOTIF_USAGE_ZC_COPIED) != 0) {
+        ++stats_.zerocopy_copied;
+      }
+      return true;
+    }
+    if (cqe->res < 0) {
+      stats_.send_errors += datagrams;
+    } else {
+      stats_.datagrams_out += datagrams;
+    }
+    return (cqe->flags & IORING_CQE_F_MORE) == 0;
+  }
+
+  // Turns the open GSO group into one sendmsg SQE.
+  void close_group() {
+    if (open_group_ < 0) {
+      return;
+    }
+    auto index = static_cast<std::uint32_t>(open_group_);
+    open_group_ = -1;
+    GsoGroup& g = groups_[index];
+    if (sockets_[g.socket()].state != SocketState::kActive) {
+      stats_.send_errors += g.count();
+      finish_group(index);
+      return;
+    }
+    io_uring_sqe* sqe = get_sqe();
+    prep_send(sqe, fixed_files_ ? static_cast<int>(g.socket()) : sockets_[g.socket()].fd,
+              g.message());
+    if (fixed_files_) {
+      sqe->flags |= IOSQE_FIXED_FILE;
+    }
+    io_uring_sqe_set_data64(sqe, pack(kSendGroup, g.socket(), index));
+    if (g.count() > 1) {
+      ++stats_.gso_sends;
+    }
+  }
+
+  void finish_group(std::uint32_t index) {
+    GsoGroup& g = groups_[index];
+    for (std::uint32_t i = 0; i < g.count(); ++i) {
+      return_buffer(g.buffer(i));
+    }
+    g.clear();
+    free_groups_.push_back(index);
   }
 
   void arm(std::uint32_t id) {
@@ -297,13 +424,20 @@ class UringBackend final : public Backend {
       case kRecv:
         return on_receive(cqe, socket, handler);
       case kSend:
-        if (cqe->res < 0) {
-          ++stats_.send_errors;
-        } else {
-          ++stats_.datagrams_out;
+        if (send_completed(cqe, 1)) {
+          return_buffer(static_cast<std::uint32_t>(ud));
         }
-        return_buffer(static_cast<std::uint32_t>(ud));
         return 0;
+      case kSendGroup: {
+        auto index = static_cast<std::uint32_t>(ud);
+        if (gso_refused(cqe, index)) {
+          return 0;
+        }
+        if (send_completed(cqe, groups_[index].count())) {
+          finish_group(index);
+        }
+        return 0;
+      }
       case kWake:
         if (cqe->res > 0) {
           handler.on_wakeup();
@@ -361,6 +495,9 @@ class UringBackend final : public Backend {
   std::vector<Socket> sockets_;
   std::vector<SendMeta> send_meta_;
   std::vector<std::uint32_t> rearm_;
+  std::vector<GsoGroup> groups_;
+  std::vector<std::uint32_t> free_groups_;
+  int open_group_ = -1;
   int wakeup_fd_ = -1;
   std::uint64_t wakeup_value_ = 0;
   BackendStats stats_;

@@ -24,6 +24,10 @@ struct NodeOptions {
   std::vector<int> cpus;
   std::string io = "uring";
   std::uint32_t buffers = 4096;
+  bool gso = true;                // bench/RESULTS.md: 16-35% less CPU per packet with bursts
+  bool zerocopy = false;          // bench/RESULTS.md: no gain at RTP sizes
+  int listener_buffer = 4 << 20;  // SO_RCVBUF/SO_SNDBUF of listeners
+  int relay_buffer = 512 << 10;   // and of relay sockets
   std::string log_level = "info";
   bool log_json = false;
   std::vector<std::pair<std::string, std::string>> users;

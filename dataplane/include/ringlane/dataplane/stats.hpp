@@ -13,7 +13,7 @@
 namespace ringlane {
 
 inline constexpr std::uint64_t kStatsMagic = 0x52474C4E53544154ull;  // "RGLNSTAT"
-inline constexpr std::uint32_t kStatsVersion = 1;
+inline constexpr std::uint32_t kStatsVersion = 2;
 
 struct WorkerStats {
   std::uint64_t heartbeat_ms = 0;  // monotonic time of the last publish
@@ -71,6 +71,9 @@ void for_each_stat(const WorkerStats& s, F&& f) {
   f("io_send_errors", s.io.send_errors);
   f("io_truncated", s.io.truncated);
   f("io_no_buffers", s.io.no_buffers);
+  f("io_gso_sends", s.io.gso_sends);
+  f("io_gso_fallbacks", s.io.gso_fallbacks);
+  f("io_zerocopy_copied", s.io.zerocopy_copied);
 }
 
 // The writer's side: creates the region and hands each worker its block.

@@ -30,6 +30,8 @@ struct WorkerConfig {
   std::uint16_t relay_port_min = 49152;  // this worker's slice of the relay range
   std::uint16_t relay_port_max = 65535;
   io::BackendOptions backend;
+  int listener_buffer = 4 << 20;
+  int relay_buffer = 512 << 10;
   std::shared_ptr<ReservationRegistry> reservations;  // shared by the workers of a process
 };
 
@@ -66,6 +68,7 @@ class Worker final : public turn::RelayPorts, public io::Handler {
   bool init(std::string& error);
   void run();
   void tick();
+  void log_drops();
   std::optional<SocketId> adopt(int fd, bool listener);
   int bind_relay_fd(Family family, std::uint16_t port, bool dont_fragment);
   Endpoint advertised(Family family, std::uint16_t port) const;
@@ -90,6 +93,7 @@ class Worker final : public turn::RelayPorts, public io::Handler {
   std::uint64_t next_timer_ms_ = 0;
   std::uint64_t next_publish_ms_ = 0;
   WorkerStats stats_;
+  turn::Counters logged_;  // counters as of the last drop log line
   int numa_node_ = -1;
 };
 

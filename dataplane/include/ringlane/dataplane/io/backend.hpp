@@ -32,8 +32,11 @@ struct BackendStats {
   std::uint64_t datagrams_in = 0;
   std::uint64_t datagrams_out = 0;
   std::uint64_t send_errors = 0;
-  std::uint64_t truncated = 0;   // datagram larger than a buffer: dropped
-  std::uint64_t no_buffers = 0;  // receive stalled for want of a free buffer
+  std::uint64_t truncated = 0;        // datagram larger than a buffer: dropped
+  std::uint64_t no_buffers = 0;       // receive stalled for want of a free buffer
+  std::uint64_t gso_sends = 0;        // sendmsg calls that carried more than one datagram
+  std::uint64_t gso_fallbacks = 0;    // GSO sends refused (EIO) and resent one by one
+  std::uint64_t zerocopy_copied = 0;  // zero-copy sends the kernel copied after all
 };
 
 struct BackendOptions {
@@ -41,6 +44,11 @@ struct BackendOptions {
   std::uint32_t max_sockets = 32768;
   int numa_node = -1;        // allocate the pool on this node; -1 = local
   std::uint32_t batch = 32;  // mmsg: datagrams per recvmmsg/sendmmsg
+  // UDP GSO: a run of equal-size datagrams from one socket to one destination leaves in one
+  // sendmsg with UDP_SEGMENT, its iovecs pointing at each datagram's own buffer.
+  bool gso = false;
+  // uring: IORING_OP_SENDMSG_ZC; a buffer returns to the pool on the kernel's notification.
+  bool zerocopy = false;
 };
 
 class Backend {
