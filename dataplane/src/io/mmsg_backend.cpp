@@ -7,7 +7,6 @@
 #include <cstring>
 #include <vector>
 
-#include "ringlane/common/log.hpp"
 #include "ringlane/dataplane/io/backend.hpp"
 #include "ringlane/dataplane/io/buffer_pool.hpp"
 #include "ringlane/dataplane/io/gso.hpp"
@@ -208,15 +207,9 @@ class MmsgBackend final : public Backend {
            std::memcmp(&a.addr, &b.addr, a.addr_len) == 0;
   }
 
-  // A GSO send the kernel refused: EINVAL when a segment exceeds the path MTU (a plain send
-  // would have been fragmented), EIO where the path cannot offload checksums (xfrm, some
-  // older kernels). Its datagrams go again one by one; after EIO, GSO stays off.
+  // See note_gso_refused(): the run's datagrams go again one by one.
   void resend_one_by_one(int fd, const msghdr& run, int error) {
-    if (error == EIO && options_.gso) {
-      options_.gso = false;
-      spdlog::warn("UDP GSO refused by the kernel (EIO): sending datagrams one by one from now on");
-    }
-    ++stats_.gso_fallbacks;
+    note_gso_refused(error, options_.gso, stats_);
     for (std::size_t k = 0; k < run.msg_iovlen; ++k) {
       msghdr one{};
       one.msg_name = run.msg_name;

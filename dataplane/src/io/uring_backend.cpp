@@ -9,7 +9,6 @@
 #include <cstring>
 #include <vector>
 
-#include "ringlane/common/log.hpp"
 #include "ringlane/dataplane/io/backend.hpp"
 #include "ringlane/dataplane/io/buffer_pool.hpp"
 #include "ringlane/dataplane/io/gso.hpp"
@@ -304,19 +303,13 @@ class UringBackend final : public Backend {
     io_uring_sqe_set_data64(sqe, pack(kSend, socket, buffer));
   }
 
-  // A GSO send the kernel refused: EINVAL when a segment exceeds the path MTU (a plain send
-  // would have been fragmented), EIO where the path cannot offload checksums (xfrm, some
-  // older kernels). Its datagrams go again one by one; after EIO, GSO stays off.
+  // See note_gso_refused(); the group's datagrams are queued again one by one.
   bool gso_refused(io_uring_cqe* cqe, std::uint32_t index) {
     GsoGroup& g = groups_[index];
     if (cqe->res >= 0 || g.count() < 2 || (cqe->flags & IORING_CQE_F_NOTIF) != 0) {
       return false;
     }
-    if (cqe->res == -EIO && options_.gso) {
-      options_.gso = false;
-      spdlog::warn("UDP GSO refused by the kernel (EIO): sending datagrams one by one from now on");
-    }
-    ++stats_.gso_fallbacks;
+    note_gso_refused(-cqe->res, options_.gso, stats_);
     for (std::uint32_t i = 0; i < g.count(); ++i) {
       queue_single(g.socket(), g.destination(), g.data(i), g.length(i), g.buffer(i));
     }

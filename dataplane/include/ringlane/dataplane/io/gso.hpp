@@ -5,10 +5,13 @@
 #include <netinet/udp.h>
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 
 #include "ringlane/common/endpoint.hpp"
+#include "ringlane/common/log.hpp"
+#include "ringlane/dataplane/io/backend.hpp"
 #include "ringlane/dataplane/io/sockaddr.hpp"
 
 namespace ringlane::io {
@@ -16,6 +19,17 @@ namespace ringlane::io {
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
 #endif
+
+// A GSO send the kernel refused: EINVAL when a segment exceeds the path MTU (a plain send
+// would have been fragmented), EIO where the path cannot offload checksums (xfrm, some older
+// kernels). The caller resends its datagrams one by one; after EIO, GSO stays off.
+inline void note_gso_refused(int error, bool& gso_enabled, BackendStats& stats) {
+  if (error == EIO && gso_enabled) {
+    gso_enabled = false;
+    spdlog::warn("UDP GSO refused by the kernel (EIO): sending datagrams one by one from now on");
+  }
+  ++stats.gso_fallbacks;
+}
 
 class GsoGroup {
  public:
