@@ -2,4 +2,6 @@
 # Every benchmark, each printing its table and writing JSON under bench/out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mkdir -p bench/out
+build/bench/srtp_bench --out bench/out/srtp.json
 python3 bench/relay_bench.py --build build "$@"
