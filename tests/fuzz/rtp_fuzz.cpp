@@ -11,6 +11,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   using namespace ringlane;
   std::vector<std::uint8_t> copy(data, data + size);
   (void)rtp::classify(copy);
+  if (auto h = rtp::RtpPacket::parse_srtp_header(copy)) {
+    (void)h->payload();
+    (void)h->extension(3);
+  }
   auto p = rtp::RtpPacket::parse(copy);
   if (!p) {
     return 0;

@@ -43,6 +43,14 @@ const char* to_string(RtpError e) {
 }
 
 std::optional<RtpPacket> RtpPacket::parse(MutableBytes d, RtpError* error) {
+  return parse(d, error, true);
+}
+
+std::optional<RtpPacket> RtpPacket::parse_srtp_header(MutableBytes d, RtpError* error) {
+  return parse(d, error, false);
+}
+
+std::optional<RtpPacket> RtpPacket::parse(MutableBytes d, RtpError* error, bool read_padding) {
   auto fail = [error](RtpError e) -> std::optional<RtpPacket> {
     if (error != nullptr)
       *error = e;
@@ -69,7 +77,7 @@ std::optional<RtpPacket> RtpPacket::parse(MutableBytes d, RtpError* error) {
     pos += 4 + words * 4;
   }
   p.header_size_ = pos;
-  if ((d[0] & 0x20) != 0) {
+  if (read_padding && (d[0] & 0x20) != 0) {
     // RFC 3550 §5.1: the last octet counts the padding, itself included.
     std::uint8_t pad = d[d.size() - 1];
     if (pad == 0 || pad > d.size() - pos)

@@ -129,3 +129,18 @@ TEST(RtpPacket, MalformedExtensionElementsStopTheWalk) {
 
 }  // namespace
 }  // namespace ringlane::rtp
+
+namespace ringlane::rtp {
+namespace {
+TEST(RtpPacket, SrtpHeaderParseLeavesPaddingToAfterDecryption) {
+  // P set and a last byte that is really tag: parse() refuses, the header parse does not.
+  auto bytes = ringlane::testing::from_hex("a0600001 00000001 00000002 aabbccdd eeff0000");
+  EXPECT_FALSE(RtpPacket::parse(bytes));
+  auto p = RtpPacket::parse_srtp_header(bytes);
+  ASSERT_TRUE(p);
+  EXPECT_TRUE(p->padding());
+  EXPECT_EQ(p->padding_size(), 0);
+  EXPECT_EQ(p->payload().size(), 8u);
+}
+}  // namespace
+}  // namespace ringlane::rtp

@@ -20,6 +20,10 @@ class RtpPacket {
   static constexpr std::uint16_t kTwoByteProfile = 0x1000;  // RFC 8285 §4.3 (0x100X)
 
   static std::optional<RtpPacket> parse(MutableBytes data, RtpError* error = nullptr);
+  // The header of an SRTP packet, before it is unprotected: everything but the padding, whose
+  // count byte is encrypted (RFC 3711 §3.1) and followed by the tag. payload() then runs to
+  // the end of the datagram.
+  static std::optional<RtpPacket> parse_srtp_header(MutableBytes data, RtpError* error = nullptr);
 
   bool padding() const { return (data_[0] & 0x20) != 0; }
   bool has_extension() const { return (data_[0] & 0x10) != 0; }
@@ -56,6 +60,8 @@ class RtpPacket {
   bool set_extension(std::uint8_t id, Bytes value);
 
  private:
+  static std::optional<RtpPacket> parse(MutableBytes data, RtpError* error, bool read_padding);
+
   MutableBytes data_;
   std::size_t header_size_ = 0;
   std::size_t extension_offset_ = 0;  // of the extension's data, after its 4-byte header
