@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bench/out
 build/bench/srtp_bench --out bench/out/srtp.json
+build/bench/ring_bench --out bench/out/ring.json
 python3 bench/relay_bench.py --build build "$@"

@@ -120,17 +120,6 @@ void Worker::join() {
   }
 }
 
-void Worker::set_policy(std::shared_ptr<const turn::Policy> policy) {
-  while (policy_lock_.exchange(true, std::memory_order_acquire)) {
-  }
-  pending_policy_ = std::move(policy);
-  policy_lock_.store(false, std::memory_order_release);
-  if (wakeup_fd_ >= 0) {
-    std::uint64_t one = 1;
-    [[maybe_unused]] auto n = write(wakeup_fd_, &one, sizeof(one));
-  }
-}
-
 bool Worker::init(std::string& error) {
   std::string tag = "worker " + std::to_string(config_.index);
   if (config_.cpu >= 0) {
@@ -173,7 +162,8 @@ bool Worker::init(std::string& error) {
   }
   backend_name_ = backend_->name();
   backend_detail_ = why;
-  wakeup_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  wakeup_fd_ =
+      config_.doorbell_fd >= 0 ? dup(config_.doorbell_fd) : eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   backend_->set_wakeup_fd(wakeup_fd_);
   sockets_.resize(config_.backend.max_sockets);
   server_ = std::make_unique<turn::Server>(server_config_, *this);
@@ -212,6 +202,9 @@ void Worker::run() {
 }
 
 void Worker::tick() {
+  if (config_.commands && config_.commands->depth() > 0) {
+    run_commands();
+  }
   if (now_.mono_ms >= next_timer_ms_) {
     server_->on_timer(now_);
     config_.reservations->expire(now_.mono_ms);
@@ -251,13 +244,63 @@ void Worker::log_drops() {
 void Worker::on_wakeup() {
   std::uint64_t value;
   [[maybe_unused]] auto n = read(wakeup_fd_, &value, sizeof(value));
-  std::shared_ptr<const turn::Policy> policy;
-  while (policy_lock_.exchange(true, std::memory_order_acquire)) {
+  run_commands();
+}
+
+void Worker::emit(shm::Event type, Bytes payload) {
+  // A full event ring is backpressure the ring counts (full_count); the worker never blocks.
+  if (config_.events) {
+    config_.events->push(static_cast<std::uint16_t>(type), shm::kMessageVersion, payload);
   }
-  policy.swap(pending_policy_);
-  policy_lock_.store(false, std::memory_order_release);
-  if (policy) {
-    server_->set_policy(std::move(policy));
+}
+
+// Commands from the control plane: read on the doorbell and, as a fallback, every loop turn
+// (an atomic load when the ring is empty).
+void Worker::run_commands() {
+  if (!config_.commands) {
+    return;
+  }
+  while (auto m = config_.commands->front()) {
+    auto type = static_cast<shm::Command>(m->type);
+    std::string error;
+    if (m->version != shm::kMessageVersion || m->type == shm::kCorruptType ||
+        (type != shm::Command::kPolicyBegin && type != shm::Command::kPolicyChunk &&
+         type != shm::Command::kPolicyCommit)) {
+      std::uint8_t what[4];
+      store_be16(what, m->type);
+      store_be16(what + 2, m->version);
+      emit(shm::Event::kCommandRefused, what);
+      spdlog::warn("worker {}: refused command type {} version {}", config_.index, m->type,
+                   m->version);
+    } else if (type == shm::Command::kPolicyBegin) {
+      if (m->payload.size() != 12 ||
+          !policy_assembler_.begin(load_be64(m->payload.data()), load_be32(m->payload.data() + 8),
+                                   error)) {
+        spdlog::warn("worker {}: bad policy begin: {}", config_.index,
+                     error.empty() ? "size" : error);
+      }
+    } else if (type == shm::Command::kPolicyChunk) {
+      if (!policy_assembler_.chunk(m->payload, error)) {
+        spdlog::warn("worker {}: bad policy chunk: {}", config_.index, error);
+      }
+    } else {
+      std::uint64_t generation = m->payload.size() == 8 ? load_be64(m->payload.data()) : 0;
+      std::uint8_t gen[8];
+      store_be64(gen, generation);
+      if (auto policy = policy_assembler_.commit(generation, error)) {
+        server_->set_policy(std::make_shared<const turn::Policy>(std::move(*policy)));
+        emit(shm::Event::kPolicyApplied, gen);
+        spdlog::info("worker {}: policy generation {} applied", config_.index, generation);
+      } else {
+        std::vector<std::uint8_t> reply(gen, gen + 8);
+        reply.insert(reply.end(), error.begin(), error.end());
+        reply.resize(std::min(reply.size(), shm::kMaxPayload));
+        emit(shm::Event::kPolicyRejected, reply);
+        spdlog::warn("worker {}: policy generation {} rejected: {}", config_.index, generation,
+                     error);
+      }
+    }
+    config_.commands->pop();
   }
 }
 

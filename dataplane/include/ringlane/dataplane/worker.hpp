@@ -13,8 +13,11 @@
 #include "ringlane/dataplane/io/backend.hpp"
 #include "ringlane/dataplane/reservations.hpp"
 #include "ringlane/dataplane/stats.hpp"
+#include "ringlane/dataplane/turn/policy_codec.hpp"
 #include "ringlane/dataplane/turn/relay_ports.hpp"
 #include "ringlane/dataplane/turn/server.hpp"
+#include "ringlane/shm/messages.hpp"
+#include "ringlane/shm/ring.hpp"
 
 namespace ringlane {
 
@@ -33,6 +36,11 @@ struct WorkerConfig {
   int listener_buffer = 4 << 20;
   int relay_buffer = 512 << 10;
   std::shared_ptr<ReservationRegistry> reservations;  // shared by the workers of a process
+  // The worker's rings in the shared region, and the eventfd the control side rings after
+  // pushing commands (the worker waits on it inside its io backend). Optional for tests.
+  std::optional<shm::SpscRing> commands;
+  std::optional<shm::SpscRing> events;
+  int doorbell_fd = -1;
 };
 
 class Worker final : public turn::RelayPorts, public io::Handler {
@@ -47,8 +55,6 @@ class Worker final : public turn::RelayPorts, public io::Handler {
   // The backend that actually runs (after any fallback) and why.
   const std::string& backend_name() const { return backend_name_; }
   const std::string& backend_detail() const { return backend_detail_; }
-  // Swaps the TURN policy from another thread at the next loop turn.
-  void set_policy(std::shared_ptr<const turn::Policy> policy);
 
   // turn::RelayPorts
   std::optional<Opened> open(const Request& request) override;
@@ -69,6 +75,8 @@ class Worker final : public turn::RelayPorts, public io::Handler {
   void run();
   void tick();
   void log_drops();
+  void run_commands();
+  void emit(shm::Event type, Bytes payload);
   std::optional<SocketId> adopt(int fd, bool listener);
   int bind_relay_fd(Family family, std::uint16_t port, bool dont_fragment);
   Endpoint advertised(Family family, std::uint16_t port) const;
@@ -86,8 +94,7 @@ class Worker final : public turn::RelayPorts, public io::Handler {
   std::uint32_t port_cursor_ = 0;
   int wakeup_fd_ = -1;
   std::atomic<bool> stop_{false};
-  std::shared_ptr<const turn::Policy> pending_policy_;  // guarded by policy_lock_
-  std::atomic<bool> policy_lock_{false};
+  turn::PolicyAssembler policy_assembler_;
   std::thread thread_;
   Now now_;
   std::uint64_t next_timer_ms_ = 0;

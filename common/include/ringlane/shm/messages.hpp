@@ -1,0 +1,24 @@
+#pragma once
+// Message types on the per-worker rings (control -> worker commands, worker -> control events).
+// Bump kMessageVersion when a payload layout changes: a consumer refuses other versions.
+#include <cstdint>
+
+namespace ringlane::shm {
+
+inline constexpr std::uint16_t kMessageVersion = 1;
+
+enum class Command : std::uint16_t {
+  // A TURN policy in pieces: Begin {u64 generation, u32 total bytes}, Chunk {bytes...},
+  // Commit {u64 generation}. The worker swaps the policy in at Commit.
+  kPolicyBegin = 1,
+  kPolicyChunk = 2,
+  kPolicyCommit = 3,
+};
+
+enum class Event : std::uint16_t {
+  kPolicyApplied = 100,   // {u64 generation}
+  kPolicyRejected = 101,  // {u64 generation, reason text}
+  kCommandRefused = 102,  // {u16 type, u16 version}: unknown type or version, or corrupt slot
+};
+
+}  // namespace ringlane::shm
