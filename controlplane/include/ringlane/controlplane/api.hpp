@@ -1,0 +1,49 @@
+#pragma once
+// The control plane's HTTP API: health, readiness, Prometheus metrics from the data plane's
+// stats page, and TURN REST credentials (the shape coturn/eturnal deployments hand out).
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "ringlane/controlplane/http_server.hpp"
+
+namespace ringlane::control {
+
+struct ApiConfig {
+  std::string stats_name = "default";  // the data plane's stats page
+  std::vector<std::string> api_keys;   // Bearer keys for /api/*; none = /api/* refused
+  std::string rest_secret;             // shared with the data plane (--rest-secret)
+  std::uint32_t credential_ttl_s = 86400;
+  std::vector<std::string> turn_uris;  // e.g. turn:203.0.113.7:3478?transport=udp
+  std::uint32_t requests_per_s = 20;   // per source address, /api/* only
+  std::uint32_t heartbeat_stale_ms = 1000;
+};
+
+class Api {
+ public:
+  explicit Api(ApiConfig config) : config_(std::move(config)) {}
+  Response handle(const Request& req, const boost::asio::ip::address& peer);
+
+ private:
+  Response healthz(const Request& req);
+  Response readyz(const Request& req);
+  Response metrics(const Request& req);
+  Response turn_credentials(const Request& req, const boost::asio::ip::address& peer);
+  bool rate_limited(const boost::asio::ip::address& peer);
+
+  ApiConfig config_;
+  std::mutex mutex_;
+  struct Bucket {
+    double tokens;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::unordered_map<std::string, Bucket> buckets_;
+};
+
+Response json_error(const Request& req, boost::beast::http::status status, const std::string& code,
+                    const std::string& message);
+
+}  // namespace ringlane::control

@@ -1,0 +1,32 @@
+#pragma once
+// A small HTTP/1.1 server on Boost.Beast: one io_context thread, keep-alive, bounded request
+// size and header read time. The handler turns a request into a response; errors never escape.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/http.hpp>
+#include <functional>
+#include <memory>
+
+namespace ringlane::control {
+
+using Request = boost::beast::http::request<boost::beast::http::string_body>;
+using Response = boost::beast::http::response<boost::beast::http::string_body>;
+// The peer's address is passed so handlers can rate-limit per source.
+using Handler = std::function<Response(const Request&, const boost::asio::ip::address& peer)>;
+
+class HttpServer {
+ public:
+  static constexpr std::size_t kMaxRequestBytes = 64 * 1024;
+
+  HttpServer(boost::asio::io_context& io, const boost::asio::ip::tcp::endpoint& at,
+             Handler handler);
+  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+
+ private:
+  void accept();
+  boost::asio::io_context& io_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::shared_ptr<Handler> handler_;
+};
+
+}  // namespace ringlane::control

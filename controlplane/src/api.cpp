@@ -1,0 +1,203 @@
+#include "ringlane/controlplane/api.hpp"
+
+#include <boost/json.hpp>
+#include <ctime>
+
+#include "ringlane/crypto/digest.hpp"
+#include "ringlane/dataplane/stats.hpp"
+#include "ringlane/dataplane/turn/credentials.hpp"
+
+namespace ringlane::control {
+namespace http = boost::beast::http;
+
+namespace {
+
+std::uint64_t mono_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000 +
+         static_cast<std::uint64_t>(ts.tv_nsec) / 1'000'000;
+}
+
+Response reply(const Request& req, http::status status, const std::string& type, std::string body) {
+  Response r{status, req.version()};
+  r.set(http::field::content_type, type);
+  r.set(http::field::cache_control, "no-store");
+  r.body() = std::move(body);
+  return r;
+}
+
+// The value of `name` in the target's query string ("" if absent). Values here are plain
+// tokens; %-escapes are decoded.
+std::string query_param(std::string_view target, std::string_view name) {
+  auto q = target.find('?');
+  if (q == std::string_view::npos)
+    return "";
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    auto amp = rest.find('&');
+    std::string_view pair = rest.substr(0, amp);
+    auto eq = pair.find('=');
+    if (pair.substr(0, eq) == name && eq != std::string_view::npos) {
+      std::string out;
+      std::string_view v = pair.substr(eq + 1);
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        if (v[i] == '%' && i + 2 < v.size()) {
+          out.push_back(static_cast<char>(std::stoi(std::string(v.substr(i + 1, 2)), nullptr, 16)));
+          i += 2;
+        } else {
+          out.push_back(v[i] == '+' ? ' ' : v[i]);
+        }
+      }
+      return out;
+    }
+    rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+  }
+  return "";
+}
+
+std::string_view path_of(std::string_view target) {
+  return target.substr(0, target.find('?'));
+}
+
+}  // namespace
+
+Response json_error(const Request& req, http::status status, const std::string& code,
+                    const std::string& message) {
+  boost::json::object e{{"code", code}, {"message", message}};
+  return reply(req, status, "application/json",
+               boost::json::serialize(boost::json::object{{"error", e}}));
+}
+
+Response Api::handle(const Request& req, const boost::asio::ip::address& peer) {
+  std::string_view path = path_of(req.target());
+  if (req.method() != http::verb::get) {
+    return json_error(req, http::status::method_not_allowed, "method_not_allowed",
+                      "only GET is served");
+  }
+  if (path == "/healthz")
+    return healthz(req);
+  if (path == "/readyz")
+    return readyz(req);
+  if (path == "/metrics")
+    return metrics(req);
+  if (path == "/api/turn-credentials")
+    return turn_credentials(req, peer);
+  return json_error(req, http::status::not_found, "not_found", "no such endpoint");
+}
+
+Response Api::healthz(const Request& req) {
+  return reply(req, http::status::ok, "text/plain", "ok\n");
+}
+
+// Ready when the data plane's stats page exists and every worker published recently.
+Response Api::readyz(const Request& req) {
+  StatsSnapshot snap;
+  std::string error;
+  if (!read_stats(config_.stats_name, snap, error)) {
+    return reply(req, http::status::service_unavailable, "text/plain",
+                 "not ready: " + error + "\n");
+  }
+  std::uint64_t now = mono_ms();
+  for (std::size_t i = 0; i < snap.workers.size(); ++i) {
+    std::uint64_t beat = snap.workers[i].heartbeat_ms;
+    if (beat == 0 || now > beat + config_.heartbeat_stale_ms) {
+      return reply(req, http::status::service_unavailable, "text/plain",
+                   "not ready: worker " + std::to_string(i) + " has not reported for " +
+                       std::to_string(beat == 0 ? 0 : now - beat) + " ms\n");
+    }
+  }
+  return reply(
+      req, http::status::ok, "text/plain",
+      "ready: " + std::to_string(snap.workers.size()) + " worker(s), io " + snap.backend + "\n");
+}
+
+Response Api::metrics(const Request& req) {
+  StatsSnapshot snap;
+  std::string error;
+  std::string out;
+  bool attached = read_stats(config_.stats_name, snap, error);
+  out += "# HELP ringlane_dataplane_attached 1 when the data plane's stats page is readable\n";
+  out += "# TYPE ringlane_dataplane_attached gauge\n";
+  out += "ringlane_dataplane_attached " + std::to_string(attached ? 1 : 0) + "\n";
+  for (std::size_t w = 0; attached && w < snap.workers.size(); ++w) {
+    for_each_stat(snap.workers[w], [&](const std::string& key, std::uint64_t v) {
+      out +=
+          "ringlane_" + key + "{worker=\"" + std::to_string(w) + "\"} " + std::to_string(v) + "\n";
+    });
+  }
+  return reply(req, http::status::ok, "text/plain; version=0.0.4", std::move(out));
+}
+
+bool Api::rate_limited(const boost::asio::ip::address& peer) {
+  std::lock_guard lock(mutex_);
+  auto now = std::chrono::steady_clock::now();
+  if (buckets_.size() > 100000)
+    buckets_.clear();
+  auto [it, fresh] =
+      buckets_.try_emplace(peer.to_string(), Bucket{2.0 * config_.requests_per_s, now});
+  Bucket& b = it->second;
+  if (!fresh) {
+    double dt = std::chrono::duration<double>(now - b.at).count();
+    b.tokens = std::min(2.0 * config_.requests_per_s, b.tokens + dt * config_.requests_per_s);
+    b.at = now;
+  }
+  if (b.tokens < 1)
+    return true;
+  b.tokens -= 1;
+  return false;
+}
+
+// draft-uberti-behave-turn-rest: GET ?service=turn&username=U -> {username, password, ttl, uris},
+// the credential coturn's use-auth-secret (and ringlane's --rest-secret) accepts.
+Response Api::turn_credentials(const Request& req, const boost::asio::ip::address& peer) {
+  if (rate_limited(peer)) {
+    return json_error(req, http::status::too_many_requests, "rate_limited",
+                      "too many requests; retry later");
+  }
+  std::string key;
+  auto auth = req[http::field::authorization];
+  if (auth.starts_with("Bearer ")) {
+    key = std::string(auth.substr(7));
+  } else {
+    key = query_param(req.target(), "key");
+  }
+  bool known = false;
+  for (const auto& k : config_.api_keys) {
+    known = known || (k.size() == key.size() && crypto::equal_ct(as_bytes(k), as_bytes(key)));
+  }
+  if (!known) {
+    return json_error(req, http::status::unauthorized, "unauthorized",
+                      "missing or unknown API key");
+  }
+  if (config_.rest_secret.empty()) {
+    return json_error(req, http::status::service_unavailable, "no_secret",
+                      "no TURN REST secret configured");
+  }
+  std::string service = query_param(req.target(), "service");
+  if (!service.empty() && service != "turn") {
+    return json_error(req, http::status::bad_request, "bad_service", "service must be turn");
+  }
+  std::string user = query_param(req.target(), "username");
+  for (char c : user) {
+    if (c == ':' || static_cast<unsigned char>(c) < 0x21 || static_cast<unsigned char>(c) > 0x7e) {
+      return json_error(req, http::status::bad_request, "bad_username",
+                        "username must be printable, no ':'");
+    }
+  }
+  if (user.size() > 128) {
+    return json_error(req, http::status::bad_request, "bad_username", "username longer than 128");
+  }
+  std::string username = std::to_string(std::time(nullptr) + config_.credential_ttl_s) +
+                         (user.empty() ? "" : ":" + user);
+  boost::json::array uris;
+  for (const auto& u : config_.turn_uris)
+    uris.emplace_back(u);
+  boost::json::object o{{"username", username},
+                        {"password", turn::rest_password(config_.rest_secret, username)},
+                        {"ttl", config_.credential_ttl_s},
+                        {"uris", uris}};
+  return reply(req, http::status::ok, "application/json", boost::json::serialize(o));
+}
+
+}  // namespace ringlane::control
