@@ -241,11 +241,8 @@ void Worker::log_drops() {
   logged_ = now;
 }
 
-void Worker::on_wakeup() {
-  std::uint64_t value;
-  [[maybe_unused]] auto n = read(wakeup_fd_, &value, sizeof(value));
-  run_commands();
-}
+// The backend has already drained the eventfd.
+void Worker::on_wakeup() { run_commands(); }
 
 void Worker::emit(shm::Event type, Bytes payload) {
   // A full event ring is backpressure the ring counts (full_count); the worker never blocks.

@@ -37,6 +37,20 @@ def openssl_material(text):
     return m.group(1) if m else None
 
 
+def judge(r, signaled, log, profile):
+    """Checks one probe outcome against what OpenSSL printed in `log`."""
+    if signaled:
+        wait_for(log, "Keying material: ")
+        theirs = openssl_material(open(log).read())
+        check(r["state"] in ("connected", "closed"), f"handshake completes ({r['state']} {r['error']})")
+        check(r["profile"] == profile, f"negotiated {r['profile']}")
+        check(theirs is not None and r["keying_material"] == theirs,
+              f"exported {len(r['keying_material']) // 2} bytes equal OpenSSL's")
+    else:
+        check(r["state"] == "failed" and "fingerprint" in r["error"],
+              f"forged fingerprint fails the handshake ({r['error'][:60]})")
+
+
 def wait_for(path, pattern, timeout=10.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -75,17 +89,7 @@ def main():
                 out = subprocess.run([a.probe, "--role", "client", "--remote", f"127.0.0.1:{port}",
                                       "--peer-fingerprint", "sha-256 " + expect, "--timeout-ms", "8000"],
                                      capture_output=True, text=True, timeout=30).stdout
-                r = json.loads(out.strip().splitlines()[-1])
-                if expect == fp:
-                    wait_for(log, "Keying material: ")
-                    theirs = openssl_material(open(log).read())
-                    check(r["state"] in ("connected", "closed"), f"handshake completes ({r['state']} {r['error']})")
-                    check(r["profile"] == profile, f"negotiated {r['profile']}")
-                    check(theirs is not None and r["keying_material"] == theirs,
-                          f"exported {len(r['keying_material']) // 2} bytes equal OpenSSL's")
-                else:
-                    check(r["state"] == "failed" and "fingerprint" in r["error"],
-                          f"forged fingerprint fails the handshake ({r['error'][:60]})")
+                judge(json.loads(out.strip().splitlines()[-1]), expect == fp, log, profile)
             finally:
                 srv.kill()
                 srv.wait()
@@ -103,17 +107,7 @@ def main():
                                    stdin=subprocess.PIPE, stdout=open(log, "w"), stderr=subprocess.STDOUT)
             try:
                 out = probe.communicate(timeout=30)[0]
-                r = json.loads(out.strip().splitlines()[-1])
-                if expect == fp:
-                    wait_for(log, "Keying material: ")
-                    theirs = openssl_material(open(log).read())
-                    check(r["state"] in ("connected", "closed"), f"handshake completes ({r['state']} {r['error']})")
-                    check(r["profile"] == profile, f"negotiated {r['profile']}")
-                    check(theirs is not None and r["keying_material"] == theirs,
-                          f"exported {len(r['keying_material']) // 2} bytes equal OpenSSL's")
-                else:
-                    check(r["state"] == "failed" and "fingerprint" in r["error"],
-                          f"forged fingerprint fails the handshake ({r['error'][:60]})")
+                judge(json.loads(out.strip().splitlines()[-1]), expect == fp, log, profile)
             finally:
                 cli.kill()
                 cli.wait()

@@ -22,7 +22,7 @@ class Handler {
   virtual ~Handler() = default;
   virtual void on_datagram(SocketId socket, const Endpoint& from, PacketBuffer& pkt,
                            BufferId id) = 0;
-  // The wakeup file descriptor became readable (control commands waiting).
+  // The wakeup eventfd fired (control commands waiting); the backend has drained it.
   virtual void on_wakeup() {}
 };
 
