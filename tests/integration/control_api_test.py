@@ -106,9 +106,15 @@ def main():
         check(bool(totals) and totals[-1][0] == totals[-1][1] == "40" and "Total lost packets 0 " in out,
               f"turnutils_uclient relays with the issued credentials ({totals[-1] if totals else 'none'})")
 
-        status, body = request(http_port, "GET", "/metrics")
-        m = re.search(r'^ringlane_relayed_to_peer\{worker="\d"\} (\d+)$', body, re.M)
-        total = sum(int(v) for v in re.findall(r'^ringlane_relayed_to_peer\{worker="\d"\} (\d+)$', body, re.M))
+        # Workers publish their counters every 100 ms: poll briefly rather than race them.
+        total, m, status, body = 0, None, 0, ""
+        for _ in range(20):
+            status, body = request(http_port, "GET", "/metrics")
+            m = re.search(r'^ringlane_relayed_to_peer\{worker="\d"\} (\d+)$', body, re.M)
+            total = sum(int(v) for v in re.findall(r'^ringlane_relayed_to_peer\{worker="\d"\} (\d+)$', body, re.M))
+            if total >= 40:
+                break
+            time.sleep(0.1)
         check(status == 200 and m is not None and total >= 40 and "ringlane_dataplane_attached 1" in body,
               f"/metrics reports the relayed packets ({total})")
 

@@ -70,8 +70,19 @@ class Node:
         return {k: sum(w[k] for w in workers) for k in workers[0]}
 
     def settled_stats(self):
-        time.sleep(0.35)  # workers publish every 100 ms
-        return self.stats()
+        """Counters once traffic has stopped: workers publish every 100 ms, so wait until two
+        reads agree (heartbeats and loop turns always move and are left out); at most 3 s."""
+        moving = ("heartbeat_ms", "loop_turns", "io_receive_calls")
+        last = None
+        deadline = time.time() + 3
+        while time.time() < deadline:
+            time.sleep(0.15)
+            now = self.stats()
+            steady = {k: v for k, v in now.items() if k not in moving}
+            if steady == last:
+                return now
+            last = steady
+        return now
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
