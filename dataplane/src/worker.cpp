@@ -242,7 +242,9 @@ void Worker::log_drops() {
 }
 
 // The backend has already drained the eventfd.
-void Worker::on_wakeup() { run_commands(); }
+void Worker::on_wakeup() {
+  run_commands();
+}
 
 void Worker::emit(shm::Event type, Bytes payload) {
   // A full event ring is backpressure the ring counts (full_count); the worker never blocks.

@@ -17,6 +17,7 @@ namespace {
 
 // Payload offset in a slot: the same room for TURN headers as the uring backend leaves.
 constexpr std::uint32_t kPayloadOffset = 128;
+static_assert(kPayloadOffset >= kPacketHeadroom);
 constexpr std::uint32_t kWakeTag = UINT32_MAX;
 constexpr int kMaxEvents = 256;
 constexpr int kMaxRoundsPerSocket = 8;

@@ -29,6 +29,8 @@ namespace {
 // Bytes kept in front of what the kernel writes (io_uring_recvmsg_out, then the source
 // address, then the payload), so that the payload ends up with room for TURN headers.
 constexpr std::uint32_t kReserve = 64;
+// The payload lands after the reserve, io_uring_recvmsg_out and a sockaddr_in6.
+static_assert(kReserve + sizeof(io_uring_recvmsg_out) + sizeof(sockaddr_in6) >= kPacketHeadroom);
 constexpr std::uint16_t kBufferGroup = 1;
 constexpr unsigned kSqEntries = 2048;
 constexpr unsigned kCqEntries = 16384;

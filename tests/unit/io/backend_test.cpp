@@ -27,7 +27,7 @@ struct Echo : Handler {
   void on_datagram(SocketId socket, const Endpoint& from, PacketBuffer& pkt, BufferId id) override {
     ++received;
     // The headroom promised to protocol code is really there.
-    EXPECT_GE(pkt.headroom(), 48u);
+    EXPECT_GE(pkt.headroom(), kPacketHeadroom);
     backend->send(socket, from, pkt, id);
   }
   void on_wakeup() override { ++wakeups; }

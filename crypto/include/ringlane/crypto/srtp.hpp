@@ -58,7 +58,6 @@ class SrtpSession {
   SrtpSession() = default;
   std::optional<std::size_t> run(bool protect, bool rtcp, std::span<std::uint8_t> buffer,
                                  std::size_t length);
-  struct Impl;
   void* session_ = nullptr;  // srtp_t
   SrtpProfile profile_ = SrtpProfile::kAes128CmSha1_80;
   SrtpCounters counters_;

@@ -17,8 +17,8 @@ struct SocketId {
   bool operator==(const SocketId&) const = default;
 };
 
-// Headroom every receive buffer keeps in front of the payload: enough for a TURN Data
-// indication header carrying an IPv6 peer (20 + 24 + 4 = 48 bytes), rounded up.
+// The least headroom every io backend leaves in front of a received payload: enough for a
+// TURN Data indication header carrying an IPv6 peer (20 + 24 + 4 = 48 bytes), rounded up.
 inline constexpr std::uint32_t kPacketHeadroom = 64;
 
 struct PacketBuffer {
