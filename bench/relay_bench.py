@@ -82,8 +82,8 @@ class Server:
 
 
 def targets(build, port, relay_lo):
-    ringlane = os.path.join(build, "dataplane", "ringlane")
-    common = ["run", "--listen", f"127.0.0.1:{port}", "--user", "bench:bench", "--realm", "bench",
+    ringlane = os.path.join(build, "controlplane", "ringlane")
+    common = ["dataplane", "--listen", f"127.0.0.1:{port}", "--user", "bench:bench", "--realm", "bench",
               "--allow-peer", "127.0.0.0/8", "--workers", "1", "--cpus", "0", "--user-quota", "0",
               "--unauth-rate", "1000000", "--relay-ports", f"{relay_lo}-{relay_lo + 999}",
               "--log-level", "warn", "--name", f"bench-{os.getpid()}"]

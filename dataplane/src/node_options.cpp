@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <string_view>
+#include <thread>
 
 namespace ringlane {
 namespace {
@@ -45,6 +46,14 @@ const char* node_options_help() {
   --log-level LEVEL         trace|debug|info|warn|error [info]
   --log-json                one JSON object per log line
 )";
+}
+
+unsigned worker_count(const NodeOptions& o) {
+  if (o.workers != 0)
+    return o.workers;
+  if (!o.cpus.empty())
+    return static_cast<unsigned>(o.cpus.size());
+  return std::max(1u, std::thread::hardware_concurrency());
 }
 
 std::optional<NodeOptions> parse_node_options(int argc, char** argv, std::string& error) {

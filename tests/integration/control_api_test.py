@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """ringlane-control's HTTP API against a running data plane, over real sockets:
 health, readiness (and its loss when the data plane is killed), Prometheus metrics, and TURN
-REST credentials that coturn's turnutils_uclient then uses to relay through ringlane run.
+REST credentials that coturn's turnutils_uclient then uses to relay through ringlane dataplane.
 
 Usage: control_api_test.py --ringlane PATH --control PATH
 """
@@ -62,7 +62,7 @@ def main():
     clog = tempfile.NamedTemporaryFile(prefix="control-", suffix=".log", delete=False).name
     peer = subprocess.Popen(["turnutils_peer", "-L", "127.0.0.1", "-p", str(peer_port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    data = subprocess.Popen([a.ringlane, "run", "--name", name, "--listen", f"127.0.0.1:{turn_port}",
+    data = subprocess.Popen([a.ringlane, "dataplane", "--name", name, "--listen", f"127.0.0.1:{turn_port}",
                              "--rest-secret", "shared-secret", "--allow-peer", "127.0.0.0/8", "--workers", "2",
                              "--relay-ports", f"{relay_lo}-{relay_lo + 99}"], stdout=open(dlog, "w"),
                             stderr=subprocess.STDOUT)

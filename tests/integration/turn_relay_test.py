@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """TURN relay against coturn's own clients, over real sockets on loopback.
 
-Starts `ringlane run` with the chosen io backend and coturn's turnutils_peer, then drives
+Starts `ringlane dataplane` with the chosen io backend and coturn's turnutils_peer, then drives
 turnutils_uclient through every mode (channels, Send indications, REST credentials, IPv6
 relays, client-to-client, DONT-FRAGMENT, RTCP pairs with EVEN-PORT/RESERVATION-TOKEN) and
 asserts the echoed packet counts and zero loss it reports; turnutils_stunclient for Binding.
@@ -41,13 +41,13 @@ def free_port(family=socket.AF_INET, host="127.0.0.1"):
 
 
 class Node:
-    """A running `ringlane run`, stopped on exit."""
+    """A running `ringlane dataplane`, stopped on exit."""
 
     def __init__(self, binary, args, name):
         self.name = name
         self.log = tempfile.NamedTemporaryFile(prefix=f"ringlane-{name}-", suffix=".log", delete=False)
         self.binary = binary
-        self.proc = subprocess.Popen([binary, "run", "--name", name] + args,
+        self.proc = subprocess.Popen([binary, "dataplane", "--name", name] + args,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 15
         while time.time() < deadline:

@@ -63,9 +63,11 @@ void SpscRing::publish() {
 
 std::optional<MessageView> SpscRing::front() const {
   std::uint64_t head = control()->head.load(std::memory_order_relaxed);
-  if (head == seen_tail_) {
+  // ">=" and not "==": a fresh view starts with seen_tail_ 0 while head has moved on, and a
+  // corrupt peer may leave head ahead of tail; both must read as "look again", then "empty".
+  if (head >= seen_tail_) {
     seen_tail_ = load_tail();
-    if (head == seen_tail_) {
+    if (head >= seen_tail_) {
       return std::nullopt;
     }
   }

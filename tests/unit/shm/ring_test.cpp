@@ -57,6 +57,27 @@ TEST(SpscRing, OrderBackpressureAndWrap) {
   EXPECT_EQ(m->version, 3);
 }
 
+TEST(SpscRing, FreshViewsSeeOnlyWhatIsThere) {
+  // The supervisor makes a new consumer view on every poll: each must start from the shared
+  // indices, never from its own zeroed cache.
+  Buffer mem(8);
+  auto producer = SpscRing::create(mem.aligned(), 8);
+  for (std::uint64_t round = 0; round < 20; ++round) {
+    ASSERT_TRUE(producer.push(1, 1, payload_of(round)));
+    auto view = SpscRing::attach(mem.aligned(), 8);
+    auto m = view.front();
+    ASSERT_TRUE(m);
+    std::uint64_t v;
+    std::memcpy(&v, m->payload.data(), 8);
+    EXPECT_EQ(v, round);
+    view.pop();
+    EXPECT_FALSE(SpscRing::attach(mem.aligned(), 8).front()) << "round " << round;
+  }
+  // Head ahead of tail (a corrupt peer): empty, not garbage.
+  static_cast<RingControl*>(mem.aligned())->head.store(1000);
+  EXPECT_FALSE(SpscRing::attach(mem.aligned(), 8).front());
+}
+
 TEST(SpscRing, CorruptSlotIsReportedNotStalledOn) {
   Buffer mem(4);
   auto ring = SpscRing::create(mem.aligned(), 4);

@@ -37,5 +37,7 @@ struct NodeOptions {
 // Parses argv after the subcommand; on error returns nullopt with a message in `error`.
 std::optional<NodeOptions> parse_node_options(int argc, char** argv, std::string& error);
 const char* node_options_help();
+// Workers the node runs: --workers, else one per --cpus entry, else one per CPU.
+unsigned worker_count(const NodeOptions& o);
 
 }  // namespace ringlane

@@ -1,4 +1,4 @@
-// ringlane: `run` starts the node; `stats` reads a running node's counters.
+// The data plane process (`ringlane dataplane`) and the stats reader (`ringlane stats`).
 #include <fcntl.h>
 #include <ifaddrs.h>
 #include <net/if.h>
@@ -16,10 +16,12 @@
 #include "ringlane/common/log.hpp"
 #include "ringlane/crypto/digest.hpp"
 #include "ringlane/dataplane/io/sockaddr.hpp"
+#include "ringlane/dataplane/node.hpp"
 #include "ringlane/dataplane/node_options.hpp"
 #include "ringlane/dataplane/stats.hpp"
 #include "ringlane/dataplane/turn/credentials.hpp"
 #include "ringlane/dataplane/worker.hpp"
+#include "ringlane/shm/region.hpp"
 
 namespace ringlane {
 namespace {
@@ -58,6 +60,8 @@ std::optional<IpAddress> host_address(Family family) {
   return found ? found : loopback;
 }
 
+}  // namespace
+
 std::optional<IpAddress> relay_for(Family family, const std::optional<IpAddress>& given,
                                    const std::vector<Endpoint>& listen) {
   if (given) {
@@ -75,15 +79,36 @@ std::optional<IpAddress> relay_for(Family family, const std::optional<IpAddress>
   return listening ? host_address(family) : std::nullopt;
 }
 
-int run(int argc, char** argv) {
+namespace {}  // namespace
+
+int run_dataplane(int argc, char** argv) {
   std::string error;
-  auto parsed = parse_node_options(argc, argv, error);
+  // Handed over by a supervising control plane: the shared region and one doorbell per worker.
+  int region_fd = -1;
+  std::vector<int> doorbells;
+  std::vector<char*> rest;
+  for (int i = 0; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "--region-fd" && i + 1 < argc) {
+      region_fd = std::atoi(argv[++i]);
+    } else if (a == "--doorbells" && i + 1 < argc) {
+      std::string_view list = argv[++i];
+      while (!list.empty()) {
+        auto comma = list.find(',');
+        doorbells.push_back(std::atoi(std::string(list.substr(0, comma)).c_str()));
+        list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+      }
+    } else {
+      rest.push_back(argv[i]);
+    }
+  }
+  auto parsed = parse_node_options(static_cast<int>(rest.size()), rest.data(), error);
   if (!parsed) {
     if (error == "help") {
       std::fputs(node_options_help(), stdout);
       return 0;
     }
-    std::fprintf(stderr, "ringlane run: %s\n", error.c_str());
+    std::fprintf(stderr, "ringlane dataplane: %s\n", error.c_str());
     return 2;
   }
   NodeOptions o = std::move(*parsed);
@@ -111,9 +136,16 @@ int run(int argc, char** argv) {
                  turn::rest_password(secret, user));
   }
   unsigned cpus = std::thread::hardware_concurrency();
-  unsigned workers =
-      o.workers != 0 ? o.workers
-                     : (o.cpus.empty() ? std::max(1u, cpus) : static_cast<unsigned>(o.cpus.size()));
+  unsigned workers = worker_count(o);
+  std::unique_ptr<shm::Region> region;
+  if (region_fd >= 0) {
+    region = shm::Region::attach(region_fd, error);
+    if (!region || region->workers() != workers || doorbells.size() != workers) {
+      spdlog::error("cannot use the region handed over: {}",
+                    region ? "worker count mismatch" : error);
+      return 1;
+    }
+  }
 
   auto policy = std::make_shared<const turn::Policy>(o.policy);
   turn::ServerConfig server_config;
@@ -175,6 +207,11 @@ int run(int argc, char** argv) {
     wc.listener_buffer = o.listener_buffer;
     wc.relay_buffer = o.relay_buffer;
     wc.reservations = reservations;
+    if (region) {
+      wc.commands = region->commands(i);
+      wc.events = region->events(i);
+      wc.doorbell_fd = doorbells[i];
+    }
     auto w = std::make_unique<Worker>(wc, server_config, stats);
     if (!w->start(error)) {
       spdlog::error("{}", error);
@@ -202,7 +239,7 @@ int run(int argc, char** argv) {
   return 0;
 }
 
-int stats(int argc, char** argv) {
+int print_stats(int argc, char** argv) {
   std::string name = "default";
   bool prometheus = false;
   for (int i = 0; i < argc; ++i) {
@@ -247,24 +284,4 @@ int stats(int argc, char** argv) {
   return 0;
 }
 
-}  // namespace
 }  // namespace ringlane
-
-int main(int argc, char** argv) {
-  std::string_view cmd = argc > 1 ? argv[1] : "";
-  if (cmd == "run") {
-    return ringlane::run(argc - 2, argv + 2);
-  }
-  if (cmd == "stats") {
-    return ringlane::stats(argc - 2, argv + 2);
-  }
-  if (cmd == "version" || cmd == "--version") {
-    std::puts("ringlane 0.1.0");
-    return 0;
-  }
-  std::fputs(
-      "usage: ringlane run [options] | ringlane stats [--name NAME] | ringlane version\n"
-      "       ringlane run --help   lists the options\n",
-      stderr);
-  return cmd.empty() || cmd == "help" || cmd == "--help" ? 0 : 2;
-}

@@ -1,0 +1,181 @@
+// ringlane: `run` is the node (control plane supervising the data plane, HTTP API);
+// `dataplane` is the data plane process it starts; `stats` reads a node's counters.
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdio>
+#include <ctime>
+#include <string>
+#include <vector>
+
+#include "ringlane/common/log.hpp"
+#include "ringlane/controlplane/api.hpp"
+#include "ringlane/controlplane/supervisor.hpp"
+#include "ringlane/crypto/digest.hpp"
+#include "ringlane/dataplane/node.hpp"
+#include "ringlane/dataplane/node_options.hpp"
+#include "ringlane/dataplane/turn/credentials.hpp"
+
+namespace ringlane {
+namespace {
+
+std::string random_token(std::size_t bytes) {
+  std::vector<std::uint8_t> raw(bytes);
+  crypto::random_bytes(raw);
+  std::string s = crypto::base64_encode(raw);
+  for (char& c : s) {
+    if (c == '/' || c == '+')
+      c = 'x';  // safe in URLs and shells
+  }
+  return s;
+}
+
+int run_node(int argc, char** argv) {
+  std::string http = "127.0.0.1:8080";
+  std::vector<std::string> api_keys;
+  std::vector<std::string> turn_uris;
+  std::vector<std::string> node_args;
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    if ((a == "--http" || a == "--api-key" || a == "--turn-uri") && i + 1 < argc) {
+      std::string v = argv[++i];
+      if (a == "--http") {
+        http = v;
+      } else if (a == "--api-key") {
+        api_keys.push_back(v);
+      } else {
+        turn_uris.push_back(v);
+      }
+    } else {
+      node_args.push_back(a);
+    }
+  }
+  std::vector<char*> view;
+  for (auto& a : node_args)
+    view.push_back(a.data());
+  std::string error;
+  auto parsed = parse_node_options(static_cast<int>(view.size()), view.data(), error);
+  if (!parsed) {
+    if (error == "help") {
+      std::fputs(node_options_help(), stdout);
+      std::fputs(
+          "control plane:\n  --http ADDR:PORT|off        HTTP API [127.0.0.1:8080]\n"
+          "  --api-key KEY               Bearer key for /api/*, repeatable [generated]\n"
+          "  --turn-uri URI              TURN URI handed out with credentials, repeatable\n",
+          stdout);
+      return 0;
+    }
+    std::fprintf(stderr, "ringlane run: %s\n", error.c_str());
+    return 2;
+  }
+  NodeOptions o = std::move(*parsed);
+  init_logging(o.log_level, o.log_json);
+  if (o.policy.users.empty() && o.policy.rest_secrets.empty()) {
+    std::string secret = random_token(18);
+    o.policy.rest_secrets.push_back(secret);
+    node_args.push_back("--rest-secret");
+    node_args.push_back(secret);
+    std::string user = std::to_string(std::time(nullptr) + 86400) + ":demo";
+    spdlog::warn("no users or secrets given: generated a development TURN REST secret '{}'",
+                 secret);
+    spdlog::warn("  e.g. username '{}' password '{}' (valid 24 h)", user,
+                 turn::rest_password(secret, user));
+  }
+  if (http != "off" && api_keys.empty()) {
+    api_keys.push_back(random_token(18));
+    spdlog::warn("no --api-key given: generated '{}' for the HTTP API", api_keys.back());
+  }
+  if (turn_uris.empty()) {
+    std::vector<Endpoint> listen = o.listen;
+    if (listen.empty())
+      listen = {*Endpoint::parse("0.0.0.0:3478")};
+    for (const auto& ep : listen) {
+      auto ip = ep.family() == Family::kV4
+                    ? (o.external_v4 ? o.external_v4 : relay_for(Family::kV4, o.relay_v4, listen))
+                    : (o.external_v6 ? o.external_v6 : relay_for(Family::kV6, o.relay_v6, listen));
+      if (ip) {
+        turn_uris.push_back("turn:" + Endpoint{*ip, ep.port}.to_string() + "?transport=udp");
+      }
+    }
+  }
+
+  control::SupervisorConfig sc;
+  sc.executable = "/proc/self/exe";
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n > 0)
+    sc.executable.assign(self, static_cast<std::size_t>(n));
+  sc.dataplane_args = node_args;
+  sc.workers = worker_count(o);
+  sc.policy = o.policy;
+  auto supervisor = control::Supervisor::create(sc, error);
+  if (!supervisor || !supervisor->start()) {
+    spdlog::error("cannot start the data plane: {}", error);
+    return 1;
+  }
+
+  boost::asio::io_context io;
+  std::unique_ptr<control::Api> api;
+  std::unique_ptr<control::HttpServer> server;
+  if (http != "off") {
+    auto ep = Endpoint::parse(http);
+    if (!ep) {
+      spdlog::error("bad --http {}", http);
+      return 2;
+    }
+    control::ApiConfig ac;
+    ac.stats_name = o.name;
+    ac.api_keys = api_keys;
+    ac.rest_secret = o.policy.rest_secrets.empty() ? "" : o.policy.rest_secrets.front();
+    ac.turn_uris = turn_uris;
+    api = std::make_unique<control::Api>(ac);
+    server = std::make_unique<control::HttpServer>(
+        io,
+        boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address(ep->ip.to_string()), ep->port),
+        [&api](const control::Request& r, const boost::asio::ip::address& peer) {
+          return api->handle(r, peer);
+        });
+    spdlog::info("control plane up: HTTP API on {}:{}", ep->ip.to_string(), server->port());
+  }
+  boost::asio::steady_timer timer(io);
+  std::function<void()> tick = [&] {
+    supervisor->poll();
+    timer.expires_after(std::chrono::milliseconds(100));
+    timer.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec)
+        tick();
+    });
+  };
+  tick();
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](auto, int sig) {
+    spdlog::info("signal {}: stopping the data plane", sig);
+    supervisor->stop();
+    io.stop();
+  });
+  io.run();
+  return 0;
+}
+
+}  // namespace
+}  // namespace ringlane
+
+int main(int argc, char** argv) {
+  std::string_view cmd = argc > 1 ? argv[1] : "";
+  if (cmd == "run")
+    return ringlane::run_node(argc - 2, argv + 2);
+  if (cmd == "dataplane")
+    return ringlane::run_dataplane(argc - 2, argv + 2);
+  if (cmd == "stats")
+    return ringlane::print_stats(argc - 2, argv + 2);
+  if (cmd == "version" || cmd == "--version") {
+    std::puts("ringlane 0.1.0");
+    return 0;
+  }
+  std::fputs(
+      "usage: ringlane run [options]        the node: data plane + control plane + HTTP API\n"
+      "       ringlane dataplane [options]  the data plane alone (what `run` starts)\n"
+      "       ringlane stats [--name NAME] [--prometheus]\n"
+      "       ringlane run --help           lists the options\n",
+      stderr);
+  return cmd.empty() || cmd == "help" || cmd == "--help" ? 0 : 2;
+}

@@ -1,0 +1,22 @@
+#pragma once
+// Entry points of the data plane process, for the `ringlane` binary's subcommands.
+#include <optional>
+#include <vector>
+
+#include "ringlane/common/endpoint.hpp"
+
+namespace ringlane {
+
+// The relay address of a family: the given one, else the listener's, else the host's first
+// (non-loopback preferred) address when listening on the any-address.
+std::optional<IpAddress> relay_for(Family family, const std::optional<IpAddress>& given,
+                                   const std::vector<Endpoint>& listen);
+
+// `ringlane dataplane [--region-fd N --doorbells a,b,...] [node options]`: runs the workers
+// until SIGINT/SIGTERM. With a region (handed over by the supervising control plane), each
+// worker takes commands from its ring and is woken by its doorbell.
+int run_dataplane(int argc, char** argv);
+// `ringlane stats [--name NAME] [--prometheus]`.
+int print_stats(int argc, char** argv);
+
+}  // namespace ringlane
