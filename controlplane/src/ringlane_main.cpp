@@ -86,8 +86,9 @@ int run_node(int argc, char** argv) {
   }
   if (turn_uris.empty()) {
     std::vector<Endpoint> listen = o.listen;
-    if (listen.empty())
-      listen = {*Endpoint::parse("0.0.0.0:3478")};
+    if (listen.empty()) {  // the data plane's default listeners
+      listen = {*Endpoint::parse("0.0.0.0:3478"), *Endpoint::parse("[::]:3478")};
+    }
     for (const auto& ep : listen) {
       auto ip = ep.family() == Family::kV4
                     ? (o.external_v4 ? o.external_v4 : relay_for(Family::kV4, o.relay_v4, listen))
