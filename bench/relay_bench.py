@@ -81,28 +81,37 @@ class Server:
             self.proc.wait()
 
 
-def targets(build, port, relay_lo):
+def targets(build):
+    """(name, load generator mode, answers STUN, command for (port, peer_port, relay_lo))."""
     ringlane = os.path.join(build, "controlplane", "ringlane")
-    common = ["dataplane", "--listen", f"127.0.0.1:{port}", "--user", "bench:bench", "--realm", "bench",
-              "--allow-peer", "127.0.0.0/8", "--workers", "1", "--cpus", "0", "--user-quota", "0",
-              "--unauth-rate", "1000000", "--relay-ports", f"{relay_lo}-{relay_lo + 999}",
-              "--log-level", "warn", "--name", f"bench-{os.getpid()}"]
-    coturn = ["turnserver", "-n", "--listening-ip", "127.0.0.1", "-p", str(port), "--relay-ip", "127.0.0.1",
-              "--min-port", str(relay_lo), "--max-port", str(relay_lo + 999), "-a", "-u", "bench:bench",
-              "-r", "bench", "--allow-loopback-peers", "--no-tcp", "--no-tls", "--no-dtls", "--no-tcp-relay",
-              "--no-cli", "--no-stdout-log", "--log-file", "/dev/null", "--simple-log",
-              "--pidfile", tempfile.mktemp(prefix="turnserver-", suffix=".pid")]
+
+    def node(*extra):
+        return lambda port, peer_port, relay_lo: [
+            ringlane, "dataplane", "--listen", f"127.0.0.1:{port}", "--user", "bench:bench", "--realm", "bench",
+            "--allow-peer", "127.0.0.0/8", "--workers", "1", "--cpus", "0", "--user-quota", "0",
+            "--unauth-rate", "1000000", "--relay-ports", f"{relay_lo}-{relay_lo + 999}",
+            "--log-level", "warn", "--name", f"bench-{os.getpid()}"] + list(extra)
+
+    def coturn(*extra):
+        return lambda port, peer_port, relay_lo: [
+            "turnserver", "-n", "--listening-ip", "127.0.0.1", "-p", str(port), "--relay-ip", "127.0.0.1",
+            "--min-port", str(relay_lo), "--max-port", str(relay_lo + 999), "-a", "-u", "bench:bench",
+            "-r", "bench", "--allow-loopback-peers", "--no-tcp", "--no-tls", "--no-dtls", "--no-tcp-relay",
+            "--no-cli", "--no-stdout-log", "--log-file", "/dev/null", "--simple-log",
+            "--pidfile", tempfile.mktemp(prefix="turnserver-", suffix=".pid")] + list(extra)
+
+    floor = os.path.join(build, "bench", "kernel_floor")
+    # GSO is on by default: the baselines without it say so explicitly.
     return [
-        ("ringlane_uring", [ringlane] + common + ["--io", "uring"], "turn", True),
-        ("ringlane_mmsg", [ringlane] + common + ["--io", "mmsg"], "turn", True),
-        ("ringlane_uring_gso", [ringlane] + common + ["--io", "uring", "--gso", "on"], "turn", True),
-        ("ringlane_mmsg_gso", [ringlane] + common + ["--io", "mmsg", "--gso", "on"], "turn", True),
-        ("ringlane_uring_zc", [ringlane] + common + ["--io", "uring", "--zerocopy", "on"], "turn", True),
-        ("ringlane_uring_gso_zc", [ringlane] + common + ["--io", "uring", "--gso", "on", "--zerocopy", "on"],
-         "turn", True),
-        ("coturn_1thread", coturn + ["--relay-threads", "1"], "turn", True),
-        ("coturn_default", coturn, "turn", True),
-        ("kernel_floor", None, "raw", False),
+        ("ringlane_uring", "turn", True, node("--io", "uring", "--gso", "off")),
+        ("ringlane_mmsg", "turn", True, node("--io", "mmsg", "--gso", "off")),
+        ("ringlane_uring_gso", "turn", True, node("--io", "uring", "--gso", "on")),
+        ("ringlane_mmsg_gso", "turn", True, node("--io", "mmsg", "--gso", "on")),
+        ("ringlane_uring_zc", "turn", True, node("--io", "uring", "--gso", "off", "--zerocopy", "on")),
+        ("ringlane_uring_gso_zc", "turn", True, node("--io", "uring", "--gso", "on", "--zerocopy", "on")),
+        ("coturn_1thread", "turn", True, coturn("--relay-threads", "1")),
+        ("coturn_default", "turn", True, coturn()),
+        ("kernel_floor", "raw", False, lambda port, peer_port, relay_lo: [floor, str(port), str(peer_port)]),
     ]
 
 
@@ -142,15 +151,12 @@ def main():
     phases = [("fixed", a.rate), ("saturation", 0)]
     results = {}
     for rep in range(a.reps):
-        for name, cmd, mode, stun in targets(a.build, 0, 0):
+        for name, mode, stun, make_cmd in targets(a.build):
             if a.only and name not in a.only.split(","):
                 continue
             port, peer_port = free_port(), free_port()
             relay_lo = 30000 + (rep * 1000) % 10000
-            cmd = dict((t[0], t[1]) for t in targets(a.build, port, relay_lo))[name]
-            if name == "kernel_floor":
-                cmd = [os.path.join(a.build, "bench", "kernel_floor"), str(port), str(peer_port)]
-            srv = Server(name, cmd, port, stun)
+            srv = Server(name, make_cmd(port, peer_port, relay_lo), port, stun)
             try:
                 for phase, rate in phases:
                     r = derive(run_loadgen(a.build, port, peer_port, mode, srv.proc.pid, rate, a))

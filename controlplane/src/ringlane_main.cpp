@@ -13,21 +13,9 @@
 #include "ringlane/crypto/digest.hpp"
 #include "ringlane/dataplane/node.hpp"
 #include "ringlane/dataplane/node_options.hpp"
-#include "ringlane/dataplane/turn/credentials.hpp"
 
 namespace ringlane {
 namespace {
-
-std::string random_token(std::size_t bytes) {
-  std::vector<std::uint8_t> raw(bytes);
-  crypto::random_bytes(raw);
-  std::string s = crypto::base64_encode(raw);
-  for (char& c : s) {
-    if (c == '/' || c == '+')
-      c = 'x';  // safe in URLs and shells
-  }
-  return s;
-}
 
 int run_node(int argc, char** argv) {
   std::string http = "127.0.0.1:8080";
@@ -69,26 +57,16 @@ int run_node(int argc, char** argv) {
   }
   NodeOptions o = std::move(*parsed);
   init_logging(o.log_level, o.log_json);
-  if (o.policy.users.empty() && o.policy.rest_secrets.empty()) {
-    std::string secret = random_token(18);
-    o.policy.rest_secrets.push_back(secret);
-    node_args.push_back("--rest-secret");
+  if (std::string secret = add_dev_secret_if_unconfigured(o); !secret.empty()) {
+    node_args.push_back("--rest-secret");  // the data plane must accept what the API hands out
     node_args.push_back(secret);
-    std::string user = std::to_string(std::time(nullptr) + 86400) + ":demo";
-    spdlog::warn("no users or secrets given: generated a development TURN REST secret '{}'",
-                 secret);
-    spdlog::warn("  e.g. username '{}' password '{}' (valid 24 h)", user,
-                 turn::rest_password(secret, user));
   }
   if (http != "off" && api_keys.empty()) {
-    api_keys.push_back(random_token(18));
+    api_keys.push_back(crypto::random_token(18));
     spdlog::warn("no --api-key given: generated '{}' for the HTTP API", api_keys.back());
   }
   if (turn_uris.empty()) {
-    std::vector<Endpoint> listen = o.listen;
-    if (listen.empty()) {  // the data plane's default listeners
-      listen = {*Endpoint::parse("0.0.0.0:3478"), *Endpoint::parse("[::]:3478")};
-    }
+    const std::vector<Endpoint>& listen = o.listen;
     for (const auto& ep : listen) {
       auto ip = ep.family() == Family::kV4
                     ? (o.external_v4 ? o.external_v4 : relay_for(Family::kV4, o.relay_v4, listen))

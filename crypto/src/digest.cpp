@@ -120,4 +120,16 @@ void random_bytes(std::span<std::uint8_t> out) {
   }
 }
 
+std::string random_token(std::size_t bytes) {
+  std::vector<std::uint8_t> raw(bytes);
+  random_bytes(raw);
+  std::string s = base64_encode(raw);
+  for (char& c : s) {
+    if (c == '/' || c == '+') {
+      c = 'x';
+    }
+  }
+  return s;
+}
+
 }  // namespace ringlane::crypto

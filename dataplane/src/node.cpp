@@ -81,6 +81,19 @@ std::optional<IpAddress> relay_for(Family family, const std::optional<IpAddress>
 
 namespace {}  // namespace
 
+std::string add_dev_secret_if_unconfigured(NodeOptions& o) {
+  if (!o.policy.users.empty() || !o.policy.rest_secrets.empty()) {
+    return "";
+  }
+  std::string secret = crypto::random_token(18);
+  o.policy.rest_secrets.push_back(secret);
+  std::string user = std::to_string(std::time(nullptr) + 86400) + ":demo";
+  spdlog::warn("no users or secrets given: generated a development TURN REST secret '{}'", secret);
+  spdlog::warn("  e.g. username '{}' password '{}' (valid 24 h)", user,
+               turn::rest_password(secret, user));
+  return secret;
+}
+
 int run_dataplane(int argc, char** argv) {
   std::string error;
   // Handed over by a supervising control plane: the shared region and one doorbell per worker.
@@ -119,22 +132,9 @@ int run_dataplane(int argc, char** argv) {
     nofile.rlim_cur = nofile.rlim_max;
     setrlimit(RLIMIT_NOFILE, &nofile);
   }
-  if (o.listen.empty()) {
-    o.listen = {*Endpoint::parse("0.0.0.0:3478"), *Endpoint::parse("[::]:3478")};
-  }
   o.relay_v4 = relay_for(Family::kV4, o.relay_v4, o.listen);
   o.relay_v6 = relay_for(Family::kV6, o.relay_v6, o.listen);
-  if (o.policy.users.empty() && o.policy.rest_secrets.empty()) {
-    std::array<std::uint8_t, 18> raw{};
-    crypto::random_bytes(raw);
-    std::string secret = crypto::base64_encode(raw);
-    o.policy.rest_secrets.push_back(secret);
-    std::string user = std::to_string(std::time(nullptr) + 86400) + ":demo";
-    spdlog::warn("no users or secrets given: generated a development TURN REST secret '{}'",
-                 secret);
-    spdlog::warn("  e.g. username '{}' password '{}' (valid 24 h)", user,
-                 turn::rest_password(secret, user));
-  }
+  add_dev_secret_if_unconfigured(o);
   unsigned cpus = std::thread::hardware_concurrency();
   unsigned workers = worker_count(o);
   std::unique_ptr<shm::Region> region;

@@ -194,6 +194,9 @@ std::optional<NodeOptions> parse_node_options(int argc, char** argv, std::string
       return std::nullopt;
     }
   }
+  if (o.listen.empty()) {
+    o.listen = {*Endpoint::parse("0.0.0.0:3478"), *Endpoint::parse("[::]:3478")};
+  }
   // Users are keyed with the realm, which may come after them on the command line.
   for (const auto& [name, password] : o.users) {
     o.policy.add_user(name, password);

@@ -17,19 +17,11 @@ import sys
 import tempfile
 import time
 
-FAILURES = []
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from testlib import FAILURES, check, free_port, summary  # noqa: E402
 
 
-def check(cond, what):
-    print(("  ok    " if cond else "  FAIL  ") + what, flush=True)
-    if not cond:
-        FAILURES.append(what)
 
-
-def free_port(kind=socket.SOCK_DGRAM):
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_log(path, text, timeout=15):
@@ -140,8 +132,7 @@ def main():
             os.unlink(f"/dev/shm/ringlane-{name}.stats")
         except OSError:
             pass
-    print(f"{len(FAILURES)} failed" if FAILURES else "all checks passed")
-    return 1 if FAILURES else 0
+    return summary()
 
 
 if __name__ == "__main__":

@@ -10,26 +10,17 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-FAILURES = []
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from testlib import FAILURES, check, free_port, summary  # noqa: E402
+
 PROFILES = {"SRTP_AES128_CM_SHA1_80": 60, "SRTP_AEAD_AES_128_GCM": 56}
 
 
-def check(cond, what):
-    print(("  ok    " if cond else "  FAIL  ") + what, flush=True)
-    if not cond:
-        FAILURES.append(what)
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def openssl_material(text):
@@ -114,8 +105,7 @@ def main():
                 probe.kill()
                 probe.wait()
 
-    print(f"{len(FAILURES)} failed" if FAILURES else "all checks passed")
-    return 1 if FAILURES else 0
+    return summary()
 
 
 if __name__ == "__main__":

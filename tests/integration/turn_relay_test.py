@@ -24,20 +24,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stun_client as sc  # noqa: E402
-
-FAILURES = []
-
-
-def check(cond, what):
-    print(("  ok    " if cond else "  FAIL  ") + what, flush=True)
-    if not cond:
-        FAILURES.append(what)
+from testlib import FAILURES, check, free_port, summary  # noqa: E402
 
 
-def free_port(family=socket.AF_INET, host="127.0.0.1"):
-    with socket.socket(family, socket.SOCK_DGRAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+
 
 
 class Node:
@@ -241,8 +231,7 @@ def main():
         peer.terminate()
         peer.wait()
 
-    print(f"{len(FAILURES)} failed" if FAILURES else "all checks passed")
-    return 1 if FAILURES else 0
+    return summary()
 
 
 if __name__ == "__main__":

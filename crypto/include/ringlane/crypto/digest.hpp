@@ -34,5 +34,7 @@ bool equal_ct(Bytes a, Bytes b);
 
 // Cryptographically strong random bytes; aborts if the system RNG fails.
 void random_bytes(std::span<std::uint8_t> out);
+// `bytes` random bytes as base64 with '+' and '/' replaced: safe in URLs and shells.
+std::string random_token(std::size_t bytes);
 
 }  // namespace ringlane::crypto

@@ -3,7 +3,10 @@
 #include <optional>
 #include <vector>
 
+#include <string>
+
 #include "ringlane/common/endpoint.hpp"
+#include "ringlane/dataplane/node_options.hpp"
 
 namespace ringlane {
 
@@ -11,6 +14,10 @@ namespace ringlane {
 // (non-loopback preferred) address when listening on the any-address.
 std::optional<IpAddress> relay_for(Family family, const std::optional<IpAddress>& given,
                                    const std::vector<Endpoint>& listen);
+
+// With no users and no REST secret, adds a generated development secret (printed once, with
+// an example credential) so the node is usable at once. Returns it, or "" when not needed.
+std::string add_dev_secret_if_unconfigured(NodeOptions& o);
 
 // `ringlane dataplane [--region-fd N --doorbells a,b,...] [node options]`: runs the workers
 // until SIGINT/SIGTERM. With a region (handed over by the supervising control plane), each

@@ -13,7 +13,7 @@ namespace ringlane {
 
 struct NodeOptions {
   std::string name = "default";
-  std::vector<Endpoint> listen;  // empty: 0.0.0.0:3478 and [::]:3478
+  std::vector<Endpoint> listen;  // 0.0.0.0:3478 and [::]:3478 unless given
   std::optional<IpAddress> relay_v4;
   std::optional<IpAddress> relay_v6;
   std::optional<IpAddress> external_v4;
