@@ -1,6 +1,9 @@
 #include "ringlane/controlplane/api.hpp"
 
+#include <signal.h>
 #include <boost/json.hpp>
+
+#include <cerrno>
 #include <ctime>
 
 #include "ringlane/crypto/digest.hpp"
@@ -97,6 +100,15 @@ Response Api::readyz(const Request& req) {
   if (!read_stats(config_.stats_name, snap, error)) {
     return reply(req, http::status::service_unavailable, "text/plain",
                  "not ready: " + error + "\n");
+  }
+  // A killed data plane leaves its page behind with heartbeats that still look fresh: the
+  // page must belong to the data plane that runs now.
+  bool writer_running = config_.supervised_pid
+                            ? config_.supervised_pid() == static_cast<pid_t>(snap.pid)
+                            : (kill(static_cast<pid_t>(snap.pid), 0) == 0 || errno == EPERM);
+  if (!writer_running) {
+    return reply(req, http::status::service_unavailable, "text/plain",
+                 "not ready: data plane pid " + std::to_string(snap.pid) + " is not running\n");
   }
   std::uint64_t now = mono_ms();
   for (std::size_t i = 0; i < snap.workers.size(); ++i) {

@@ -106,6 +106,7 @@ int run_node(int argc, char** argv) {
     ac.api_keys = api_keys;
     ac.rest_secret = o.policy.rest_secrets.empty() ? "" : o.policy.rest_secrets.front();
     ac.turn_uris = turn_uris;
+    ac.supervised_pid = [&supervisor] { return supervisor->pid(); };
     api = std::make_unique<control::Api>(ac);
     server = std::make_unique<control::HttpServer>(
         io,

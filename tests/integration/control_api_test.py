@@ -122,7 +122,8 @@ def main():
             if ready == 503:
                 break
             time.sleep(0.1)
-        check(ready == 503 and "has not reported" in body, f"data plane killed: /readyz 503 ({body.strip()})")
+        check(ready == 503 and ("is not running" in body or "has not reported" in body),
+              f"data plane killed: /readyz 503 ({body.strip()})")
     finally:
         for p in (control, data, peer):
             if p.poll() is None:

@@ -1,8 +1,11 @@
 #pragma once
 // The control plane's HTTP API: health, readiness, Prometheus metrics from the data plane's
 // stats page, and TURN REST credentials (the shape coturn/eturnal deployments hand out).
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -20,6 +23,9 @@ struct ApiConfig {
   std::vector<std::string> turn_uris;  // e.g. turn:203.0.113.7:3478?transport=udp
   std::uint32_t requests_per_s = 20;   // per source address, /api/* only
   std::uint32_t heartbeat_stale_ms = 1000;
+  // The data plane's pid as its supervisor knows it (-1 while it is down or restarting). Without
+  // a supervisor (ringlane-control beside a data plane), the stats page's writer must be alive.
+  std::function<pid_t()> supervised_pid;
 };
 
 class Api {
