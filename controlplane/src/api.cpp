@@ -6,6 +6,10 @@
 #include <cerrno>
 #include <ctime>
 
+#include <charconv>
+
+#include "ringlane/controlplane/signaling/message.hpp"
+#include "ringlane/controlplane/signaling/token.hpp"
 #include "ringlane/crypto/digest.hpp"
 #include "ringlane/dataplane/stats.hpp"
 #include "ringlane/dataplane/turn/credentials.hpp"
@@ -30,6 +34,16 @@ Response reply(const Request& req, http::status status, const std::string& type,
   return r;
 }
 
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
 // The value of `name` in the target's query string ("" if absent). Values here are plain
 // tokens; %-escapes are decoded.
 std::string query_param(std::string_view target, std::string_view name) {
@@ -45,8 +59,10 @@ std::string query_param(std::string_view target, std::string_view name) {
       std::string out;
       std::string_view v = pair.substr(eq + 1);
       for (std::size_t i = 0; i < v.size(); ++i) {
-        if (v[i] == '%' && i + 2 < v.size()) {
-          out.push_back(static_cast<char>(std::stoi(std::string(v.substr(i + 1, 2)), nullptr, 16)));
+        int hi = i + 2 < v.size() ? hex_digit(v[i + 1]) : -1;
+        int lo = i + 2 < v.size() ? hex_digit(v[i + 2]) : -1;
+        if (v[i] == '%' && hi >= 0 && lo >= 0) {
+          out.push_back(static_cast<char>(hi * 16 + lo));
           i += 2;
         } else {
           out.push_back(v[i] == '+' ? ' ' : v[i]);
@@ -86,6 +102,8 @@ Response Api::handle(const Request& req, const boost::asio::ip::address& peer) {
     return metrics(req);
   if (path == "/api/turn-credentials")
     return turn_credentials(req, peer);
+  if (path == "/api/join-token")
+    return join_token(req, peer);
   return json_error(req, http::status::not_found, "not_found", "no such endpoint");
 }
 
@@ -138,6 +156,9 @@ Response Api::metrics(const Request& req) {
           "ringlane_" + key + "{worker=\"" + std::to_string(w) + "\"} " + std::to_string(v) + "\n";
     });
   }
+  if (config_.extra_metrics) {
+    out += config_.extra_metrics();
+  }
   return reply(req, http::status::ok, "text/plain; version=0.0.4", std::move(out));
 }
 
@@ -160,13 +181,7 @@ bool Api::rate_limited(const boost::asio::ip::address& peer) {
   return false;
 }
 
-// draft-uberti-behave-turn-rest: GET ?service=turn&username=U -> {username, password, ttl, uris},
-// the credential coturn's use-auth-secret (and ringlane's --rest-secret) accepts.
-Response Api::turn_credentials(const Request& req, const boost::asio::ip::address& peer) {
-  if (rate_limited(peer)) {
-    return json_error(req, http::status::too_many_requests, "rate_limited",
-                      "too many requests; retry later");
-  }
+bool Api::authorized(const Request& req) const {
   std::string key;
   auto auth = req[http::field::authorization];
   if (auth.starts_with("Bearer ")) {
@@ -178,7 +193,62 @@ Response Api::turn_credentials(const Request& req, const boost::asio::ip::addres
   for (const auto& k : config_.api_keys) {
     known = known || (k.size() == key.size() && crypto::equal_ct(as_bytes(k), as_bytes(key)));
   }
-  if (!known) {
+  return known;
+}
+
+// A join token for the signaling WebSocket, for apps without a backend of their own and for the
+// demo page: GET ?room=R&identity=I[&ttl=S] -> {token, ws_url, room, identity, expires_at}.
+Response Api::join_token(const Request& req, const boost::asio::ip::address& peer) {
+  if (rate_limited(peer)) {
+    return json_error(req, http::status::too_many_requests, "rate_limited",
+                      "too many requests; retry later");
+  }
+  if (!authorized(req)) {
+    return json_error(req, http::status::unauthorized, "unauthorized",
+                      "missing or unknown API key");
+  }
+  if (config_.join_token_secret.empty()) {
+    return json_error(req, http::status::service_unavailable, "no_secret",
+                      "no signaling JWT secret configured");
+  }
+  signaling::Grant grant;
+  grant.room = query_param(req.target(), "room");
+  grant.identity = query_param(req.target(), "identity");
+  if (!signaling::valid_room_name(grant.room)) {
+    return json_error(req, http::status::bad_request, "bad_room",
+                      "room: 1-128 of A-Z a-z 0-9 _ . : -");
+  }
+  if (!signaling::valid_identity(grant.identity)) {
+    return json_error(req, http::status::bad_request, "bad_identity",
+                      "identity: 1-128 bytes, no control characters");
+  }
+  std::uint32_t ttl = config_.join_token_ttl_s;
+  if (std::string t = query_param(req.target(), "ttl"); !t.empty()) {
+    unsigned long v = 0;
+    auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (ec != std::errc() || p != t.data() + t.size() || v == 0 || v > 7 * 86400) {
+      return json_error(req, http::status::bad_request, "bad_ttl", "ttl: 1..604800 seconds");
+    }
+    ttl = static_cast<std::uint32_t>(v);
+  }
+  std::int64_t now = std::time(nullptr);
+  grant.expires_at = now + ttl;
+  boost::json::object o{{"token", signaling::issue_token(grant, config_.join_token_secret, now)},
+                        {"ws_url", config_.ws_url},
+                        {"room", grant.room},
+                        {"identity", grant.identity},
+                        {"expires_at", grant.expires_at}};
+  return reply(req, http::status::ok, "application/json", boost::json::serialize(o));
+}
+
+// draft-uberti-behave-turn-rest: GET ?service=turn&username=U -> {username, password, ttl, uris},
+// the credential coturn's use-auth-secret (and ringlane's --rest-secret) accepts.
+Response Api::turn_credentials(const Request& req, const boost::asio::ip::address& peer) {
+  if (rate_limited(peer)) {
+    return json_error(req, http::status::too_many_requests, "rate_limited",
+                      "too many requests; retry later");
+  }
+  if (!authorized(req)) {
     return json_error(req, http::status::unauthorized, "unauthorized",
                       "missing or unknown API key");
   }

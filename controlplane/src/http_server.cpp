@@ -3,6 +3,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 
 namespace ringlane::control {
 namespace beast = boost::beast;
@@ -13,8 +14,9 @@ namespace {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, std::shared_ptr<Handler> handler)
-      : stream_(std::move(socket)), handler_(std::move(handler)) {}
+  Session(tcp::socket socket, std::shared_ptr<Handler> handler,
+          std::shared_ptr<UpgradeHandler> upgrade)
+      : stream_(std::move(socket)), handler_(std::move(handler)), upgrade_(std::move(upgrade)) {}
 
   void start() { read(); }
 
@@ -49,6 +51,13 @@ class Session : public std::enable_shared_from_this<Session> {
     Request req = parser_->release();
     boost::system::error_code peer_ec;
     auto peer = stream_.socket().remote_endpoint(peer_ec).address();
+    std::string_view path = req.target();
+    path = path.substr(0, path.find('?'));
+    if (*upgrade_ && path == "/ws" && beast::websocket::is_upgrade(req)) {
+      stream_.expires_never();
+      (*upgrade_)(stream_.release_socket(), std::move(req), peer);
+      return;
+    }
     Response r;
     try {
       r = (*handler_)(req, peer);
@@ -83,23 +92,39 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<Handler> handler_;
+  std::shared_ptr<UpgradeHandler> upgrade_;
 };
 
 }  // namespace
 
-HttpServer::HttpServer(boost::asio::io_context& io, const tcp::endpoint& at, Handler handler)
-    : io_(io), acceptor_(io, at), handler_(std::make_shared<Handler>(std::move(handler))) {
+HttpServer::HttpServer(boost::asio::io_context& io, const tcp::endpoint& at, Handler handler,
+                       UpgradeHandler upgrade)
+    : io_(io),
+      acceptor_(io, at),
+      handler_(std::make_shared<Handler>(std::move(handler))),
+      upgrade_(std::make_shared<UpgradeHandler>(std::move(upgrade))) {
+  // Tens of thousands of signaling connections arrive in bursts: a deep accept queue.
+  acceptor_.listen(4096);
   accept();
 }
 
 void HttpServer::accept() {
-  acceptor_.async_accept(boost::asio::make_strand(io_),
-                         [this](beast::error_code ec, tcp::socket socket) {
-                           if (!ec) {
-                             std::make_shared<Session>(std::move(socket), handler_)->start();
-                           }
-                           accept();
-                         });
+  // One thread runs the io_context: connections need no strand (and save its memory).
+  acceptor_.async_accept(io_, [this](beast::error_code ec, tcp::socket socket) {
+    if (!ec) {
+      socket.set_option(tcp::no_delay(true), ec);
+      std::make_shared<Session>(std::move(socket), handler_, upgrade_)->start();
+      accept();
+    } else if (ec != boost::asio::error::operation_aborted) {
+      // Out of descriptors (EMFILE) or similar: back off briefly instead of spinning.
+      retry_.expires_after(std::chrono::milliseconds(50));
+      retry_.async_wait([this](beast::error_code wait_ec) {
+        if (!wait_ec) {
+          accept();
+        }
+      });
+    }
+  });
 }
 
 }  // namespace ringlane::control

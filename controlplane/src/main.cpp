@@ -1,6 +1,7 @@
-// ringlane-control: the control plane's HTTP API over a running data plane.
+// ringlane-control: the control plane (HTTP API, WebSocket signaling, placement) beside a data
+// plane it does not supervise (`ringlane run` is the node that does both).
 //   ringlane-control --listen 127.0.0.1:8080 --stats-name default --api-key K
-//                    --rest-secret S --turn-uri turn:HOST:3478?transport=udp
+//                    --rest-secret S --turn-uri turn:HOST:3478?transport=udp [signaling options]
 #include <boost/asio/signal_set.hpp>
 #include <cstdio>
 #include <string>
@@ -8,14 +9,36 @@
 #include "ringlane/common/endpoint.hpp"
 #include "ringlane/common/log.hpp"
 #include "ringlane/controlplane/api.hpp"
+#include "ringlane/controlplane/control_options.hpp"
 
 int main(int argc, char** argv) {
   using namespace ringlane;
   control::ApiConfig config;
+  control::ControlOptions options;
   Endpoint listen = *Endpoint::parse("127.0.0.1:8080");
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i < argc; ++i) {
+    std::string error;
+    if (control::parse_control_option(argc, argv, i, options, error)) {
+      if (!error.empty()) {
+        std::fprintf(stderr, "ringlane-control: %s\n", error.c_str());
+        return 2;
+      }
+      continue;
+    }
     std::string k = argv[i];
-    std::string v = argv[i + 1];
+    if (k == "--help") {
+      std::fputs(
+          "usage: ringlane-control [--listen ADDR:PORT] [--stats-name NAME] [--api-key K]...\n"
+          "                        [--rest-secret S] [--turn-uri URI]... [--ttl S]\n",
+          stdout);
+      std::fputs(control::control_options_help(), stdout);
+      return 0;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "ringlane-control: %s needs a value (or is unknown)\n", k.c_str());
+      return 2;
+    }
+    std::string v = argv[++i];
     if (k == "--listen") {
       auto ep = Endpoint::parse(v);
       if (!ep) {
@@ -39,18 +62,36 @@ int main(int argc, char** argv) {
     }
   }
   init_logging("info", false);
+  control::raise_fd_limit();
   boost::asio::io_context io;
-  control::Api api(config);
   boost::asio::ip::tcp::endpoint at(boost::asio::ip::make_address(listen.ip.to_string()),
                                     listen.port);
+  std::string error;
+  std::unique_ptr<control::signaling::SignalingServer> signaling;
+  std::unique_ptr<control::Api> api;
   control::HttpServer server(
-      io, at, [&api](const control::Request& r, const boost::asio::ip::address& peer) {
-        return api.handle(r, peer);
+      io, at,
+      [&api](const control::Request& r, const boost::asio::ip::address& peer) {
+        return api->handle(r, peer);
+      },
+      [&signaling](boost::asio::ip::tcp::socket socket, control::Request req,
+                   const boost::asio::ip::address& peer) {
+        signaling->upgrade(std::move(socket), std::move(req), peer);
       });
+  std::string address = Endpoint{listen.ip, server.port()}.to_string();
+  signaling = control::start_signaling(io, options, address, config.stats_name, error);
+  if (!signaling) {
+    std::fprintf(stderr, "ringlane-control: %s\n", error.c_str());
+    return 2;
+  }
+  config.join_token_secret = options.signaling.jwt_secrets.front();
+  config.ws_url = options.signaling.ws_url;
+  config.extra_metrics = [&signaling] { return signaling->metrics(); };
+  api = std::make_unique<control::Api>(config);
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&io](auto, int) { io.stop(); });
-  spdlog::info("ringlane-control up: http on {}:{} | data plane stats '{}'", listen.ip.to_string(),
-               server.port(), config.stats_name);
+  spdlog::info("ringlane-control up: http on {} | data plane stats '{}'", address,
+               config.stats_name);
   std::fflush(stderr);
   io.run();
   return 0;

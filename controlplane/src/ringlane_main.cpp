@@ -9,6 +9,7 @@
 
 #include "ringlane/common/log.hpp"
 #include "ringlane/controlplane/api.hpp"
+#include "ringlane/controlplane/control_options.hpp"
 #include "ringlane/controlplane/supervisor.hpp"
 #include "ringlane/crypto/digest.hpp"
 #include "ringlane/dataplane/node.hpp"
@@ -22,8 +23,17 @@ int run_node(int argc, char** argv) {
   std::vector<std::string> api_keys;
   std::vector<std::string> turn_uris;
   std::vector<std::string> node_args;
+  control::ControlOptions control_options;
   for (int i = 0; i < argc; ++i) {
     std::string a = argv[i];
+    std::string option_error;
+    if (control::parse_control_option(argc, argv, i, control_options, option_error)) {
+      if (!option_error.empty()) {
+        std::fprintf(stderr, "ringlane run: %s\n", option_error.c_str());
+        return 2;
+      }
+      continue;
+    }
     if ((a == "--http" || a == "--api-key" || a == "--turn-uri") && i + 1 < argc) {
       std::string v = argv[++i];
       if (a == "--http") {
@@ -50,6 +60,7 @@ int run_node(int argc, char** argv) {
           "  --api-key KEY               Bearer key for /api/*, repeatable [generated]\n"
           "  --turn-uri URI              TURN URI handed out with credentials, repeatable\n",
           stdout);
+      std::fputs(control::control_options_help(), stdout);
       return 0;
     }
     std::fprintf(stderr, "ringlane run: %s\n", error.c_str());
@@ -92,29 +103,45 @@ int run_node(int argc, char** argv) {
     return 1;
   }
 
+  control::raise_fd_limit();
   boost::asio::io_context io;
   std::unique_ptr<control::Api> api;
   std::unique_ptr<control::HttpServer> server;
+  std::unique_ptr<control::signaling::SignalingServer> signaling;
   if (http != "off") {
     auto ep = Endpoint::parse(http);
     if (!ep) {
       spdlog::error("bad --http {}", http);
       return 2;
     }
+    server = std::make_unique<control::HttpServer>(
+        io,
+        boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address(ep->ip.to_string()), ep->port),
+        [&api](const control::Request& r, const boost::asio::ip::address& peer) {
+          return api->handle(r, peer);
+        },
+        [&signaling](boost::asio::ip::tcp::socket socket, control::Request req,
+                     const boost::asio::ip::address& peer) {
+          signaling->upgrade(std::move(socket), std::move(req), peer);
+        });
+    std::string address = Endpoint{ep->ip, server->port()}.to_string();
+    control_options.signaling.workers = worker_count(o);
+    signaling = control::start_signaling(io, control_options, address, o.name, error);
+    if (!signaling) {
+      spdlog::error("signaling: {}", error);
+      return 2;
+    }
     control::ApiConfig ac;
+    ac.join_token_secret = control_options.signaling.jwt_secrets.front();
+    ac.ws_url = control_options.signaling.ws_url;
+    ac.extra_metrics = [&signaling] { return signaling->metrics(); };
     ac.stats_name = o.name;
     ac.api_keys = api_keys;
     ac.rest_secret = o.policy.rest_secrets.empty() ? "" : o.policy.rest_secrets.front();
     ac.turn_uris = turn_uris;
     ac.supervised_pid = [&supervisor] { return supervisor->pid(); };
     api = std::make_unique<control::Api>(ac);
-    server = std::make_unique<control::HttpServer>(
-        io,
-        boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address(ep->ip.to_string()), ep->port),
-        [&api](const control::Request& r, const boost::asio::ip::address& peer) {
-          return api->handle(r, peer);
-        });
-    spdlog::info("control plane up: HTTP API on {}:{}", ep->ip.to_string(), server->port());
+    spdlog::info("control plane up: HTTP API and signaling (/ws) on {}", address);
   }
   boost::asio::steady_timer timer(io);
   std::function<void()> tick = [&] {

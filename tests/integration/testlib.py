@@ -21,3 +21,27 @@ def summary():
     """Prints the closing line and returns the exit code."""
     print(f"{len(FAILURES)} failed" if FAILURES else "all checks passed")
     return 1 if FAILURES else 0
+
+
+def http_get(port, target, headers=None, host="127.0.0.1"):
+    """(status, body) of one GET."""
+    import http.client
+    c = http.client.HTTPConnection(host, port, timeout=5)
+    c.request("GET", target, headers=headers or {})
+    r = c.getresponse()
+    data = r.read().decode(errors="replace")
+    c.close()
+    return r.status, data
+
+
+def wait_http(port, target="/healthz", timeout=15):
+    """Polls until the server answers `target` at all; True if it did."""
+    import time
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            http_get(port, target)
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False

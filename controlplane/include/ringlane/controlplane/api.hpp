@@ -26,6 +26,11 @@ struct ApiConfig {
   // The data plane's pid as its supervisor knows it (-1 while it is down or restarting). Without
   // a supervisor (ringlane-control beside a data plane), the stats page's writer must be alive.
   std::function<pid_t()> supervised_pid;
+  // Signaling: the JWT secret /api/join-token signs with, and where clients connect.
+  std::string join_token_secret;
+  std::uint32_t join_token_ttl_s = 3600;
+  std::string ws_url;
+  std::function<std::string()> extra_metrics;  // appended to /metrics (signaling, placement)
 };
 
 class Api {
@@ -38,6 +43,8 @@ class Api {
   Response readyz(const Request& req);
   Response metrics(const Request& req);
   Response turn_credentials(const Request& req, const boost::asio::ip::address& peer);
+  Response join_token(const Request& req, const boost::asio::ip::address& peer);
+  bool authorized(const Request& req) const;
   bool rate_limited(const boost::asio::ip::address& peer);
 
   ApiConfig config_;

@@ -3,6 +3,7 @@
 // size and header read time. The handler turns a request into a response; errors never escape.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http.hpp>
 #include <functional>
 #include <memory>
@@ -13,20 +14,25 @@ using Request = boost::beast::http::request<boost::beast::http::string_body>;
 using Response = boost::beast::http::response<boost::beast::http::string_body>;
 // The peer's address is passed so handlers can rate-limit per source.
 using Handler = std::function<Response(const Request&, const boost::asio::ip::address& peer)>;
+// Takes over the connection of a WebSocket upgrade request for /ws.
+using UpgradeHandler = std::function<void(boost::asio::ip::tcp::socket, Request,
+                                          const boost::asio::ip::address& peer)>;
 
 class HttpServer {
  public:
   static constexpr std::size_t kMaxRequestBytes = 64 * 1024;
 
-  HttpServer(boost::asio::io_context& io, const boost::asio::ip::tcp::endpoint& at,
-             Handler handler);
+  HttpServer(boost::asio::io_context& io, const boost::asio::ip::tcp::endpoint& at, Handler handler,
+             UpgradeHandler upgrade = {});
   std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
 
  private:
   void accept();
   boost::asio::io_context& io_;
   boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer retry_{io_};
   std::shared_ptr<Handler> handler_;
+  std::shared_ptr<UpgradeHandler> upgrade_;
 };
 
 }  // namespace ringlane::control

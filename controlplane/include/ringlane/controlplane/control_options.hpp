@@ -1,0 +1,46 @@
+#pragma once
+// Options both control plane binaries share (`ringlane run` and `ringlane-control`): signaling
+// limits, JWT secrets, node identity and the placement store; and the helpers that turn them
+// into a running signaling server.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ringlane/controlplane/placement/store.hpp"
+#include "ringlane/controlplane/signaling/server.hpp"
+
+namespace ringlane::control {
+
+struct ControlOptions {
+  signaling::SignalingConfig signaling;
+  std::string redis_url;  // empty: the embedded in-memory store
+  std::string redis_prefix = "ringlane:";
+  std::chrono::milliseconds node_ttl{6000};
+};
+
+// If argv[i] is one of ours, consumes it (and its value) and returns true; `error` is set on a
+// bad value. Unknown options return false and are left to the caller.
+bool parse_control_option(int argc, char** argv, int& i, ControlOptions& o, std::string& error);
+const char* control_options_help();
+
+std::unique_ptr<placement::Store> make_store(const ControlOptions& o, std::string& error);
+
+// Load of the data plane behind stats page `stats_name` (allocations, packets/s, CPU).
+std::function<signaling::NodeLoad()> stats_load_probe(const std::string& stats_name);
+
+// Raises the soft descriptor limit to the hard one: every signaling connection is a socket.
+void raise_fd_limit();
+
+}  // namespace ringlane::control
+
+namespace ringlane::control {
+
+// Fills the defaults that depend on where the API listens (node id = hostname, ws_url, a
+// generated JWT secret, logged once), builds the store, and starts signaling on `io`.
+std::unique_ptr<signaling::SignalingServer> start_signaling(boost::asio::io_context& io,
+                                                            ControlOptions& o,
+                                                            const std::string& http_address,
+                                                            const std::string& stats_name,
+                                                            std::string& error);
+
+}  // namespace ringlane::control

@@ -1,0 +1,51 @@
+#pragma once
+// The signaling protocol's client messages (controlplane/PROTOCOL.md): a bounded parse of one
+// WebSocket text frame into a typed message, or an error with the code the client is sent.
+// No I/O here, so the fuzzer drives it directly.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace ringlane::control::signaling {
+
+inline constexpr int kProtocolVersion = 1;
+inline constexpr std::size_t kMaxNameBytes = 128;
+
+enum class ClientType {
+  kAuth,   // {"type":"auth","token":JWT}
+  kJoin,   // {"type":"join","room":R}
+  kLeave,  // {"type":"leave"}
+  kPing,   // {"type":"ping"}
+  // Reserved for the SFU (publish, subscribe, offer, answer, candidate, mute, layer): parsed
+  // so clients get "not_supported" rather than "unknown_type" from a node without media yet.
+  kMedia,
+};
+
+struct ClientMessage {
+  ClientType type = ClientType::kPing;
+  std::string id;  // the request id as JSON text ("7", "\"abc\""), echoed in the reply; or empty
+  std::string token;
+  std::string room;
+  std::string media_type;  // kMedia: which one
+};
+
+struct ParseError {
+  std::string code;  // bad_json | bad_message | unknown_type
+  std::string message;
+  std::string id;
+};
+
+std::variant<ClientMessage, ParseError> parse_client_message(std::string_view text);
+
+// Room names double as store keys: 1..128 of [A-Za-z0-9_.:-].
+bool valid_room_name(std::string_view room);
+// Participant identities: 1..128 bytes, no control characters.
+bool valid_identity(std::string_view identity);
+
+// {"type":"error","code":..,"message":..,"retryable":..[,"id":..]}
+std::string error_reply(std::string_view code, std::string_view message, bool retryable,
+                        std::string_view id = {});
+
+}  // namespace ringlane::control::signaling

@@ -1,0 +1,104 @@
+#pragma once
+// WebSocket signaling at /ws (controlplane/PROTOCOL.md): JWT authentication, join/leave with
+// room placement, participant events, ping/pong, idle and auth timeouts, and limits on frame
+// size, connections per source address, joins per second and room size. Runs on the control
+// plane's io_context thread: its state needs no locks.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "ringlane/controlplane/http_server.hpp"
+#include "ringlane/controlplane/placement/store.hpp"
+
+namespace ringlane::control::signaling {
+
+struct NodeLoad {
+  std::uint64_t allocations = 0;
+  std::uint64_t packets_per_s = 0;
+  double cpu = 0;
+};
+
+struct SignalingConfig {
+  std::vector<std::string> jwt_secrets;  // none: every token is refused
+  std::string node_id = "local";
+  std::string ws_url;  // advertised to clients of rooms placed here
+  unsigned workers = 1;
+  unsigned max_rooms = 10000;
+  std::size_t max_frame_bytes = 16 * 1024;
+  unsigned max_connections = 200000;
+  unsigned max_connections_per_ip = 200;
+  double joins_per_s_per_ip = 20;       // burst: twice that
+  double messages_per_s_per_conn = 50;  // burst: twice that
+  unsigned max_room_participants = 500;
+  std::size_t max_queued_messages = 256;  // per connection; a slower reader is disconnected
+  std::chrono::milliseconds auth_timeout{10000};
+  std::chrono::milliseconds idle_timeout{30000};  // ping at half, close at full
+  std::chrono::milliseconds heartbeat{2000};      // node registry refresh + room lock renewal
+  std::function<NodeLoad()> load;                 // the data plane's load, for the registry
+};
+
+class Session;
+
+class SignalingServer {
+ public:
+  SignalingServer(boost::asio::io_context& io, SignalingConfig config,
+                  std::unique_ptr<placement::Store> store);
+  ~SignalingServer();
+
+  // Takes an HTTP upgrade request for /ws from the HTTP server.
+  void upgrade(boost::asio::ip::tcp::socket socket, Request req,
+               const boost::asio::ip::address& peer);
+  // Prometheus text: connections, rooms, participants, joins, errors by code, store state.
+  std::string metrics() const;
+  const SignalingConfig& config() const { return config_; }
+  placement::Store& store() { return *store_; }
+
+ private:
+  friend class Session;
+  struct Room {
+    placement::Placement placement;
+    std::map<std::string, std::shared_ptr<Session>> members;  // by identity
+  };
+  struct Bucket {
+    double tokens = 0;
+    std::chrono::steady_clock::time_point at;
+  };
+
+  void tick();
+  void heartbeat();
+  void on_authenticated(Session& s);
+  void on_closed(Session& s);
+  void join(const std::shared_ptr<Session>& s, const std::string& room, const std::string& id);
+  void leave(Session& s, const std::string& id, const char* reason, bool release_if_empty = true);
+  void broadcast(const Room& room, const std::string& text, const Session* except);
+  bool take(std::unordered_map<std::string, Bucket>& buckets, const std::string& key, double rate);
+  void count_error(const std::string& code) { ++errors_[code]; }
+
+  SignalingConfig config_;
+  std::unique_ptr<placement::Store> store_;
+  boost::asio::steady_timer timer_;
+  std::chrono::steady_clock::time_point next_heartbeat_{};
+  std::map<std::string, Room, std::less<>> rooms_;
+  std::unordered_map<std::string, unsigned> per_ip_;
+  std::unordered_map<std::string, Bucket> join_buckets_;
+  std::unordered_map<Session*, std::weak_ptr<Session>> pending_auth_;
+  std::uint64_t connections_ = 0;
+  std::uint64_t authenticated_ = 0;
+  std::uint64_t accepted_total_ = 0;
+  std::uint64_t refused_total_ = 0;
+  std::uint64_t joins_ = 0;
+  std::uint64_t redirects_ = 0;
+  std::uint64_t leaves_ = 0;
+  std::uint64_t participants_ = 0;
+  std::uint64_t heartbeat_failures_ = 0;
+  std::map<std::string, std::uint64_t> errors_;
+};
+
+}  // namespace ringlane::control::signaling

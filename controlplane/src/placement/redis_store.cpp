@@ -1,0 +1,410 @@
+#include "ringlane/controlplane/placement/redis_store.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+#include "ringlane/common/log.hpp"
+
+namespace ringlane::control::placement {
+namespace {
+
+// Deletes / renews the room lock only while it still names this node (a plain DEL or PEXPIRE
+// after a GET could act on a lock another node took in between).
+constexpr const char* kDeleteIfOwner =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
+    "return 0";
+constexpr const char* kRenewIfOwner =
+    "local v = redis.call('GET', KEYS[1]) "
+    "if v == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "
+    "if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end "
+    "return 0";
+
+timeval to_timeval(std::chrono::milliseconds ms) {
+  return timeval{static_cast<time_t>(ms.count() / 1000),
+                 static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
+}
+
+std::string_view reply_text(const redisReply* r) {
+  if (r == nullptr || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS)) {
+    return {};
+  }
+  return {r->str, r->len};
+}
+
+template <typename T>
+T number(std::string_view s, T fallback) {
+  T v{};
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  return ec == std::errc() && p == s.data() + s.size() ? v : fallback;
+}
+
+std::optional<std::pair<std::string, unsigned>> parse_room_value(std::string_view v) {
+  auto bar = v.rfind('|');
+  if (bar == std::string_view::npos || bar == 0) {
+    return std::nullopt;
+  }
+  unsigned worker = 0;
+  auto tail = v.substr(bar + 1);
+  auto [p, ec] = std::from_chars(tail.data(), tail.data() + tail.size(), worker);
+  if (ec != std::errc() || p != tail.data() + tail.size()) {
+    return std::nullopt;
+  }
+  return std::pair{std::string(v.substr(0, bar)), worker};
+}
+
+}  // namespace
+
+std::optional<RedisConfig> parse_redis_url(std::string_view url, std::string& error) {
+  RedisConfig c;
+  constexpr std::string_view scheme = "redis://";
+  if (!url.starts_with(scheme)) {
+    error = "a Redis URL starts with redis:// (TLS, rediss://, is not supported)";
+    return std::nullopt;
+  }
+  url.remove_prefix(scheme.size());
+  if (auto at = url.rfind('@'); at != std::string_view::npos) {
+    std::string_view auth = url.substr(0, at);
+    auto colon = auth.find(':');
+    c.password = std::string(colon == std::string_view::npos ? auth : auth.substr(colon + 1));
+    url.remove_prefix(at + 1);
+  }
+  if (auto slash = url.find('/'); slash != std::string_view::npos) {
+    c.db = number<int>(url.substr(slash + 1), -1);
+    if (c.db < 0) {
+      error = "bad database number in the Redis URL";
+      return std::nullopt;
+    }
+    url = url.substr(0, slash);
+  }
+  std::string_view port;
+  if (url.starts_with('[')) {
+    auto close = url.find(']');
+    if (close == std::string_view::npos) {
+      error = "unclosed [ in the Redis URL";
+      return std::nullopt;
+    }
+    std::string_view rest = url.substr(close + 1);
+    if (!rest.empty() && !rest.starts_with(':')) {
+      error = "bad host in the Redis URL";
+      return std::nullopt;
+    }
+    port = rest.empty() ? rest : rest.substr(1);
+    url = url.substr(1, close - 1);
+  } else if (auto colon = url.find(':'); colon != std::string_view::npos) {
+    port = url.substr(colon + 1);
+    url = url.substr(0, colon);
+  }
+  if (!port.empty()) {
+    c.port = number<int>(port, -1);
+  }
+  if (c.port <= 0 || c.port > 65535) {
+    error = "bad port in the Redis URL";
+    return std::nullopt;
+  }
+  if (url.empty()) {
+    error = "no host in the Redis URL";
+    return std::nullopt;
+  }
+  c.host = std::string(url);
+  return c;
+}
+
+RedisStore::RedisStore(RedisConfig config) : config_(std::move(config)) {
+  ensure_connected();
+}
+
+RedisStore::~RedisStore() {
+  if (ctx_ != nullptr) {
+    redisFree(ctx_);
+  }
+}
+
+void RedisStore::disconnect(const char* why) {
+  if (ctx_ != nullptr) {
+    spdlog::warn("redis {}:{}: {}; reconnecting in the background", config_.host, config_.port,
+                 why);
+    redisFree(ctx_);
+    ctx_ = nullptr;
+  }
+  next_attempt_ = std::chrono::steady_clock::now() + config_.retry;
+}
+
+bool RedisStore::ensure_connected() {
+  if (ctx_ != nullptr) {
+    return true;
+  }
+  auto now = std::chrono::steady_clock::now();
+  if (now < next_attempt_) {
+    return false;
+  }
+  next_attempt_ = now + config_.retry;
+  redisContext* c =
+      redisConnectWithTimeout(config_.host.c_str(), config_.port, to_timeval(config_.timeout));
+  if (c == nullptr || c->err != 0) {
+    if (c != nullptr) {
+      redisFree(c);
+    }
+    return false;
+  }
+  redisSetTimeout(c, to_timeval(config_.timeout));
+  ctx_ = c;
+  if (!config_.password.empty()) {
+    auto r = command({"AUTH", config_.password});
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+      disconnect("AUTH refused");
+      return false;
+    }
+  }
+  if (config_.db != 0) {
+    auto r = command({"SELECT", std::to_string(config_.db)});
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+      disconnect("SELECT refused");
+      return false;
+    }
+  }
+  spdlog::info("redis {}:{} connected", config_.host, config_.port);
+  return true;
+}
+
+RedisStore::Reply RedisStore::command(const std::vector<std::string>& args) {
+  auto replies = pipeline({args});
+  return replies.empty() ? nullptr : std::move(replies.front());
+}
+
+// Sends all commands, then reads all replies: one round trip. An I/O error or a timeout drops
+// the connection and returns nothing.
+std::vector<RedisStore::Reply> RedisStore::pipeline(
+    const std::vector<std::vector<std::string>>& commands) {
+  std::vector<Reply> out;
+  if (ctx_ == nullptr) {
+    return out;
+  }
+  for (const auto& args : commands) {
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lens;
+    for (const auto& a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data());
+  }
+  for (std::size_t i = 0; i < commands.size(); ++i) {
+    void* raw = nullptr;
+    if (redisGetReply(ctx_, &raw) != REDIS_OK) {
+      disconnect(ctx_->errstr[0] != '\0' ? ctx_->errstr : "I/O error");
+      if (raw != nullptr) {
+        freeReplyObject(raw);
+      }
+      return {};
+    }
+    out.emplace_back(static_cast<redisReply*>(raw));
+  }
+  return out;
+}
+
+bool RedisStore::heartbeat(const NodeInfo& self) {
+  if (!ensure_connected()) {
+    return false;
+  }
+  std::string key = config_.prefix + "node:" + self.id;
+  std::string wrooms = config_.prefix + "wrooms:" + self.id;
+  std::string ttl = std::to_string(config_.node_ttl.count());
+  auto replies = pipeline({
+      {"HSET", key, "ws_url", self.ws_url, "workers", std::to_string(self.workers), "max_rooms",
+       std::to_string(self.max_rooms), "rooms", std::to_string(self.rooms), "participants",
+       std::to_string(self.participants), "allocations", std::to_string(self.allocations), "pps",
+       std::to_string(self.packets_per_s), "cpu", std::to_string(self.cpu)},
+      {"PEXPIRE", key, ttl},
+      {"HSETNX", wrooms, "0", "0"},
+      {"PEXPIRE", wrooms, ttl},
+      {"SADD", config_.prefix + "nodes", self.id},
+  });
+  return !replies.empty();
+}
+
+std::optional<NodeInfo> RedisStore::read_node(const redisReply* hash, std::string_view id) {
+  if (hash == nullptr || hash->type != REDIS_REPLY_ARRAY || hash->elements == 0) {
+    return std::nullopt;
+  }
+  NodeInfo n;
+  n.id = std::string(id);
+  for (std::size_t i = 0; i + 1 < hash->elements; i += 2) {
+    std::string_view k = reply_text(hash->element[i]);
+    std::string_view v = reply_text(hash->element[i + 1]);
+    if (k == "ws_url") {
+      n.ws_url = std::string(v);
+    } else if (k == "workers") {
+      n.workers = std::max(1u, number<unsigned>(v, 1));
+    } else if (k == "max_rooms") {
+      n.max_rooms = number<unsigned>(v, 0);
+    } else if (k == "rooms") {
+      n.rooms = number<std::uint64_t>(v, 0);
+    } else if (k == "participants") {
+      n.participants = number<std::uint64_t>(v, 0);
+    } else if (k == "allocations") {
+      n.allocations = number<std::uint64_t>(v, 0);
+    } else if (k == "pps") {
+      n.packets_per_s = number<std::uint64_t>(v, 0);
+    } else if (k == "cpu") {
+      n.cpu = std::strtod(std::string(v).c_str(), nullptr);
+    }
+  }
+  return n;
+}
+
+std::vector<NodeInfo> RedisStore::nodes() {
+  std::vector<NodeInfo> out;
+  if (!ensure_connected()) {
+    return out;
+  }
+  auto members = command({"SMEMBERS", config_.prefix + "nodes"});
+  if (!members || members->type != REDIS_REPLY_ARRAY) {
+    return out;
+  }
+  std::vector<std::string> ids;
+  std::vector<std::vector<std::string>> reads;
+  for (std::size_t i = 0; i < members->elements; ++i) {
+    ids.emplace_back(reply_text(members->element[i]));
+    reads.push_back({"HGETALL", config_.prefix + "node:" + ids.back()});
+  }
+  auto hashes = pipeline(reads);
+  if (hashes.size() != ids.size()) {
+    return out;
+  }
+  std::vector<std::vector<std::string>> prune;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (auto n = read_node(hashes[i].get(), ids[i])) {
+      out.push_back(std::move(*n));
+    } else {
+      prune.push_back({"SREM", config_.prefix + "nodes", ids[i]});
+    }
+  }
+  if (!prune.empty()) {
+    pipeline(prune);
+  }
+  return out;
+}
+
+std::optional<Placement> RedisStore::place(std::string_view room, PlaceError& error) {
+  error = PlaceError::kUnavailable;
+  if (!ensure_connected()) {
+    return std::nullopt;
+  }
+  std::string key = config_.prefix + "room:" + std::string(room);
+  // Two rounds at most: a lost SET NX race is answered by the winner's placement.
+  for (int round = 0; round < 3; ++round) {
+    auto current = command({"GET", key});
+    if (!current) {
+      return std::nullopt;
+    }
+    if (auto held = parse_room_value(reply_text(current.get()))) {
+      auto ws = command({"HGET", config_.prefix + "node:" + held->first, "ws_url"});
+      if (!ws) {
+        return std::nullopt;
+      }
+      if (ws->type == REDIS_REPLY_STRING) {
+        error = PlaceError::kNone;
+        return Placement{held->first, std::string(reply_text(ws.get())), held->second, false};
+      }
+      // The holder's heartbeat expired: take the lock back from it, then place again.
+      std::string value(reply_text(current.get()));
+      command({"EVAL", kDeleteIfOwner, "1", key, value});
+      if (ctx_ == nullptr) {
+        return std::nullopt;
+      }
+    }
+    auto live = nodes();
+    if (ctx_ == nullptr) {
+      return std::nullopt;
+    }
+    std::vector<std::vector<std::string>> loads;
+    for (const auto& n : live) {
+      loads.push_back({"HGETALL", config_.prefix + "wrooms:" + n.id});
+    }
+    auto worker_rooms = pipeline(loads);
+    if (worker_rooms.size() != live.size()) {
+      return std::nullopt;
+    }
+    const NodeInfo* best = nullptr;
+    std::vector<std::uint64_t> best_counts;
+    for (std::size_t i = 0; i < live.size(); ++i) {
+      std::vector<std::uint64_t> counts(live[i].workers, 0);
+      const redisReply* h = worker_rooms[i].get();
+      std::uint64_t hosted = 0;
+      for (std::size_t j = 0; h != nullptr && h->type == REDIS_REPLY_ARRAY && j + 1 < h->elements;
+           j += 2) {
+        unsigned w = number<unsigned>(reply_text(h->element[j]), ~0u);
+        auto c = number<std::int64_t>(reply_text(h->element[j + 1]), 0);
+        if (w < counts.size() && c > 0) {
+          counts[w] = static_cast<std::uint64_t>(c);
+          hosted += counts[w];
+        }
+      }
+      if (hosted >= live[i].max_rooms) {
+        continue;
+      }
+      if (best == nullptr || less_loaded(live[i], *best)) {
+        best = &live[i];
+        best_counts = std::move(counts);
+      }
+    }
+    if (best == nullptr) {
+      error = PlaceError::kNoCapacity;
+      return std::nullopt;
+    }
+    auto worker = static_cast<unsigned>(std::min_element(best_counts.begin(), best_counts.end()) -
+                                        best_counts.begin());
+    std::string value = best->id + "|" + std::to_string(worker);
+    auto set = command({"SET", key, value, "NX", "PX", std::to_string(config_.room_ttl.count())});
+    if (!set) {
+      return std::nullopt;
+    }
+    if (set->type == REDIS_REPLY_STATUS) {
+      command({"HINCRBY", config_.prefix + "wrooms:" + best->id, std::to_string(worker), "1"});
+      error = PlaceError::kNone;
+      return Placement{best->id, best->ws_url, worker, true};
+    }
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> RedisStore::keep(std::string_view node_id,
+                                          const std::vector<HostedRoom>& rooms) {
+  std::vector<std::string> lost;
+  if (rooms.empty() || !ensure_connected()) {
+    return lost;
+  }
+  std::vector<std::vector<std::string>> renew;
+  for (const auto& r : rooms) {
+    renew.push_back({"EVAL", kRenewIfOwner, "1", config_.prefix + "room:" + r.room,
+                     std::string(node_id) + "|" + std::to_string(r.worker),
+                     std::to_string(config_.room_ttl.count())});
+  }
+  auto renewed = pipeline(renew);
+  for (std::size_t i = 0; i < renewed.size(); ++i) {
+    if (renewed[i]->type == REDIS_REPLY_INTEGER && renewed[i]->integer == 0) {
+      lost.push_back(rooms[i].room);
+    }
+  }
+  return lost;
+}
+
+void RedisStore::release(std::string_view room, std::string_view node_id) {
+  if (!ensure_connected()) {
+    return;
+  }
+  std::string key = config_.prefix + "room:" + std::string(room);
+  auto current = command({"GET", key});
+  auto held = current ? parse_room_value(reply_text(current.get())) : std::nullopt;
+  if (!held || held->first != node_id) {
+    return;
+  }
+  auto deleted =
+      command({"EVAL", kDeleteIfOwner, "1", key, std::string(reply_text(current.get()))});
+  if (deleted && deleted->type == REDIS_REPLY_INTEGER && deleted->integer == 1) {
+    command({"HINCRBY", config_.prefix + "wrooms:" + std::string(node_id),
+             std::to_string(held->second), "-1"});
+  }
+}
+
+}  // namespace ringlane::control::placement

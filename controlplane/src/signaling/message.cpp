@@ -1,0 +1,149 @@
+#include "ringlane/controlplane/signaling/message.hpp"
+
+#include <boost/json.hpp>
+
+namespace ringlane::control::signaling {
+namespace json = boost::json;
+
+namespace {
+
+// Messages are small and flat: a shallow nesting limit keeps hostile input cheap.
+constexpr std::size_t kMaxDepth = 8;
+constexpr std::size_t kMaxIdBytes = 64;
+constexpr std::size_t kMaxTokenBytes = 4096;
+
+const char* const kMediaTypes[] = {"publish", "unpublish", "subscribe", "unsubscribe", "offer",
+                                   "answer",  "candidate", "mute",      "layer"};
+
+ParseError fail(std::string code, std::string message, std::string id = {}) {
+  return ParseError{std::move(code), std::move(message), std::move(id)};
+}
+
+// Reads an optional string field; false if present with another type or too long.
+bool string_field(const json::object& o, std::string_view key, std::size_t max,
+                  std::optional<std::string>& out) {
+  const json::value* v = o.if_contains(key);
+  if (v == nullptr) {
+    return true;
+  }
+  const json::string* s = v->if_string();
+  if (s == nullptr || s->size() > max) {
+    return false;
+  }
+  out = std::string(s->data(), s->size());
+  return true;
+}
+
+}  // namespace
+
+bool valid_room_name(std::string_view room) {
+  if (room.empty() || room.size() > kMaxNameBytes) {
+    return false;
+  }
+  for (char c : room) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == ':' || c == '-';
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool valid_identity(std::string_view identity) {
+  if (identity.empty() || identity.size() > kMaxNameBytes) {
+    return false;
+  }
+  for (unsigned char c : identity) {
+    if (c < 0x20 || c == 0x7f) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::variant<ClientMessage, ParseError> parse_client_message(std::string_view text) {
+  json::parse_options options;
+  options.max_depth = kMaxDepth;
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec, {}, options);
+  if (ec) {
+    return fail("bad_json", "not valid JSON: " + ec.message());
+  }
+  const json::object* o = v.if_object();
+  if (o == nullptr) {
+    return fail("bad_message", "a message is a JSON object");
+  }
+  ClientMessage m;
+  if (const json::value* id = o->if_contains("id")) {
+    if (!id->is_int64() && !id->is_uint64() && !id->is_string()) {
+      return fail("bad_message", "\"id\" must be a number or a string");
+    }
+    m.id = json::serialize(*id);
+    if (m.id.size() > kMaxIdBytes) {
+      return fail("bad_message", "\"id\" is longer than 64 bytes");
+    }
+  }
+  const json::value* type = o->if_contains("type");
+  if (type == nullptr || !type->is_string()) {
+    return fail("bad_message", "\"type\" (a string) is required", m.id);
+  }
+  std::string_view t = type->get_string();
+  std::optional<std::string> room;
+  std::optional<std::string> token;
+  if (!string_field(*o, "room", kMaxNameBytes, room)) {
+    return fail("bad_message", "\"room\" must be a string of at most 128 bytes", m.id);
+  }
+  if (!string_field(*o, "token", kMaxTokenBytes, token)) {
+    return fail("bad_message", "\"token\" must be a string of at most 4096 bytes", m.id);
+  }
+  if (t == "auth") {
+    if (!token) {
+      return fail("bad_message", "auth needs \"token\"", m.id);
+    }
+    m.type = ClientType::kAuth;
+    m.token = std::move(*token);
+  } else if (t == "join") {
+    if (room && !valid_room_name(*room)) {
+      return fail("bad_message", "room names are 1-128 of A-Z a-z 0-9 _ . : -", m.id);
+    }
+    m.type = ClientType::kJoin;
+    m.room = room.value_or("");
+  } else if (t == "leave") {
+    m.type = ClientType::kLeave;
+  } else if (t == "ping") {
+    m.type = ClientType::kPing;
+  } else {
+    for (const char* media : kMediaTypes) {
+      if (t == media) {
+        m.type = ClientType::kMedia;
+        m.media_type = media;
+        return m;
+      }
+    }
+    std::string shown(t.substr(0, 32));
+    for (char& c : shown) {
+      // ASCII only: a cut multi-byte sequence must not make the reply invalid UTF-8.
+      auto u = static_cast<unsigned char>(c);
+      c = (u < 0x20 || u >= 0x7f) ? '?' : c;
+    }
+    return fail("unknown_type", "unknown message type \"" + shown + "\"", m.id);
+  }
+  return m;
+}
+
+std::string error_reply(std::string_view code, std::string_view message, bool retryable,
+                        std::string_view id) {
+  json::object o;
+  o["type"] = "error";
+  if (!id.empty()) {
+    boost::system::error_code ec;
+    o["id"] = json::parse(id, ec);
+  }
+  o["code"] = code;
+  o["message"] = message;
+  o["retryable"] = retryable;
+  return json::serialize(o);
+}
+
+}  // namespace ringlane::control::signaling
