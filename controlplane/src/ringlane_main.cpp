@@ -98,7 +98,7 @@ int run_node(int argc, char** argv) {
   sc.workers = worker_count(o);
   sc.policy = o.policy;
   auto supervisor = control::Supervisor::create(sc, error);
-  if (!supervisor || !supervisor->start()) {
+  if (!supervisor || !supervisor->launch(o.name, error)) {
     spdlog::error("cannot start the data plane: {}", error);
     return 1;
   }

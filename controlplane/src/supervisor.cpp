@@ -1,14 +1,19 @@
 #include "ringlane/controlplane/supervisor.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
+#include <fstream>
 #include <thread>
 
 #include "ringlane/common/log.hpp"
 #include "ringlane/dataplane/commands.hpp"
+#include "ringlane/dataplane/stats.hpp"
 #include "ringlane/shm/messages.hpp"
 
 namespace ringlane::control {
@@ -17,20 +22,138 @@ constexpr std::chrono::milliseconds kMaxBackoff{5000};
 constexpr std::chrono::seconds kHealthyRun{30};  // a run this long resets the backoff
 }  // namespace
 
-std::unique_ptr<Supervisor> Supervisor::create(SupervisorConfig config, std::string& error) {
-  std::unique_ptr<Supervisor> s(new Supervisor(std::move(config)));
-  s->region_ = shm::Region::create("ringlane-region", s->config_.workers, 256, 64, error);
-  if (!s->region_) {
-    return nullptr;
-  }
-  for (unsigned i = 0; i < s->config_.workers; ++i) {
-    s->doorbells_.push_back(std::make_unique<shm::Doorbell>());
-  }
-  return s;
+std::unique_ptr<Supervisor> Supervisor::create(SupervisorConfig config, std::string&) {
+  return std::unique_ptr<Supervisor>(new Supervisor(std::move(config)));
 }
 
 Supervisor::~Supervisor() {
   stop();
+  if (pidfd_ >= 0) {
+    close(pidfd_);
+  }
+}
+
+bool Supervisor::launch(const std::string& stats_name, std::string& error) {
+  int adopted = adopt(stats_name, error);
+  if (adopted < 0) {
+    return false;
+  }
+  if (adopted > 0) {
+    return true;
+  }
+  region_ = shm::Region::create("ringlane-region", config_.workers, 256, 64, error);
+  if (!region_) {
+    return false;
+  }
+  for (unsigned i = 0; i < config_.workers; ++i) {
+    doorbells_.push_back(std::make_unique<shm::Doorbell>());
+  }
+  return start();
+}
+
+int Supervisor::adopt(const std::string& stats_name, std::string& error) {
+  StatsSnapshot snap;
+  std::string why;
+  if (!read_stats(stats_name, snap, why)) {
+    return 0;
+  }
+  auto pid = static_cast<pid_t>(snap.pid);
+  std::vector<std::string> args;
+  {
+    std::ifstream cmdline("/proc/" + std::to_string(pid) + "/cmdline");
+    std::string arg;
+    while (std::getline(cmdline, arg, '\0')) {
+      args.push_back(arg);
+    }
+  }
+  if (pid <= 0 || kill(pid, 0) != 0 || args.size() < 2 || args[1] != "dataplane") {
+    return 0;  // a page left behind by a data plane that is gone
+  }
+  int region_fd = -1;
+  std::vector<int> bell_fds;
+  for (std::size_t i = 2; i + 1 < args.size(); ++i) {
+    if (args[i] == "--region-fd") {
+      region_fd = std::atoi(args[i + 1].c_str());
+    } else if (args[i] == "--doorbells") {
+      std::string_view list = args[i + 1];
+      while (!list.empty()) {
+        auto comma = list.find(',');
+        bell_fds.push_back(std::atoi(std::string(list.substr(0, comma)).c_str()));
+        list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+      }
+    }
+  }
+  std::string who = "data plane pid " + std::to_string(pid) + " (stats '" + stats_name + "')";
+  if (region_fd < 0) {
+    error = who + " runs without a control plane region (started by hand?): stop it first";
+    return -1;
+  }
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) {
+    error = who + ": pidfd_open: " + std::strerror(errno);
+    return -1;
+  }
+  // pidfd_getfd needs ptrace rights over the data plane: same user (and no Yama restriction)
+  // or CAP_SYS_PTRACE.
+  auto take = [&](int target) {
+    return static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, target, 0));
+  };
+  int region_copy = take(region_fd);
+  if (region_copy < 0) {
+    error = who + ": cannot take its region (pidfd_getfd: " + std::strerror(errno) + ")";
+    close(pidfd);
+    return -1;
+  }
+  region_ = shm::Region::attach(region_copy, error);
+  close(region_copy);
+  if (!region_ || region_->workers() != config_.workers || bell_fds.size() != config_.workers) {
+    error = who + ": " +
+            (region_ ? "runs " + std::to_string(region_->workers()) +
+                           " worker(s), this node is "
+                           "configured for " +
+                           std::to_string(config_.workers) + ": stop it first"
+                     : error);
+    region_.reset();
+    close(pidfd);
+    return -1;
+  }
+  // The region fd must be handed to a data plane we may start later: attach() dup'ed it
+  // without close-on-exec, and start() clears the flag on it anyway.
+  for (int fd : bell_fds) {
+    int copy = take(fd);
+    if (copy < 0) {
+      error = who + ": cannot take its doorbell (pidfd_getfd: " + std::strerror(errno) + ")";
+      doorbells_.clear();
+      region_.reset();
+      close(pidfd);
+      return -1;
+    }
+    fcntl(copy, F_SETFD, 0);  // pidfd_getfd sets close-on-exec; a later data plane inherits it
+    doorbells_.push_back(std::make_unique<shm::Doorbell>(copy));
+  }
+  pid_ = pid;
+  pidfd_ = pidfd;
+  started_ = std::chrono::steady_clock::now();
+  spdlog::info("adopted the running data plane, pid {} ({} worker(s)); resynchronising", pid_,
+               config_.workers);
+  replay();
+  return 1;
+}
+
+// Did the data plane exit? A child is reaped; an adopted process is watched via its pidfd
+// (init reaps it; its exit status is not ours to read).
+bool Supervisor::exited(int& status) {
+  status = -1;
+  if (pidfd_ >= 0) {
+    pollfd p{pidfd_, POLLIN, 0};
+    if (::poll(&p, 1, 0) <= 0) {
+      return false;
+    }
+    close(pidfd_);
+    pidfd_ = -1;
+    return true;
+  }
+  return waitpid(pid_, &status, WNOHANG) == pid_;
 }
 
 bool Supervisor::start() {
@@ -92,7 +215,7 @@ void Supervisor::poll() {
   auto now = std::chrono::steady_clock::now();
   if (pid_ > 0) {
     int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) != pid_) {
+    if (!exited(status)) {
       return;
     }
     pid_ = -1;
@@ -103,9 +226,13 @@ void Supervisor::poll() {
       backoff_ = std::chrono::milliseconds(200);
     }
     restart_at_ = now + backoff_;
-    spdlog::error("data plane exited ({} {}); restarting in {} ms",
-                  WIFSIGNALED(status) ? "signal" : "status",
-                  WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), backoff_.count());
+    if (status == -1) {
+      spdlog::error("the adopted data plane exited; restarting in {} ms", backoff_.count());
+    } else {
+      spdlog::error("data plane exited ({} {}); restarting in {} ms",
+                    WIFSIGNALED(status) ? "signal" : "status",
+                    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), backoff_.count());
+    }
     backoff_ = std::min(backoff_ * 2, kMaxBackoff);
     return;
   }
@@ -120,15 +247,18 @@ void Supervisor::stop() {
     return;
   }
   kill(pid_, SIGTERM);
+  int status = 0;
   for (int i = 0; i < 100; ++i) {
-    if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+    if (exited(status)) {
       pid_ = -1;
       return;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   kill(pid_, SIGKILL);
-  waitpid(pid_, nullptr, 0);
+  for (int i = 0; i < 100 && !exited(status); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   pid_ = -1;
 }
 

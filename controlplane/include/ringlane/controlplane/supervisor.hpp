@@ -26,6 +26,10 @@ class Supervisor {
   static std::unique_ptr<Supervisor> create(SupervisorConfig config, std::string& error);
   ~Supervisor();
 
+  // Adopts the data plane a previous control plane of this node left running (found through
+  // its stats page; the region and doorbells are copied out of it with pidfd_getfd), or else
+  // creates a region and starts a new one. Adoption replays the policy: that is the resync.
+  bool launch(const std::string& stats_name, std::string& error);
   bool start();
   // Reaps a data plane that exited and restarts it once its backoff has passed; logs the
   // workers' events. Call every ~100 ms.
@@ -33,16 +37,21 @@ class Supervisor {
   // SIGTERM to the data plane, SIGKILL after 5 s.
   void stop();
   pid_t pid() const { return pid_; }
+  bool adopted() const { return pidfd_ >= 0; }
   unsigned restarts() const { return restarts_; }
 
  private:
   explicit Supervisor(SupervisorConfig config) : config_(std::move(config)) {}
   void replay();
+  // 1: adopted; 0: nothing to adopt; -1: a data plane runs but cannot be adopted (error set).
+  int adopt(const std::string& stats_name, std::string& error);
+  bool exited(int& status);
 
   SupervisorConfig config_;
   std::unique_ptr<shm::Region> region_;
   std::vector<std::unique_ptr<shm::Doorbell>> doorbells_;
   pid_t pid_ = -1;
+  int pidfd_ = -1;  // an adopted data plane is not our child: its exit is seen through a pidfd
   std::chrono::steady_clock::time_point started_;
   std::chrono::steady_clock::time_point restart_at_;
   std::chrono::milliseconds backoff_{200};
