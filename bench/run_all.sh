@@ -6,3 +6,4 @@ mkdir -p bench/out
 build/bench/srtp_bench --out bench/out/srtp.json
 build/bench/ring_bench --out bench/out/ring.json
 python3 bench/relay_bench.py --build build "$@"
+python3 bench/ws_bench.py --build build --runs 3 --out bench/out/ws.json

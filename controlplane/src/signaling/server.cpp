@@ -59,15 +59,21 @@ Session::Session(SignalingServer& server, tcp::socket socket, std::string peer)
       peer_(std::move(peer)),
       created_(std::chrono::steady_clock::now()),
       bucket_at_(created_),
+      last_heard_(created_),
       tokens_(2 * server.config().messages_per_s_per_conn) {}
 
 void Session::start(Request req, std::string refuse) {
   const auto& c = server_.config();
   websocket::stream_base::timeout t;
   t.handshake_timeout = std::chrono::seconds(10);
-  t.idle_timeout = c.idle_timeout;
-  t.keep_alive_pings = true;  // ping at half the idle time; no answer by the end closes
+  t.idle_timeout = websocket::stream_base::none();  // the server's sweep does it (check_idle)
+  t.keep_alive_pings = false;
   ws_.set_option(t);
+  // Any frame, pongs included, proves the peer alive. A capture this small needs no heap.
+  ws_.control_callback([this](websocket::frame_type, boost::beast::string_view) {
+    last_heard_ = std::chrono::steady_clock::now();
+    pinged_ = false;
+  });
   // Hard stop for a single frame header announcing something huge; smaller oversize messages
   // are caught in on_read so the client gets a "frame_too_large" error before the close.
   ws_.read_message_max(std::max<std::size_t>(c.max_frame_bytes * 4, 64 * 1024));
@@ -84,6 +90,7 @@ void Session::on_accept(boost::beast::error_code ec, const std::string& token, s
   if (ec) {
     return finish();
   }
+  server_.link(*this);
   if (!refuse.empty()) {
     fail_and_close(refuse, "too many connections from this address or in total; retry later",
                    static_cast<std::uint16_t>(websocket::close_code::try_again_later));
@@ -134,26 +141,28 @@ void Session::read() {
   if (finished_) {
     return;
   }
-  std::size_t limit =
-      server_.config().max_frame_bytes + 1 - std::min(in_.size(), server_.config().max_frame_bytes);
-  ws_.async_read_some(
-      in_, limit,
-      [self = shared_from_this()](boost::beast::error_code ec, std::size_t) { self->on_read(ec); });
+  ws_.async_read_some(boost::asio::buffer(chunk_),
+                      [self = shared_from_this()](boost::beast::error_code ec, std::size_t n) {
+                        self->on_read(ec, n);
+                      });
 }
 
-void Session::on_read(boost::beast::error_code ec) {
+void Session::on_read(boost::beast::error_code ec, std::size_t n) {
   if (ec) {
     if (ec == websocket::error::message_too_big) {
       server_.count_error("frame_too_large");
     }
     return finish();
   }
+  last_heard_ = std::chrono::steady_clock::now();
+  pinged_ = false;
   if (closing_ || close_after_flush_ != 0) {
-    in_.clear();  // closing: what arrives now is not answered
+    std::string().swap(in_);  // closing: what arrives now is not answered
     return read();
   }
+  in_.append(chunk_.data(), std::min(n, chunk_.size()));
   if (in_.size() > server_.config().max_frame_bytes) {
-    in_ = {};
+    std::string().swap(in_);
     fail_and_close(
         "frame_too_large",
         "messages are limited to " + std::to_string(server_.config().max_frame_bytes) + " bytes",
@@ -165,15 +174,32 @@ void Session::on_read(boost::beast::error_code ec) {
       server_.count_error("bad_message");
       send(error_reply("bad_message", "signaling messages are JSON text frames", false));
     } else if (allow_message()) {
-      std::string text(static_cast<const char*>(in_.data().data()), in_.size());
+      std::string text = std::move(in_);
       handle(text);
     }
-    in_.clear();
-    if (in_.capacity() > 4096) {
-      in_.shrink_to_fit();
-    }
+    std::string().swap(in_);  // idle again: hold no heap
   }
   read();
+}
+
+void Session::check_idle(std::chrono::steady_clock::time_point now,
+                         std::chrono::milliseconds idle) {
+  if (finished_ || closing_) {
+    return;
+  }
+  auto silent = now - last_heard_;
+  if (silent >= idle) {
+    server_.count_error("idle_timeout");
+    // A peer that ignored our ping gets no close handshake: the connection is dropped.
+    boost::beast::error_code ec;
+    ws_.next_layer().shutdown(tcp::socket::shutdown_both, ec);
+    ws_.next_layer().cancel(ec);
+    return;
+  }
+  if (silent >= idle / 2 && !pinged_ && !writing_) {
+    pinged_ = true;
+    ws_.async_ping({}, [self = shared_from_this()](boost::beast::error_code) {});
+  }
 }
 
 bool Session::allow_message() {
@@ -347,8 +373,25 @@ void SignalingServer::on_authenticated(Session&) {
   ++authenticated_;
 }
 
+void SignalingServer::link(Session& s) {
+  s.listed_ = true;
+  s.next_ = sessions_;
+  if (sessions_ != nullptr) {
+    sessions_->prev_ = &s;
+  }
+  sessions_ = &s;
+}
+
 void SignalingServer::on_closed(Session& s) {
   pending_auth_.erase(&s);
+  if (s.listed_) {
+    s.listed_ = false;
+    (s.prev_ != nullptr ? s.prev_->next_ : sessions_) = s.next_;
+    if (s.next_ != nullptr) {
+      s.next_->prev_ = s.prev_;
+    }
+    s.prev_ = s.next_ = nullptr;
+  }
   if (!s.room_.empty()) {
     leave(s, {}, "disconnected");
   }
@@ -531,6 +574,14 @@ void SignalingServer::tick() {
   for (auto& s : expired) {
     pending_auth_.erase(s.get());
     s->fail_and_close("auth_timeout", "no token within the authentication timeout", 4001);
+  }
+  if (now >= next_idle_sweep_) {
+    // Once a second: pings for the quiet, the end for the silent (check_idle never unlinks
+    // during the walk; a dropped connection leaves when its read fails).
+    next_idle_sweep_ = now + std::chrono::seconds(1);
+    for (Session* s = sessions_; s != nullptr; s = s->next_) {
+      s->check_idle(now, config_.idle_timeout);
+    }
   }
   if (now >= next_heartbeat_) {
     heartbeat();

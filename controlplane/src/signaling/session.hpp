@@ -1,8 +1,13 @@
 #pragma once
 // One signaling WebSocket connection. Internal to the signaling server.
+//
+// Memory per idle connection is what lets one process hold tens of thousands of them
+// (bench/ws_bench.py measures it): no permessage-deflate, reads land in a 64-byte array in the
+// session (a message in progress is gathered into `in_`, freed when it is handled), and idle
+// pings are sent by the server's sweep rather than by a timer armed per connection.
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/websocket.hpp>
+#include <array>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -38,15 +43,19 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_accept(boost::beast::error_code ec, const std::string& token, std::string refuse);
   void authenticate(const std::string& token, const std::string& id);
   void read();
-  void on_read(boost::beast::error_code ec);
+  void on_read(boost::beast::error_code ec, std::size_t n);
   void handle(std::string_view text);
   void flush();
+  // Called by the server's sweep: ping a connection silent for half the idle timeout, drop
+  // one silent for all of it.
+  void check_idle(std::chrono::steady_clock::time_point now, std::chrono::milliseconds idle);
   void finish();
   bool allow_message();
 
   SignalingServer& server_;
-  boost::beast::websocket::stream<boost::asio::ip::tcp::socket> ws_;
-  boost::beast::flat_buffer in_;
+  boost::beast::websocket::stream<boost::asio::ip::tcp::socket, false> ws_;
+  std::array<char, 64> chunk_;
+  std::string in_;  // the message being received; empty (no heap) between messages
   std::string peer_;
   std::string identity_;
   std::string granted_room_;
@@ -54,6 +63,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::vector<std::string> outbox_;
   std::chrono::steady_clock::time_point created_;
   std::chrono::steady_clock::time_point bucket_at_;
+  std::chrono::steady_clock::time_point last_heard_;
+  Session* prev_ = nullptr;  // the server's list of live sessions, for the idle sweep
+  Session* next_ = nullptr;
   double tokens_ = 0;
   std::uint16_t close_after_flush_ = 0;
   bool authenticated_ = false;
@@ -61,6 +73,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool closing_ = false;
   bool finished_ = false;
   bool counted_ = false;  // holds a slot in the per-address connection count
+  bool pinged_ = false;
+  bool listed_ = false;
 };
 
 }  // namespace ringlane::control::signaling

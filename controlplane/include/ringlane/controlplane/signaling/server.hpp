@@ -74,6 +74,7 @@ class SignalingServer {
   void tick();
   void heartbeat();
   void on_authenticated(Session& s);
+  void link(Session& s);
   void on_closed(Session& s);
   void join(const std::shared_ptr<Session>& s, const std::string& room, const std::string& id);
   void leave(Session& s, const std::string& id, const char* reason, bool release_if_empty = true);
@@ -89,6 +90,8 @@ class SignalingServer {
   std::unordered_map<std::string, unsigned> per_ip_;
   std::unordered_map<std::string, Bucket> join_buckets_;
   std::unordered_map<Session*, std::weak_ptr<Session>> pending_auth_;
+  Session* sessions_ = nullptr;  // every accepted connection (intrusive list)
+  std::chrono::steady_clock::time_point next_idle_sweep_{};
   std::uint64_t connections_ = 0;
   std::uint64_t authenticated_ = 0;
   std::uint64_t accepted_total_ = 0;
