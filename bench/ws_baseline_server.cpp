@@ -49,8 +49,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void send(std::string text) {
     auto out = std::make_shared<std::string>(std::move(text));
     ws_.text(true);
-    ws_.async_write(asio::buffer(*out), [self = shared_from_this(), out](beast::error_code,
-                                                                        std::size_t) {});
+    ws_.async_write(asio::buffer(*out),
+                    [self = shared_from_this(), out](beast::error_code, std::size_t) {});
   }
 
   websocket::stream<beast::tcp_stream> ws_;
@@ -58,13 +58,13 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 void accept(asio::io_context& io, tcp::acceptor& acceptor) {
-  acceptor.async_accept(asio::make_strand(io), [&io, &acceptor](beast::error_code ec,
-                                                                tcp::socket s) {
-    if (!ec) {
-      std::make_shared<Session>(std::move(s))->start();
-    }
-    accept(io, acceptor);
-  });
+  acceptor.async_accept(asio::make_strand(io),
+                        [&io, &acceptor](beast::error_code ec, tcp::socket s) {
+                          if (!ec) {
+                            std::make_shared<Session>(std::move(s))->start();
+                          }
+                          accept(io, acceptor);
+                        });
 }
 
 }  // namespace

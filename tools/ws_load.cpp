@@ -185,12 +185,12 @@ void Conn::on_message() {
 void Conn::send_join() {
   join_sent = Clock::now();
   join_text = R"({"type":"join","id":)" + std::to_string(index) + "}";
-  ws.async_write(asio::buffer(join_text), [self = shared_from_this()](beast::error_code ec,
-                                                                     std::size_t) {
-    if (ec) {
-      self->load.joined(*self, false);
-    }
-  });
+  ws.async_write(asio::buffer(join_text),
+                 [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                   if (ec) {
+                     self->load.joined(*self, false);
+                   }
+                 });
 }
 
 void Load::connected(Conn& c, bool ok) {
@@ -239,8 +239,8 @@ void Load::joined(Conn& c, bool ok) {
 // Sends the joins that are due at `rate` since the start of the paced phase, every millisecond.
 void Load::pace() {
   double elapsed = std::chrono::duration<double>(Clock::now() - pace_start_).count();
-  auto due = std::min<unsigned>(join_end_, static_cast<unsigned>(elapsed * o_.rate) + 1 +
-                                               (join_end_ - o_.joins));
+  auto due = std::min<unsigned>(
+      join_end_, static_cast<unsigned>(elapsed * o_.rate) + 1 + (join_end_ - o_.joins));
   while (join_next_ < due) {
     conns_[join_next_++]->send_join();
   }
@@ -298,10 +298,11 @@ int Load::run() {
   double paced_s = std::chrono::duration<double>(Clock::now() - pace_start_).count();
   auto paced_lat = latencies_ms_;
   unsigned paced_failed = joins_failed_;
-  std::printf("paced joins        %u at %.0f/s target: %.0f/s achieved, p50 %.2f ms, p99 %.2f ms, "
-              "max %.2f ms, %u failed\n",
-              paced_n, o_.rate, paced_n / paced_s, percentile(paced_lat, 0.5),
-              percentile(paced_lat, 0.99), percentile(paced_lat, 1.0), paced_failed);
+  std::printf(
+      "paced joins        %u at %.0f/s target: %.0f/s achieved, p50 %.2f ms, p99 %.2f ms, "
+      "max %.2f ms, %u failed\n",
+      paced_n, o_.rate, paced_n / paced_s, percentile(paced_lat, 0.5), percentile(paced_lat, 0.99),
+      percentile(paced_lat, 1.0), paced_failed);
 
   // Unpaced: as fast as the server answers, `concurrency` in flight.
   unsigned burst_n = std::min(o_.burst, usable - paced_n);
@@ -398,9 +399,10 @@ int main(int argc, char** argv) {
     }
   }
   if (o.secret.empty() || o.server_pid <= 0) {
-    std::fputs("usage: ws_load --port P --secret S --server-pid PID [--connections N] "
-               "[--sources A-B] [--rate R] [--joins N] [--burst N] [--out FILE]\n",
-               stderr);
+    std::fputs(
+        "usage: ws_load --port P --secret S --server-pid PID [--connections N] "
+        "[--sources A-B] [--rate R] [--joins N] [--burst N] [--out FILE]\n",
+        stderr);
     return 2;
   }
   // Two descriptors per connection would be the server's; ours is one each, plus slack.

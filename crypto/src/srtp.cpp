@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "srtp_openssl.hpp"
+
 namespace ringlane::crypto {
 namespace {
 
@@ -15,6 +17,10 @@ void init_libsrtp() {
   std::call_once(once, [] {
     if (srtp_init() != srtp_err_status_ok) {
       std::fputs("ringlane: srtp_init failed\n", stderr);
+      std::abort();
+    }
+    if (!install_openssl_srtp_transforms()) {
+      std::fputs("ringlane: libsrtp2 refused the OpenSSL AES-ICM/HMAC-SHA1 transforms\n", stderr);
       std::abort();
     }
   });

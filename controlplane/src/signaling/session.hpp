@@ -5,9 +5,9 @@
 // (bench/ws_bench.py measures it): no permessage-deflate, reads land in a 64-byte array in the
 // session (a message in progress is gathered into `in_`, freed when it is handled), and idle
 // pings are sent by the server's sweep rather than by a timer armed per connection.
+#include <array>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/websocket.hpp>
-#include <array>
 #include <chrono>
 #include <memory>
 #include <optional>
