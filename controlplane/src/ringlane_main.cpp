@@ -134,7 +134,9 @@ int run_node(int argc, char** argv) {
     control::ApiConfig ac;
     ac.join_token_secret = control_options.signaling.jwt_secrets.front();
     ac.ws_url = control_options.signaling.ws_url;
-    ac.extra_metrics = [&signaling] { return signaling->metrics(); };
+    ac.extra_metrics = [&signaling, &supervisor] {
+      return signaling->metrics() + supervisor->metrics();
+    };
     ac.stats_name = o.name;
     ac.api_keys = api_keys;
     ac.rest_secret = o.policy.rest_secrets.empty() ? "" : o.policy.rest_secrets.front();

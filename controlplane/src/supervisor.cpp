@@ -262,4 +262,31 @@ void Supervisor::stop() {
   pid_ = -1;
 }
 
+std::string Supervisor::metrics() const {
+  std::string out;
+  out += "# TYPE ringlane_dataplane_restarts_total counter\n";
+  out += "ringlane_dataplane_restarts_total " + std::to_string(restarts_) + "\n";
+  out += "# TYPE ringlane_dataplane_adopted gauge\n";
+  out += "ringlane_dataplane_adopted " + std::to_string(adopted() ? 1 : 0) + "\n";
+  if (!region_) {
+    return out;
+  }
+  std::string depth = "# TYPE ringlane_ring_depth gauge\n";
+  std::string messages = "# TYPE ringlane_ring_messages_total counter\n";
+  std::string full = "# TYPE ringlane_ring_backpressure_total counter\n";
+  for (unsigned w = 0; w < config_.workers; ++w) {
+    auto commands = region_->commands(w);
+    auto events = region_->events(w);
+    for (auto [name, ring] : {std::pair{"commands", &commands}, std::pair{"events", &events}}) {
+      std::string labels = "{worker=\"" + std::to_string(w) + "\",ring=\"" + name + "\"} ";
+      depth += "ringlane_ring_depth" + labels + std::to_string(ring->depth()) + "\n";
+      messages += "ringlane_ring_messages_total" + labels + std::to_string(ring->pushed_count()) +
+                  "\n";
+      full += "ringlane_ring_backpressure_total" + labels + std::to_string(ring->full_count()) +
+              "\n";
+    }
+  }
+  return out + depth + messages + full;
+}
+
 }  // namespace ringlane::control

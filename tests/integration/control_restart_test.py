@@ -81,11 +81,16 @@ def main():
         flow = subprocess.Popen(["turnutils_uclient", "-p", str(turn_port), "-e", "127.0.0.1", "-r", str(peer_port),
                                  "-u", "alice", "-w", "pw", "-c", "-n", "400", "-z", "20", "-m", "2", "127.0.0.1"],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # The clients allocate one after another: wait until the count holds still.
         deadline = time.time() + 10
-        before = None
-        while time.time() < deadline and not before:
-            before = allocations(http_port)
-            time.sleep(0.1)
+        before, last = None, None
+        while time.time() < deadline:
+            now = allocations(http_port)
+            if now and now >= 2 and now == last:
+                before = now
+                break
+            last = now
+            time.sleep(0.4)
         check(before is not None and before >= 2, f"the flow's allocations show in /metrics ({before})")
 
         first.send_signal(signal.SIGKILL)
@@ -101,6 +106,13 @@ def main():
         text = open(logs[1]).read()
         check(f"adopted the running data plane, pid {dataplane}" in text and "data plane started" not in text,
               "the new control plane adopted the same data plane, started none")
+        _, metrics = status_of(http_port, "/metrics")
+        check("ringlane_dataplane_adopted 1" in metrics, "/metrics says the data plane was adopted")
+        commands = re.findall(r'^ringlane_ring_messages_total\{worker="(\d)",ring="commands"\} (\d+)$', metrics, re.M)
+        check(len(commands) == 2 and all(int(n) > 0 for _, n in commands),
+              f"/metrics: both workers' command rings carried the replayed policy ({commands})")
+        check(re.search(r'^ringlane_ring_backpressure_total\{worker="0",ring="events"\} 0$', metrics, re.M) is not None,
+              "/metrics: ring backpressure counted (none here)")
         after = allocations(http_port)
         check(after == before, f"the restarted control plane reports the same allocations ({after} vs {before})")
 

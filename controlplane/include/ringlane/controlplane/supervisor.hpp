@@ -37,6 +37,9 @@ class Supervisor {
   // SIGTERM to the data plane, SIGKILL after 5 s.
   void stop();
   pid_t pid() const { return pid_; }
+  // Prometheus text: per-worker ring depth, messages and backpressure (pushes refused because
+  // a ring was full), data plane restarts, and whether the running data plane was adopted.
+  std::string metrics() const;
   bool adopted() const { return pidfd_ >= 0; }
   unsigned restarts() const { return restarts_; }
 
