@@ -10,6 +10,7 @@
 #include "ringlane/common/log.hpp"
 #include "ringlane/controlplane/api.hpp"
 #include "ringlane/controlplane/control_options.hpp"
+#include "ringlane/controlplane/dev_secrets.hpp"
 #include "ringlane/controlplane/supervisor.hpp"
 #include "ringlane/crypto/digest.hpp"
 #include "ringlane/dataplane/node.hpp"
@@ -68,13 +69,38 @@ int run_node(int argc, char** argv) {
   }
   NodeOptions o = std::move(*parsed);
   init_logging(o.log_level, o.log_json);
-  if (std::string secret = add_dev_secret_if_unconfigured(o); !secret.empty()) {
-    node_args.push_back("--rest-secret");  // the data plane must accept what the API hands out
-    node_args.push_back(secret);
-  }
-  if (http != "off" && api_keys.empty()) {
-    api_keys.push_back(crypto::random_token(18));
-    spdlog::warn("no --api-key given: generated '{}' for the HTTP API", api_keys.back());
+  // Secrets not given are made up once and kept (dev_secrets.hpp): a restarted control plane
+  // must accept what its predecessor handed out, as the data plane it adopts still does.
+  bool need_rest = o.policy.users.empty() && o.policy.rest_secrets.empty();
+  bool need_key = http != "off" && api_keys.empty();
+  bool need_jwt = http != "off" && control_options.signaling.jwt_secrets.empty();
+  if (need_rest || need_key || need_jwt) {
+    control::DevSecrets dev = control::load_or_create_dev_secrets(o.name);
+    if (need_rest) {
+      add_dev_secret_if_unconfigured(o, dev.rest_secret, !dev.reused);
+      node_args.push_back("--rest-secret");  // the data plane must accept what the API hands out
+      node_args.push_back(dev.rest_secret);
+    }
+    if (need_key) {
+      api_keys.push_back(dev.api_key);
+    }
+    if (need_jwt) {
+      control_options.signaling.jwt_secrets.push_back(dev.jwt_secret);
+    }
+    if (dev.reused) {
+      spdlog::info("using the development secrets kept in {}", dev.path);
+    } else {
+      if (need_key) {
+        spdlog::warn("no --api-key given: generated '{}' for the HTTP API", dev.api_key);
+      }
+      if (need_jwt) {
+        spdlog::warn("no --jwt-secret given: generated '{}' for signaling join tokens",
+                     dev.jwt_secret);
+      }
+      if (!dev.path.empty()) {
+        spdlog::warn("generated secrets kept in {} for restarts", dev.path);
+      }
+    }
   }
   if (turn_uris.empty()) {
     const std::vector<Endpoint>& listen = o.listen;

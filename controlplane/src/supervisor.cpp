@@ -280,10 +280,10 @@ std::string Supervisor::metrics() const {
     for (auto [name, ring] : {std::pair{"commands", &commands}, std::pair{"events", &events}}) {
       std::string labels = "{worker=\"" + std::to_string(w) + "\",ring=\"" + name + "\"} ";
       depth += "ringlane_ring_depth" + labels + std::to_string(ring->depth()) + "\n";
-      messages += "ringlane_ring_messages_total" + labels + std::to_string(ring->pushed_count()) +
-                  "\n";
-      full += "ringlane_ring_backpressure_total" + labels + std::to_string(ring->full_count()) +
-              "\n";
+      messages +=
+          "ringlane_ring_messages_total" + labels + std::to_string(ring->pushed_count()) + "\n";
+      full +=
+          "ringlane_ring_backpressure_total" + labels + std::to_string(ring->full_count()) + "\n";
     }
   }
   return out + depth + messages + full;

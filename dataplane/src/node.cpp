@@ -81,12 +81,17 @@ std::optional<IpAddress> relay_for(Family family, const std::optional<IpAddress>
 
 namespace {}  // namespace
 
-std::string add_dev_secret_if_unconfigured(NodeOptions& o) {
+std::string add_dev_secret_if_unconfigured(NodeOptions& o, std::string secret, bool announce) {
   if (!o.policy.users.empty() || !o.policy.rest_secrets.empty()) {
     return "";
   }
-  std::string secret = crypto::random_token(18);
+  if (secret.empty()) {
+    secret = crypto::random_token(18);
+  }
   o.policy.rest_secrets.push_back(secret);
+  if (!announce) {
+    return secret;
+  }
   std::string user = std::to_string(std::time(nullptr) + 86400) + ":demo";
   spdlog::warn("no users or secrets given: generated a development TURN REST secret '{}'", secret);
   spdlog::warn("  e.g. username '{}' password '{}' (valid 24 h)", user,

@@ -22,7 +22,7 @@ const char* node_options_help() {
   --listen ADDR:PORT        TURN/STUN UDP listener, repeatable [0.0.0.0:3478 and [::]:3478]
   --relay-ip IP             relay bind address, one per family [the listener's, else the host's]
   --external-ip IP          relay address to advertise (behind 1:1 NAT), one per family
-  --relay-ports MIN-MAX     relay port range, split between workers [49152-65535]
+  --relay-ports MIN-MAX     relay port range, split between workers [40000-65535]
   --workers N               worker threads, one per core [number of CPUs]
   --cpus LIST               CPUs to pin workers to, e.g. 0,1 [0..N-1]
   --io uring|mmsg           packet I/O backend; uring falls back to mmsg if unavailable [uring]

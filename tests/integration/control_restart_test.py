@@ -57,6 +57,58 @@ def allocations(port):
     return sum(int(v) for v in values) if values else None
 
 
+def dev_secrets_check(a, peer_port):
+    """`ringlane run` with no secrets at all, killed with -9 and started again: the secrets it
+    made up are kept (RINGLANE_STATE_DIR), so the API key and the TURN credentials the first
+    control plane handed out still work through the second one and the adopted data plane."""
+    turn_port, http_port = free_port(), free_port(socket.SOCK_STREAM)
+    relay_lo = 29000 + (os.getpid() % 50) * 100
+    state = tempfile.mkdtemp(prefix="ringlane-state-")
+    env = dict(os.environ, RINGLANE_STATE_DIR=state)
+    name = f"dev-{os.getpid()}"
+    args = [a.ringlane, "run", "--name", name, "--listen", f"127.0.0.1:{turn_port}",
+            "--http", f"127.0.0.1:{http_port}", "--allow-peer", "127.0.0.0/8", "--workers", "2",
+            "--relay-ports", f"{relay_lo}-{relay_lo + 99}"]
+    logs = [tempfile.NamedTemporaryFile(prefix=f"dev{i}-", suffix=".log", delete=False).name for i in (1, 2)]
+    first = subprocess.Popen(args, stdout=open(logs[0], "w"), stderr=subprocess.STDOUT, env=env)
+    second = None
+    dataplane = None
+    try:
+        check(wait_status(http_port, "/readyz", 200, 15), "dev node up")
+        text = open(logs[0]).read()
+        key = re.search(r"generated '([^']+)' for the HTTP API", text)
+        key = key.group(1) if key else ""
+        started = re.findall(r"data plane started, pid (\d+)", text)
+        dataplane = int(started[0]) if started else None
+        check(bool(key) and os.path.exists(f"{state}/{name}.secrets")
+              and oct(os.stat(f"{state}/{name}.secrets").st_mode & 0o777) == "0o600",
+              "generated secrets printed once and kept in a 0600 file")
+        status, body = http_get(http_port, "/api/turn-credentials?username=dev", {"Authorization": f"Bearer {key}"})
+        creds = json.loads(body) if status == 200 else {}
+        first.send_signal(signal.SIGKILL)
+        first.wait(5)
+        second = subprocess.Popen(args, stdout=open(logs[1], "w"), stderr=subprocess.STDOUT, env=env)
+        check(wait_status(http_port, "/readyz", 200, 15), "dev node restarted")
+        text2 = open(logs[1]).read()
+        check("using the development secrets kept in" in text2 and "generated" not in text2,
+              "the restarted control plane reuses the kept secrets and prints none")
+        status, _ = http_get(http_port, "/api/turn-credentials?username=dev2", {"Authorization": f"Bearer {key}"})
+        check(status == 200, "the first API key works on the restarted control plane")
+        out = subprocess.run(["turnutils_uclient", "-p", str(turn_port), "-e", "127.0.0.1", "-r", str(peer_port),
+                              "-u", creds.get("username", "x"), "-w", creds.get("password", "x"), "-c", "-n", "10",
+                              "-m", "1", "127.0.0.1"], capture_output=True, text=True, timeout=60).stdout
+        check("Total lost packets 0 " in out and "tot_recv_msgs=10" in out,
+              "TURN credentials issued before the restart relay after it")
+        second.terminate()
+        second.wait(15)
+    finally:
+        for p in (first, second):
+            if p and p.poll() is None:
+                p.kill()
+        if dataplane and alive(dataplane):
+            os.kill(dataplane, signal.SIGKILL)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ringlane", required=True)
@@ -147,6 +199,7 @@ def main():
         time.sleep(0.3)
         check(newer is not None and not alive(newer), "SIGTERM: control plane and data plane gone")
         dataplane = newer
+        dev_secrets_check(a, peer_port)
     finally:
         for p in (first, second):
             if p and p.poll() is None:

@@ -15,9 +15,11 @@ namespace ringlane {
 std::optional<IpAddress> relay_for(Family family, const std::optional<IpAddress>& given,
                                    const std::vector<Endpoint>& listen);
 
-// With no users and no REST secret, adds a generated development secret (printed once, with
-// an example credential) so the node is usable at once. Returns it, or "" when not needed.
-std::string add_dev_secret_if_unconfigured(NodeOptions& o);
+// With no users and no REST secret, adds a development secret (`secret`, or one generated here;
+// printed with an example credential when `announce`) so the node is usable at once. Returns
+// it, or "" when not needed.
+std::string add_dev_secret_if_unconfigured(NodeOptions& o, std::string secret = {},
+                                           bool announce = true);
 
 // `ringlane dataplane [--region-fd N --doorbells a,b,...] [node options]`: runs the workers
 // until SIGINT/SIGTERM. With a region (handed over by the supervising control plane), each

@@ -18,7 +18,7 @@ struct NodeOptions {
   std::optional<IpAddress> relay_v6;
   std::optional<IpAddress> external_v4;
   std::optional<IpAddress> external_v6;
-  std::uint16_t relay_port_min = 49152;
+  std::uint16_t relay_port_min = 40000;
   std::uint16_t relay_port_max = 65535;
   unsigned workers = 0;  // 0: one per CPU
   std::vector<int> cpus;

@@ -30,7 +30,7 @@ struct WorkerConfig {
   std::optional<IpAddress> relay_v6;
   std::optional<IpAddress> external_v4;  // advertised instead of the bind address (NAT)
   std::optional<IpAddress> external_v6;
-  std::uint16_t relay_port_min = 49152;  // this worker's slice of the relay range
+  std::uint16_t relay_port_min = 40000;  // this worker's slice of the relay range
   std::uint16_t relay_port_max = 65535;
   io::BackendOptions backend;
   int listener_buffer = 4 << 20;
