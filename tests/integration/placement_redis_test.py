@@ -96,6 +96,37 @@ async def scenario(a, redis_port, redis_log, url_a, url_b, b_proc, turn):
     na_room = next(r for r, (n, _) in placed.items() if n == "na")
     nb_rooms = [r for r, (n, _) in placed.items() if n == "nb"]
 
+    # --- Redis frozen (SIGSTOP: connections accepted, nothing answered): a join that needs it
+    # waits for the store's timeout on the store's thread; the signaling thread goes on serving.
+    redis_proc = turn["redis"]
+    os.kill(redis_proc.pid, signal.SIGSTOP)
+    try:
+        slow = await Client.open(url_a, make_jwt(SECRET, "slow", "frozen-room"), source="127.0.3.9")
+        await slow.expect("welcome")
+        await slow.send({"type": "join", "room": "frozen-room"})
+        await members[0].send({"type": "ping", "id": "during-freeze"})
+        order = []
+
+        async def wait_for(client, kind, tag):
+            m = await client.expect(kind, timeout=10)
+            order.append((tag, m))
+
+        await asyncio.gather(wait_for(slow, "error", "join"), wait_for(members[0], "pong", "ping"))
+        check([t for t, _ in order] == ["ping", "join"] and order[1][1]
+              and order[1][1].get("code") == "placement_unavailable",
+              f"Redis frozen: another connection's ping is answered before the join that waits "
+              f"for Redis, which then gets placement_unavailable ({order})")
+        await slow.close()
+    finally:
+        os.kill(redis_proc.pid, signal.SIGCONT)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        status, metrics = http_get(a.http_port, "/metrics")
+        if 'ringlane_placement_store_up{store="redis"} 1' in metrics:
+            break
+        await asyncio.sleep(0.2)
+    check('ringlane_placement_store_up{store="redis"} 1' in metrics, "Redis thawed: na reconnected")
+
     # --- Redis stops during a TURN flow.
     status, body = http_get(a.http_port, "/api/turn-credentials?username=flow",
                             {"Authorization": "Bearer k-1"})

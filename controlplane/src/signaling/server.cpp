@@ -339,7 +339,7 @@ void Session::finish() {
 
 SignalingServer::SignalingServer(boost::asio::io_context& io, SignalingConfig config,
                                  std::unique_ptr<placement::Store> store)
-    : config_(std::move(config)), store_(std::move(store)), timer_(io) {
+    : config_(std::move(config)), store_(io, std::move(store)), timer_(io) {
   heartbeat();
   tick();
 }
@@ -435,30 +435,54 @@ void SignalingServer::join(const std::shared_ptr<Session>& s, const std::string&
     return error("room_not_granted", "the token grants room \"" + s->granted_room_ + "\" only",
                  false);
   }
-  if (!s->room_.empty()) {
-    return error("already_joined", "leave room \"" + s->room_ + "\" first", false);
+  if (!s->room_.empty() || s->joining_) {
+    return error("already_joined",
+                 s->joining_ ? "a join is in progress" : "leave room \"" + s->room_ + "\" first",
+                 false);
   }
   if (!take(join_buckets_, s->peer_, config_.joins_per_s_per_ip)) {
     return error("rate_limited", "too many joins from this address; retry shortly", true);
   }
-  placement::Placement where;
-  auto local = rooms_.find(room_name);
-  if (local != rooms_.end()) {
-    where = local->second.placement;
-  } else {
-    placement::PlaceError perr;
-    auto placed = store_->place(room_name, perr);
-    if (!placed) {
-      if (perr == placement::PlaceError::kNoCapacity) {
-        return error("no_capacity", "no node has room for a new room; retry later", true);
-      }
-      return error("placement_unavailable",
-                   "the placement store is unreachable; calls in progress continue, retry "
-                   "the join",
-                   true);
-    }
-    where = std::move(*placed);
+  if (auto local = rooms_.find(room_name); local != rooms_.end()) {
+    return complete_join(s, room_name, id, local->second.placement);
   }
+  // A room this node does not host yet: ask the store (on its own thread when it is Redis).
+  s->joining_ = true;
+  store_.place(room_name, [this, s, room_name, id](std::optional<placement::Placement> placed,
+                                                   placement::PlaceError perr) {
+    s->joining_ = false;
+    if (s->finished_) {
+      // Gone while the store answered: a room created for it alone is released again.
+      if (placed && placed->created && placed->node_id == config_.node_id &&
+          rooms_.find(room_name) == rooms_.end()) {
+        store_.release(room_name, config_.node_id);
+      }
+      return;
+    }
+    if (!placed) {
+      const char* code =
+          perr == placement::PlaceError::kNoCapacity ? "no_capacity" : "placement_unavailable";
+      count_error(code);
+      return s->send(error_reply(
+          code,
+          perr == placement::PlaceError::kNoCapacity
+              ? "no node has room for a new room; retry later"
+              : "the placement store is unreachable; calls in progress continue, retry the join",
+          true, id));
+    }
+    // Another join may have created the room here meanwhile: the local room wins.
+    auto local = rooms_.find(room_name);
+    complete_join(s, room_name, id, local != rooms_.end() ? local->second.placement : *placed);
+  });
+}
+
+void SignalingServer::complete_join(const std::shared_ptr<Session>& s, const std::string& room_name,
+                                    const std::string& id, const placement::Placement& where) {
+  auto error = [&](const char* code, const std::string& message, bool retryable) {
+    count_error(code);
+    s->send(error_reply(code, message, retryable, id));
+  };
+  auto local = rooms_.find(room_name);
   json::object node;
   node["id"] = where.node_id;
   node["ws_url"] = where.ws_url;
@@ -548,7 +572,7 @@ void SignalingServer::leave(Session& s, const std::string& id, const char* reaso
   event["participant"] = s.identity_;
   broadcast(room, json::serialize(event), &s);
   if (room.members.empty() && release_if_empty) {
-    store_->release(name, config_.node_id);
+    store_.release(name, config_.node_id);
     rooms_.erase(it);
   }
 }
@@ -596,6 +620,9 @@ void SignalingServer::tick() {
 
 void SignalingServer::heartbeat() {
   next_heartbeat_ = std::chrono::steady_clock::now() + config_.heartbeat;
+  if (heartbeat_in_flight_) {
+    return;  // the store is slow (Redis unreachable): one heartbeat at a time
+  }
   placement::NodeInfo self;
   self.id = config_.node_id;
   self.ws_url = config_.ws_url;
@@ -609,22 +636,31 @@ void SignalingServer::heartbeat() {
     self.packets_per_s = l.packets_per_s;
     self.cpu = l.cpu;
   }
-  if (!store_->heartbeat(self)) {
-    ++heartbeat_failures_;
-    return;
-  }
   std::vector<placement::HostedRoom> hosted;
   for (const auto& [name, room] : rooms_) {
     hosted.push_back({name, room.placement.worker});
   }
-  // Rooms placed elsewhere while this node was away: their members here are told to join again
-  // (they will be redirected to the room's node).
-  for (const auto& lost : store_->keep(config_.node_id, hosted)) {
-    auto it = rooms_.find(lost);
+  heartbeat_in_flight_ = true;
+  store_.heartbeat(std::move(self), std::move(hosted),
+                   [this](bool ok, std::vector<std::string> lost) {
+                     heartbeat_in_flight_ = false;
+                     if (!ok) {
+                       ++heartbeat_failures_;
+                       return;
+                     }
+                     rooms_lost(lost);
+                   });
+}
+
+// Rooms placed elsewhere while this node was away: their members here are told to join again
+// (they will be redirected to the room's node).
+void SignalingServer::rooms_lost(const std::vector<std::string>& lost) {
+  for (const auto& name : lost) {
+    auto it = rooms_.find(name);
     if (it == rooms_.end()) {
       continue;
     }
-    spdlog::warn("room {} is now hosted by another node; its {} member(s) here must rejoin", lost,
+    spdlog::warn("room {} is now hosted by another node; its {} member(s) here must rejoin", name,
                  it->second.members.size());
     auto members = std::move(it->second.members);
     rooms_.erase(it);
@@ -632,7 +668,7 @@ void SignalingServer::heartbeat() {
       m->room_.clear();
       --participants_;
       count_error("room_moved");
-      m->send(error_reply("room_moved", "room \"" + lost + "\" moved to another node; join again",
+      m->send(error_reply("room_moved", "room \"" + name + "\" moved to another node; join again",
                           true));
     }
   }
@@ -666,8 +702,8 @@ std::string SignalingServer::metrics() const {
     line("ringlane_signaling_errors_total", "code=\"" + code + "\"", n);
   }
   out += "# TYPE ringlane_placement_store_up gauge\n";
-  line("ringlane_placement_store_up", "store=\"" + std::string(store_->kind()) + "\"",
-       store_->connected() ? 1 : 0);
+  line("ringlane_placement_store_up", "store=\"" + std::string(store_.kind()) + "\"",
+       store_.connected() ? 1 : 0);
   out += "# TYPE ringlane_placement_heartbeat_failures_total counter\n";
   line("ringlane_placement_heartbeat_failures_total", "", heartbeat_failures_);
   return out;

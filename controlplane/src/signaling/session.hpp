@@ -74,6 +74,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool finished_ = false;
   bool counted_ = false;  // holds a slot in the per-address connection count
   bool pinged_ = false;
+  bool joining_ = false;  // a join waits for the placement store
   bool listed_ = false;
 };
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "ringlane/controlplane/http_server.hpp"
+#include "ringlane/controlplane/placement/service.hpp"
 #include "ringlane/controlplane/placement/store.hpp"
 
 namespace ringlane::control::signaling {
@@ -58,7 +59,6 @@ class SignalingServer {
   // Prometheus text: connections, rooms, participants, joins, errors by code, store state.
   std::string metrics() const;
   const SignalingConfig& config() const { return config_; }
-  placement::Store& store() { return *store_; }
 
  private:
   friend class Session;
@@ -77,13 +77,17 @@ class SignalingServer {
   void link(Session& s);
   void on_closed(Session& s);
   void join(const std::shared_ptr<Session>& s, const std::string& room, const std::string& id);
+  void complete_join(const std::shared_ptr<Session>& s, const std::string& room,
+                     const std::string& id, const placement::Placement& where);
+  void rooms_lost(const std::vector<std::string>& lost);
   void leave(Session& s, const std::string& id, const char* reason, bool release_if_empty = true);
   void broadcast(const Room& room, const std::string& text, const Session* except);
   bool take(std::unordered_map<std::string, Bucket>& buckets, const std::string& key, double rate);
   void count_error(const std::string& code) { ++errors_[code]; }
 
   SignalingConfig config_;
-  std::unique_ptr<placement::Store> store_;
+  placement::Service store_;
+  bool heartbeat_in_flight_ = false;
   boost::asio::steady_timer timer_;
   std::chrono::steady_clock::time_point next_heartbeat_{};
   std::map<std::string, Room, std::less<>> rooms_;
