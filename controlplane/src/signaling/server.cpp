@@ -609,6 +609,10 @@ void SignalingServer::tick() {
   }
   if (now >= next_heartbeat_) {
     heartbeat();
+    // A bucket idle long enough to be full again says nothing: forget it (bounds the map by
+    // the addresses active in the last few seconds).
+    std::erase_if(join_buckets_,
+                  [&](const auto& kv) { return now - kv.second.at > std::chrono::seconds(10); });
   }
   timer_.expires_after(std::chrono::milliseconds(250));
   timer_.async_wait([this](const boost::system::error_code& ec) {
