@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import socket
 import statistics
 import subprocess
@@ -56,13 +57,14 @@ def load(build, port, pid, n, joins, burst):
         return json.load(f)
 
 
-def run_ringlane(build, n, joins, burst):
+def run_ringlane(build, n, joins, burst, redis_port=None):
     port = free_port()
+    extra = ["--redis", f"redis://127.0.0.1:{redis_port}"] if redis_port else []
     server = subprocess.Popen([f"{build}/controlplane/ringlane-control", "--listen", f"127.0.0.1:{port}",
                                "--stats-name", f"none-{os.getpid()}", "--jwt-secret", SECRET,
                                "--node-id", "bench", "--ws-max-conns-per-ip", "1000000",
                                "--ws-max-conns", "1000000", "--ws-joins-per-s", "1000000",
-                               "--max-rooms", "10000000"],
+                               "--max-rooms", "10000000", *extra],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(port)
@@ -109,6 +111,21 @@ def main():
         runs.append(run_ringlane(a.build, n, joins, burst))
     print("== textbook Beast server (baseline)")
     base = run_baseline(a.build, n)
+    # Joins again with placement in a real redis-server (each new room: a few round trips on the
+    # store's thread), if one is installed.
+    redis_run = None
+    if shutil.which("redis-server"):
+        rport = free_port()
+        redis = subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
+                                  "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_port(rport)
+            print("== ringlane-control with --redis (joins)")
+            rn = min(n, 2 * joins)
+            redis_run = run_ringlane(a.build, rn, joins, rn - joins, redis_port=rport)
+        finally:
+            redis.terminate()
+            redis.wait(10)
     med = lambda f: statistics.median(f(r) for r in runs)  # noqa: E731
     bytes_per_conn = med(lambda r: r["ws_bytes_per_connection"])
     result = {
@@ -126,6 +143,8 @@ def main():
             "failed": max(r["paced_joins"]["failed"] for r in runs),
         },
         "unpaced_joins_per_s": med(lambda r: r["unpaced_joins"]["per_s"]),
+        "redis_joins_at_1000_per_s": redis_run["paced_joins"] if redis_run else None,
+        "redis_unpaced_joins_per_s": redis_run["unpaced_joins"]["per_s"] if redis_run else None,
         "ratios": {
             "ws_bytes_baseline_vs_ringlane": base["ws_bytes_per_connection"] / bytes_per_conn,
             "ws_bytes_vs_4kib_target": bytes_per_conn / 4096,
@@ -146,6 +165,11 @@ def main():
     print(f"{'joins at 1000/s: p50 ms':40} {result['joins_at_1000_per_s']['p50_ms']:>12.2f}")
     print(f"{'joins at 1000/s: p99 ms':40} {result['joins_at_1000_per_s']['p99_ms']:>12.2f}")
     print(f"{'unpaced joins/s':40} {result['unpaced_joins_per_s']:>12.0f}")
+    if redis_run:
+        rj = redis_run["paced_joins"]
+        print(f"{'redis store, joins at 1000/s: p50 ms':40} {rj['p50_ms']:>12.2f}")
+        print(f"{'redis store, joins at 1000/s: p99 ms':40} {rj['p99_ms']:>12.2f}")
+        print(f"{'redis store, unpaced joins/s':40} {result['redis_unpaced_joins_per_s']:>12.0f}")
     print(f"wrote {a.out}")
     return 0
 
