@@ -19,6 +19,59 @@ constexpr const char* kRenewIfOwner =
     "if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end "
     "return 0";
 
+// The placement of one room, server-side (ARGV: prefix, room, lock lifetime in ms). Returns
+// {node, ws_url, worker, 0 existing | 1 placed now} or {"", "", -1, 2} when no live node has room.
+// The order of nodes is less_loaded()'s: load per worker, CPU, rooms, id.
+constexpr const char* kPlaceScript = R"lua(
+local prefix, room, ttl = ARGV[1], ARGV[2], ARGV[3]
+local lock = prefix .. 'room:' .. room
+local held = redis.call('GET', lock)
+if held then
+  local node, worker = string.match(held, '^(.*)|(%d+)$')
+  if node then
+    local url = redis.call('HGET', prefix .. 'node:' .. node, 'ws_url')
+    if url then return {node, url, tonumber(worker), 0} end
+  end
+  redis.call('DEL', lock)
+end
+local best, best_key, best_url, best_counts
+for _, id in ipairs(redis.call('SMEMBERS', prefix .. 'nodes')) do
+  local h = redis.call('HMGET', prefix .. 'node:' .. id, 'ws_url', 'workers', 'max_rooms',
+                       'participants', 'allocations', 'cpu', 'rooms')
+  if h[1] then
+    local workers = math.max(1, tonumber(h[2]) or 1)
+    local counts, hosted = {}, 0
+    for w = 0, workers - 1 do counts[w] = 0 end
+    local flat = redis.call('HGETALL', prefix .. 'wrooms:' .. id)
+    for i = 1, #flat, 2 do
+      local w, c = tonumber(flat[i]), tonumber(flat[i + 1]) or 0
+      if w and w >= 0 and w < workers and c > 0 then counts[w] = c; hosted = hosted + c end
+    end
+    if hosted < (tonumber(h[3]) or 0) then
+      local key = {((tonumber(h[4]) or 0) + (tonumber(h[5]) or 0)) / workers,
+                   tonumber(h[6]) or 0, tonumber(h[7]) or 0, id}
+      local better = best == nil
+      if not better then
+        for i = 1, 4 do
+          if key[i] ~= best_key[i] then better = key[i] < best_key[i]; break end
+        end
+      end
+      if better then best, best_key, best_url, best_counts = id, key, h[1], counts end
+    end
+  else
+    redis.call('SREM', prefix .. 'nodes', id)
+  end
+end
+if not best then return {'', '', -1, 2} end
+local worker = 0
+for w, c in pairs(best_counts) do
+  if c < best_counts[worker] or (c == best_counts[worker] and w < worker) then worker = w end
+end
+redis.call('SET', lock, best .. '|' .. worker, 'PX', ttl)
+redis.call('HINCRBY', prefix .. 'wrooms:' .. best, tostring(worker), 1)
+return {best, best_url, worker, 1}
+)lua";
+
 timeval to_timeval(std::chrono::milliseconds ms) {
   return timeval{static_cast<time_t>(ms.count() / 1000),
                  static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
@@ -290,82 +343,25 @@ std::optional<Placement> RedisStore::place(std::string_view room, PlaceError& er
   if (!ensure_connected()) {
     return std::nullopt;
   }
-  std::string key = config_.prefix + "room:" + std::string(room);
-  // Two rounds at most: a lost SET NX race is answered by the winner's placement.
-  for (int round = 0; round < 3; ++round) {
-    auto current = command({"GET", key});
-    if (!current) {
-      return std::nullopt;
-    }
-    if (auto held = parse_room_value(reply_text(current.get()))) {
-      auto ws = command({"HGET", config_.prefix + "node:" + held->first, "ws_url"});
-      if (!ws) {
-        return std::nullopt;
-      }
-      if (ws->type == REDIS_REPLY_STRING) {
-        error = PlaceError::kNone;
-        return Placement{held->first, std::string(reply_text(ws.get())), held->second, false};
-      }
-      // The holder's heartbeat expired: take the lock back from it, then place again.
-      std::string value(reply_text(current.get()));
-      command({"EVAL", kDeleteIfOwner, "1", key, value});
-      if (ctx_ == nullptr) {
-        return std::nullopt;
-      }
-    }
-    auto live = nodes();
-    if (ctx_ == nullptr) {
-      return std::nullopt;
-    }
-    std::vector<std::vector<std::string>> loads;
-    for (const auto& n : live) {
-      loads.push_back({"HGETALL", config_.prefix + "wrooms:" + n.id});
-    }
-    auto worker_rooms = pipeline(loads);
-    if (worker_rooms.size() != live.size()) {
-      return std::nullopt;
-    }
-    const NodeInfo* best = nullptr;
-    std::vector<std::uint64_t> best_counts;
-    for (std::size_t i = 0; i < live.size(); ++i) {
-      std::vector<std::uint64_t> counts(live[i].workers, 0);
-      const redisReply* h = worker_rooms[i].get();
-      std::uint64_t hosted = 0;
-      for (std::size_t j = 0; h != nullptr && h->type == REDIS_REPLY_ARRAY && j + 1 < h->elements;
-           j += 2) {
-        unsigned w = number<unsigned>(reply_text(h->element[j]), ~0u);
-        auto c = number<std::int64_t>(reply_text(h->element[j + 1]), 0);
-        if (w < counts.size() && c > 0) {
-          counts[w] = static_cast<std::uint64_t>(c);
-          hosted += counts[w];
-        }
-      }
-      if (hosted >= live[i].max_rooms) {
-        continue;
-      }
-      if (best == nullptr || less_loaded(live[i], *best)) {
-        best = &live[i];
-        best_counts = std::move(counts);
-      }
-    }
-    if (best == nullptr) {
-      error = PlaceError::kNoCapacity;
-      return std::nullopt;
-    }
-    auto worker = static_cast<unsigned>(std::min_element(best_counts.begin(), best_counts.end()) -
-                                        best_counts.begin());
-    std::string value = best->id + "|" + std::to_string(worker);
-    auto set = command({"SET", key, value, "NX", "PX", std::to_string(config_.room_ttl.count())});
-    if (!set) {
-      return std::nullopt;
-    }
-    if (set->type == REDIS_REPLY_STATUS) {
-      command({"HINCRBY", config_.prefix + "wrooms:" + best->id, std::to_string(worker), "1"});
-      error = PlaceError::kNone;
-      return Placement{best->id, best->ws_url, worker, true};
-    }
+  // One round trip: the script reads the lock, the registry and the worker counts and takes
+  // the lock, atomically (Redis runs a script alone), so there is no SET NX race to lose.
+  auto r = command({"EVAL", kPlaceScript, "0", config_.prefix, std::string(room),
+                    std::to_string(config_.room_ttl.count())});
+  if (!r) {
+    return std::nullopt;
   }
-  return std::nullopt;
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
+      r->element[2]->type != REDIS_REPLY_INTEGER || r->element[3]->type != REDIS_REPLY_INTEGER) {
+    spdlog::warn("redis placement script answered unexpectedly (type {})", r->type);
+    return std::nullopt;
+  }
+  if (r->element[3]->integer == 2) {
+    error = PlaceError::kNoCapacity;
+    return std::nullopt;
+  }
+  error = PlaceError::kNone;
+  return Placement{std::string(reply_text(r->element[0])), std::string(reply_text(r->element[1])),
+                   static_cast<unsigned>(r->element[2]->integer), r->element[3]->integer == 1};
 }
 
 std::vector<std::string> RedisStore::keep(std::string_view node_id,

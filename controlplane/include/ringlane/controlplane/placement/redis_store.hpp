@@ -5,7 +5,9 @@
 //                         no new rooms and its rooms are placed again at their next join)
 //   {prefix}nodes         set of node ids (pruned when their hash has expired)
 //   {prefix}wrooms:{id}   hash worker -> rooms placed there (HINCRBY on place/release)
-//   {prefix}room:{room}   "node|worker", SET NX PX room_ttl: the room lock, renewed by the host
+//   {prefix}room:{room}   "node|worker" with PX room_ttl: the room lock, taken by one Lua script
+//                         that reads the lock and the registry and places the room atomically
+//                         (one round trip), renewed by the host with a compare-and-renew script
 // hiredis, synchronous with short timeouts. When Redis is unreachable every call fails fast
 // (kUnavailable) and the next call after `retry` reconnects by itself.
 #include <hiredis/hiredis.h>
