@@ -89,7 +89,10 @@ int main(int argc, char** argv) {
   config.extra_metrics = [&signaling] { return signaling->metrics(); };
   api = std::make_unique<control::Api>(config);
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&io](auto, int) { io.stop(); });
+  signals.async_wait([&io, &signaling](auto, int) {
+    signaling->shutdown();
+    io.stop();
+  });
   spdlog::info("ringlane-control up: http on {} | data plane stats '{}'", address,
                config.stats_name);
   std::fflush(stderr);

@@ -183,6 +183,9 @@ int run_node(int argc, char** argv) {
   tick();
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](auto, int sig) {
+    if (signaling) {
+      signaling->shutdown();
+    }
     spdlog::info("signal {}: stopping the data plane", sig);
     supervisor->stop();
     io.stop();

@@ -79,6 +79,15 @@ void MemoryStore::release(std::string_view room, std::string_view node_id) {
   rooms_.erase(it);
 }
 
+void MemoryStore::deregister(std::string_view node_id, const std::vector<HostedRoom>& rooms) {
+  for (const auto& r : rooms) {
+    release(r.room, node_id);
+  }
+  if (auto it = nodes_.find(node_id); it != nodes_.end()) {
+    nodes_.erase(it);
+  }
+}
+
 std::vector<NodeInfo> MemoryStore::nodes() {
   std::vector<NodeInfo> out;
   for (const auto& [id, n] : nodes_) {

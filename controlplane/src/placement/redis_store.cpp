@@ -305,6 +305,21 @@ std::optional<NodeInfo> RedisStore::read_node(const redisReply* hash, std::strin
   return n;
 }
 
+void RedisStore::deregister(std::string_view node_id, const std::vector<HostedRoom>& rooms) {
+  if (!ensure_connected()) {
+    return;
+  }
+  std::string id(node_id);
+  std::vector<std::vector<std::string>> commands = {
+      {"SREM", config_.prefix + "nodes", id},
+      {"DEL", config_.prefix + "node:" + id, config_.prefix + "wrooms:" + id}};
+  for (const auto& r : rooms) {
+    commands.push_back({"EVAL", kDeleteIfOwner, "1", config_.prefix + "room:" + r.room,
+                        id + "|" + std::to_string(r.worker)});
+  }
+  pipeline(commands);
+}
+
 std::vector<NodeInfo> RedisStore::nodes() {
   std::vector<NodeInfo> out;
   if (!ensure_connected()) {

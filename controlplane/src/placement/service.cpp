@@ -1,6 +1,7 @@
 #include "ringlane/controlplane/placement/service.hpp"
 
 #include <boost/asio/post.hpp>
+#include <future>
 
 namespace ringlane::control::placement {
 
@@ -68,6 +69,22 @@ void Service::release(std::string room, std::string node_id) {
     store_->release(room, node_id);
     connected_ = store_->connected();
   });
+}
+
+void Service::deregister(std::string node_id, std::vector<HostedRoom> rooms,
+                         std::chrono::milliseconds timeout) {
+  if (!store_io_) {
+    store_->deregister(node_id, rooms);
+    return;
+  }
+  auto done = std::make_shared<std::promise<void>>();
+  auto finished = done->get_future();
+  boost::asio::post(*store_io_,
+                    [this, node_id = std::move(node_id), rooms = std::move(rooms), done] {
+                      store_->deregister(node_id, rooms);
+                      done->set_value();
+                    });
+  finished.wait_for(timeout);
 }
 
 }  // namespace ringlane::control::placement

@@ -678,6 +678,15 @@ void SignalingServer::rooms_lost(const std::vector<std::string>& lost) {
   }
 }
 
+void SignalingServer::shutdown() {
+  std::vector<placement::HostedRoom> hosted;
+  for (const auto& [name, room] : rooms_) {
+    hosted.push_back({name, room.placement.worker});
+  }
+  spdlog::info("leaving the placement registry ({} room(s) released)", hosted.size());
+  store_.deregister(config_.node_id, std::move(hosted), std::chrono::seconds(1));
+}
+
 std::string SignalingServer::metrics() const {
   std::string out;
   auto line = [&out](const std::string& name, const std::string& labels, std::uint64_t v) {

@@ -16,6 +16,7 @@ class MemoryStore final : public Store {
   std::vector<std::string> keep(std::string_view node_id,
                                 const std::vector<HostedRoom>& rooms) override;
   void release(std::string_view room, std::string_view node_id) override;
+  void deregister(std::string_view node_id, const std::vector<HostedRoom>& rooms) override;
   std::vector<NodeInfo> nodes() override;
   bool connected() const override { return true; }
   std::string_view kind() const override { return "memory"; }

@@ -43,6 +43,7 @@ class RedisStore final : public Store {
   std::vector<std::string> keep(std::string_view node_id,
                                 const std::vector<HostedRoom>& rooms) override;
   void release(std::string_view room, std::string_view node_id) override;
+  void deregister(std::string_view node_id, const std::vector<HostedRoom>& rooms) override;
   std::vector<NodeInfo> nodes() override;
   bool connected() const override { return ctx_ != nullptr; }
   std::string_view kind() const override { return "redis"; }

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -32,6 +33,9 @@ class Service {
   // heartbeat + keep (renew the hosted rooms' locks) in one go.
   void heartbeat(NodeInfo self, std::vector<HostedRoom> hosted, HeartbeatDone done);
   void release(std::string room, std::string node_id);
+  // Runs Store::deregister and waits for it (at most `timeout`): for shutdown.
+  void deregister(std::string node_id, std::vector<HostedRoom> rooms,
+                  std::chrono::milliseconds timeout);
 
   bool connected() const { return connected_.load(std::memory_order_relaxed); }
   std::string_view kind() const { return store_->kind(); }

@@ -60,6 +60,9 @@ class Store {
                                         const std::vector<HostedRoom>& rooms) = 0;
   // The room emptied on `node_id`: forget its placement (only if that node still holds it).
   virtual void release(std::string_view room, std::string_view node_id) = 0;
+  // Leaving on purpose (shutdown): out of the registry now, and the locks of `rooms` released,
+  // so the next joins place them elsewhere without waiting for the node's entry to expire.
+  virtual void deregister(std::string_view node_id, const std::vector<HostedRoom>& rooms) = 0;
   // Live nodes, for /metrics and tests.
   virtual std::vector<NodeInfo> nodes() = 0;
   virtual bool connected() const = 0;

@@ -56,6 +56,9 @@ class SignalingServer {
   // Takes an HTTP upgrade request for /ws from the HTTP server.
   void upgrade(boost::asio::ip::tcp::socket socket, Request req,
                const boost::asio::ip::address& peer);
+  // Leaving: takes this node out of the placement registry and releases its rooms (waits up to
+  // a second for the store). Connections are not closed here.
+  void shutdown();
   // Prometheus text: connections, rooms, participants, joins, errors by code, store state.
   std::string metrics() const;
   const SignalingConfig& config() const { return config_; }
