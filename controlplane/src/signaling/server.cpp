@@ -188,7 +188,9 @@ void Session::check_idle(std::chrono::steady_clock::time_point now,
     return;
   }
   auto silent = now - last_heard_;
-  if (silent >= idle) {
+  // Dropped only after a ping went unanswered: a sweep that first sees a connection already
+  // silent past the whole timeout pings it and gives it one more sweep.
+  if (pinged_ && silent >= idle) {
     server_.count_error("idle_timeout");
     // A peer that ignored our ping gets no close handshake: the connection is dropped.
     boost::beast::error_code ec;
@@ -196,7 +198,7 @@ void Session::check_idle(std::chrono::steady_clock::time_point now,
     ws_.next_layer().cancel(ec);
     return;
   }
-  if (silent >= idle / 2 && !pinged_ && !writing_) {
+  if (silent >= idle / 2 && !pinged_) {
     pinged_ = true;
     ws_.async_ping({}, [self = shared_from_this()](boost::beast::error_code) {});
   }
@@ -600,9 +602,10 @@ void SignalingServer::tick() {
     s->fail_and_close("auth_timeout", "no token within the authentication timeout", 4001);
   }
   if (now >= next_idle_sweep_) {
-    // Once a second: pings for the quiet, the end for the silent (check_idle never unlinks
-    // during the walk; a dropped connection leaves when its read fails).
-    next_idle_sweep_ = now + std::chrono::seconds(1);
+    // Pings for the quiet, the end for the silent, at least 4 times per idle timeout (check_idle
+    // never unlinks during the walk; a dropped connection leaves when its read fails).
+    next_idle_sweep_ = now + std::min<std::chrono::steady_clock::duration>(
+                                 std::chrono::seconds(1), config_.idle_timeout / 4);
     for (Session* s = sessions_; s != nullptr; s = s->next_) {
       s->check_idle(now, config_.idle_timeout);
     }
