@@ -196,9 +196,8 @@ bool Api::authorized(const Request& req) const {
   return known;
 }
 
-// A join token for the signaling WebSocket, for apps without a backend of their own and for the
-// demo page: GET ?room=R&identity=I[&ttl=S] -> {token, ws_url, room, identity, expires_at}.
-Response Api::join_token(const Request& req, const boost::asio::ip::address& peer) {
+// What every /api/* endpoint checks first: the per-source rate limit, then the API key.
+std::optional<Response> Api::gate(const Request& req, const boost::asio::ip::address& peer) {
   if (rate_limited(peer)) {
     return json_error(req, http::status::too_many_requests, "rate_limited",
                       "too many requests; retry later");
@@ -206,6 +205,15 @@ Response Api::join_token(const Request& req, const boost::asio::ip::address& pee
   if (!authorized(req)) {
     return json_error(req, http::status::unauthorized, "unauthorized",
                       "missing or unknown API key");
+  }
+  return std::nullopt;
+}
+
+// A join token for the signaling WebSocket, for apps without a backend of their own and for the
+// demo page: GET ?room=R&identity=I[&ttl=S] -> {token, ws_url, room, identity, expires_at}.
+Response Api::join_token(const Request& req, const boost::asio::ip::address& peer) {
+  if (auto refused = gate(req, peer)) {
+    return std::move(*refused);
   }
   if (config_.join_token_secret.empty()) {
     return json_error(req, http::status::service_unavailable, "no_secret",
@@ -244,13 +252,8 @@ Response Api::join_token(const Request& req, const boost::asio::ip::address& pee
 // draft-uberti-behave-turn-rest: GET ?service=turn&username=U -> {username, password, ttl, uris},
 // the credential coturn's use-auth-secret (and ringlane's --rest-secret) accepts.
 Response Api::turn_credentials(const Request& req, const boost::asio::ip::address& peer) {
-  if (rate_limited(peer)) {
-    return json_error(req, http::status::too_many_requests, "rate_limited",
-                      "too many requests; retry later");
-  }
-  if (!authorized(req)) {
-    return json_error(req, http::status::unauthorized, "unauthorized",
-                      "missing or unknown API key");
+  if (auto refused = gate(req, peer)) {
+    return std::move(*refused);
   }
   if (config_.rest_secret.empty()) {
     return json_error(req, http::status::service_unavailable, "no_secret",

@@ -13,15 +13,48 @@
 namespace ringlane::crypto {
 namespace {
 
-// The key is set once (init); start() re-initialises the MAC with the same key, which OpenSSL
-// does from its saved inner/outer pads without a new key schedule.
-struct HmacState {
-  EVP_MAC_CTX* ctx = nullptr;
-};
-
 EVP_MAC* sha1_hmac() {
   static EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
   return mac;
+}
+
+// The key is set once (init); start() re-initialises the MAC with the same key, which OpenSSL
+// does from its saved inner/outer pads without a new key schedule.
+struct HmacState {
+  HmacState() = default;
+  HmacState(const HmacState&) = delete;
+  HmacState& operator=(const HmacState&) = delete;
+  ~HmacState() { EVP_MAC_CTX_free(ctx); }
+  bool ok() const { return ctx != nullptr; }
+  EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(sha1_hmac());
+};
+
+// libsrtp2 hands back through dealloc what alloc returned: the object and its state live in one
+// block, as libsrtp2 lays out its own transforms. Each State owns its OpenSSL context (ok() says
+// it got one).
+template <typename Object, typename State>
+Object* make_with_state() {
+  void* raw = std::calloc(1, sizeof(Object) + sizeof(State));
+  if (raw == nullptr) {
+    return nullptr;
+  }
+  auto* state = new (static_cast<char*>(raw) + sizeof(Object)) State();
+  if (!state->ok()) {
+    state->~State();
+    std::free(raw);
+    return nullptr;
+  }
+  auto* object = static_cast<Object*>(raw);
+  object->state = state;
+  return object;
+}
+
+template <typename Object, typename State>
+void destroy_with_state(Object* object) {
+  static_cast<State*>(object->state)->~State();
+  // libsrtp2's own dealloc zeroes the key state before freeing: do the same.
+  std::memset(static_cast<void*>(object), 0, sizeof(Object) + sizeof(State));
+  std::free(object);
 }
 
 extern const srtp_auth_type_t kOpenSslHmacSha1;
@@ -31,19 +64,11 @@ srtp_err_status_t hmac_alloc(srtp_auth_pointer_t* ap, int key_len, int out_len) 
   if (key_len < 0 || key_len > 20 || out_len < 0 || out_len > 20 || sha1_hmac() == nullptr) {
     return srtp_err_status_bad_param;
   }
-  void* raw = std::calloc(1, sizeof(srtp_auth_t) + sizeof(HmacState));
-  if (raw == nullptr) {
-    return srtp_err_status_alloc_fail;
-  }
-  auto* a = static_cast<srtp_auth_t*>(raw);
-  auto* state = new (static_cast<char*>(raw) + sizeof(srtp_auth_t)) HmacState();
-  state->ctx = EVP_MAC_CTX_new(sha1_hmac());
-  if (state->ctx == nullptr) {
-    std::free(raw);
+  auto* a = make_with_state<srtp_auth_t, HmacState>();
+  if (a == nullptr) {
     return srtp_err_status_alloc_fail;
   }
   a->type = &kOpenSslHmacSha1;
-  a->state = state;
   a->out_len = out_len;
   a->key_len = key_len;
   a->prefix_len = 0;
@@ -52,12 +77,7 @@ srtp_err_status_t hmac_alloc(srtp_auth_pointer_t* ap, int key_len, int out_len) 
 }
 
 srtp_err_status_t hmac_dealloc(srtp_auth_pointer_t a) {
-  auto* state = static_cast<HmacState*>(a->state);
-  EVP_MAC_CTX_free(state->ctx);
-  state->~HmacState();
-  // libsrtp2's own dealloc zeroes the key state before freeing: do the same.
-  std::memset(a, 0, sizeof(srtp_auth_t) + sizeof(HmacState));
-  std::free(a);
+  destroy_with_state<srtp_auth_t, HmacState>(a);
   return srtp_err_status_ok;
 }
 
@@ -126,7 +146,12 @@ constexpr int kIcmKeyWithSalt = 30;  // SRTP_AES_ICM_128_KEY_LEN_WSALT
 constexpr int kSaltBytes = 14;
 
 struct IcmState {
-  EVP_CIPHER_CTX* ctx = nullptr;
+  IcmState() = default;
+  IcmState(const IcmState&) = delete;
+  IcmState& operator=(const IcmState&) = delete;
+  ~IcmState() { EVP_CIPHER_CTX_free(ctx); }
+  bool ok() const { return ctx != nullptr; }
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
   std::uint8_t salt[16] = {};
 };
 
@@ -136,19 +161,11 @@ srtp_err_status_t icm_alloc(srtp_cipher_pointer_t* cp, int key_len, int) {
   if (key_len != kIcmKeyWithSalt) {
     return srtp_err_status_bad_param;
   }
-  void* raw = std::calloc(1, sizeof(srtp_cipher_t) + sizeof(IcmState));
-  if (raw == nullptr) {
-    return srtp_err_status_alloc_fail;
-  }
-  auto* c = static_cast<srtp_cipher_t*>(raw);
-  auto* state = new (static_cast<char*>(raw) + sizeof(srtp_cipher_t)) IcmState();
-  state->ctx = EVP_CIPHER_CTX_new();
-  if (state->ctx == nullptr) {
-    std::free(raw);
+  auto* c = make_with_state<srtp_cipher_t, IcmState>();
+  if (c == nullptr) {
     return srtp_err_status_alloc_fail;
   }
   c->type = &kOpenSslAesIcm128;
-  c->state = state;
   c->key_len = key_len;
   c->algorithm = SRTP_AES_ICM_128;
   *cp = c;
@@ -156,11 +173,7 @@ srtp_err_status_t icm_alloc(srtp_cipher_pointer_t* cp, int key_len, int) {
 }
 
 srtp_err_status_t icm_dealloc(srtp_cipher_pointer_t c) {
-  auto* state = static_cast<IcmState*>(c->state);
-  EVP_CIPHER_CTX_free(state->ctx);
-  state->~IcmState();
-  std::memset(c, 0, sizeof(srtp_cipher_t) + sizeof(IcmState));
-  std::free(c);
+  destroy_with_state<srtp_cipher_t, IcmState>(c);
   return srtp_err_status_ok;
 }
 
@@ -221,7 +234,12 @@ const srtp_cipher_type_t kOpenSslAesIcm128 = {
 constexpr int kGcmKeyWithSalt = 28;  // SRTP_AES_GCM_128_KEY_LEN_WSALT
 
 struct GcmState {
-  EVP_CIPHER_CTX* ctx = nullptr;
+  GcmState() = default;
+  GcmState(const GcmState&) = delete;
+  GcmState& operator=(const GcmState&) = delete;
+  ~GcmState() { EVP_CIPHER_CTX_free(ctx); }
+  bool ok() const { return ctx != nullptr; }
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
   int tag_len = 16;
   bool encrypting = true;
 };
@@ -232,20 +250,12 @@ srtp_err_status_t gcm_alloc(srtp_cipher_pointer_t* cp, int key_len, int tag_len)
   if (key_len != kGcmKeyWithSalt || (tag_len != 16 && tag_len != 8)) {
     return srtp_err_status_bad_param;
   }
-  void* raw = std::calloc(1, sizeof(srtp_cipher_t) + sizeof(GcmState));
-  if (raw == nullptr) {
+  auto* c = make_with_state<srtp_cipher_t, GcmState>();
+  if (c == nullptr) {
     return srtp_err_status_alloc_fail;
   }
-  auto* c = static_cast<srtp_cipher_t*>(raw);
-  auto* state = new (static_cast<char*>(raw) + sizeof(srtp_cipher_t)) GcmState();
-  state->ctx = EVP_CIPHER_CTX_new();
-  if (state->ctx == nullptr) {
-    std::free(raw);
-    return srtp_err_status_alloc_fail;
-  }
-  state->tag_len = tag_len;
+  static_cast<GcmState*>(c->state)->tag_len = tag_len;
   c->type = &kOpenSslAesGcm128;
-  c->state = state;
   c->key_len = key_len;
   c->algorithm = SRTP_AES_GCM_128;
   *cp = c;
@@ -253,11 +263,7 @@ srtp_err_status_t gcm_alloc(srtp_cipher_pointer_t* cp, int key_len, int tag_len)
 }
 
 srtp_err_status_t gcm_dealloc(srtp_cipher_pointer_t c) {
-  auto* state = static_cast<GcmState*>(c->state);
-  EVP_CIPHER_CTX_free(state->ctx);
-  state->~GcmState();
-  std::memset(c, 0, sizeof(srtp_cipher_t) + sizeof(GcmState));
-  std::free(c);
+  destroy_with_state<srtp_cipher_t, GcmState>(c);
   return srtp_err_status_ok;
 }
 

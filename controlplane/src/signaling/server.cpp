@@ -691,37 +691,35 @@ void SignalingServer::shutdown() {
 }
 
 std::string SignalingServer::metrics() const {
-  std::string out;
-  auto line = [&out](const std::string& name, const std::string& labels, std::uint64_t v) {
-    out += name + (labels.empty() ? "" : "{" + labels + "}") + " " + std::to_string(v) + "\n";
+  struct Metric {
+    const char* name;
+    const char* type;
+    std::uint64_t value;
   };
-  out += "# TYPE ringlane_ws_connections gauge\n";
-  line("ringlane_ws_connections", "", connections_);
-  out += "# TYPE ringlane_ws_authenticated gauge\n";
-  line("ringlane_ws_authenticated", "", authenticated_);
-  out += "# TYPE ringlane_ws_accepted_total counter\n";
-  line("ringlane_ws_accepted_total", "", accepted_total_);
-  out += "# TYPE ringlane_ws_refused_total counter\n";
-  line("ringlane_ws_refused_total", "", refused_total_);
-  out += "# TYPE ringlane_rooms gauge\n";
-  line("ringlane_rooms", "", rooms_.size());
-  out += "# TYPE ringlane_participants gauge\n";
-  line("ringlane_participants", "", participants_);
-  out += "# TYPE ringlane_joins_total counter\n";
-  line("ringlane_joins_total", "", joins_);
-  out += "# TYPE ringlane_join_redirects_total counter\n";
-  line("ringlane_join_redirects_total", "", redirects_);
-  out += "# TYPE ringlane_leaves_total counter\n";
-  line("ringlane_leaves_total", "", leaves_);
+  const Metric plain[] = {
+      {"ringlane_ws_connections", "gauge", connections_},
+      {"ringlane_ws_authenticated", "gauge", authenticated_},
+      {"ringlane_ws_accepted_total", "counter", accepted_total_},
+      {"ringlane_ws_refused_total", "counter", refused_total_},
+      {"ringlane_rooms", "gauge", rooms_.size()},
+      {"ringlane_participants", "gauge", participants_},
+      {"ringlane_joins_total", "counter", joins_},
+      {"ringlane_join_redirects_total", "counter", redirects_},
+      {"ringlane_leaves_total", "counter", leaves_},
+      {"ringlane_placement_heartbeat_failures_total", "counter", heartbeat_failures_},
+  };
+  std::string out;
+  for (const auto& m : plain) {
+    out += std::string("# TYPE ") + m.name + " " + m.type + "\n" + m.name + " " +
+           std::to_string(m.value) + "\n";
+  }
   out += "# TYPE ringlane_signaling_errors_total counter\n";
   for (const auto& [code, n] : errors_) {
-    line("ringlane_signaling_errors_total", "code=\"" + code + "\"", n);
+    out += "ringlane_signaling_errors_total{code=\"" + code + "\"} " + std::to_string(n) + "\n";
   }
   out += "# TYPE ringlane_placement_store_up gauge\n";
-  line("ringlane_placement_store_up", "store=\"" + std::string(store_.kind()) + "\"",
-       store_.connected() ? 1 : 0);
-  out += "# TYPE ringlane_placement_heartbeat_failures_total counter\n";
-  line("ringlane_placement_heartbeat_failures_total", "", heartbeat_failures_);
+  out += "ringlane_placement_store_up{store=\"" + std::string(store_.kind()) + "\"} " +
+         std::string(store_.connected() ? "1" : "0") + "\n";
   return out;
 }
 

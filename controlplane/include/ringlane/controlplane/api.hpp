@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -45,6 +46,7 @@ class Api {
   Response turn_credentials(const Request& req, const boost::asio::ip::address& peer);
   Response join_token(const Request& req, const boost::asio::ip::address& peer);
   bool authorized(const Request& req) const;
+  std::optional<Response> gate(const Request& req, const boost::asio::ip::address& peer);
   bool rate_limited(const boost::asio::ip::address& peer);
 
   ApiConfig config_;
