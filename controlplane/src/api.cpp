@@ -34,47 +34,6 @@ Response reply(const Request& req, http::status status, const std::string& type,
   return r;
 }
 
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
-// The value of `name` in the target's query string ("" if absent). Values here are plain
-// tokens; %-escapes are decoded.
-std::string query_param(std::string_view target, std::string_view name) {
-  auto q = target.find('?');
-  if (q == std::string_view::npos)
-    return "";
-  std::string_view rest = target.substr(q + 1);
-  while (!rest.empty()) {
-    auto amp = rest.find('&');
-    std::string_view pair = rest.substr(0, amp);
-    auto eq = pair.find('=');
-    if (pair.substr(0, eq) == name && eq != std::string_view::npos) {
-      std::string out;
-      std::string_view v = pair.substr(eq + 1);
-      for (std::size_t i = 0; i < v.size(); ++i) {
-        int hi = i + 2 < v.size() ? hex_digit(v[i + 1]) : -1;
-        int lo = i + 2 < v.size() ? hex_digit(v[i + 2]) : -1;
-        if (v[i] == '%' && hi >= 0 && lo >= 0) {
-          out.push_back(static_cast<char>(hi * 16 + lo));
-          i += 2;
-        } else {
-          out.push_back(v[i] == '+' ? ' ' : v[i]);
-        }
-      }
-      return out;
-    }
-    rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
-  }
-  return "";
-}
-
 std::string_view path_of(std::string_view target) {
   return target.substr(0, target.find('?'));
 }

@@ -88,14 +88,4 @@ void MemoryStore::deregister(std::string_view node_id, const std::vector<HostedR
   }
 }
 
-std::vector<NodeInfo> MemoryStore::nodes() {
-  std::vector<NodeInfo> out;
-  for (const auto& [id, n] : nodes_) {
-    if (alive(n)) {
-      out.push_back(n.info);
-    }
-  }
-  return out;
-}
-
 }  // namespace ringlane::control::placement

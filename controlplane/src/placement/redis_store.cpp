@@ -13,6 +13,17 @@ namespace {
 constexpr const char* kDeleteIfOwner =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
     "return 0";
+// Releases a room this node holds and gives its worker's room count back (ARGV: prefix, room,
+// node id).
+constexpr const char* kReleaseIfOwner =
+    "local lock = ARGV[1] .. 'room:' .. ARGV[2] "
+    "local v = redis.call('GET', lock) "
+    "if not v then return 0 end "
+    "local node, worker = string.match(v, '^(.*)|(%d+)$') "
+    "if node ~= ARGV[3] then return 0 end "
+    "redis.call('DEL', lock) "
+    "redis.call('HINCRBY', ARGV[1] .. 'wrooms:' .. node, worker, -1) "
+    "return 1";
 constexpr const char* kRenewIfOwner =
     "local v = redis.call('GET', KEYS[1]) "
     "if v == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "
@@ -89,20 +100,6 @@ T number(std::string_view s, T fallback) {
   T v{};
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   return ec == std::errc() && p == s.data() + s.size() ? v : fallback;
-}
-
-std::optional<std::pair<std::string, unsigned>> parse_room_value(std::string_view v) {
-  auto bar = v.rfind('|');
-  if (bar == std::string_view::npos || bar == 0) {
-    return std::nullopt;
-  }
-  unsigned worker = 0;
-  auto tail = v.substr(bar + 1);
-  auto [p, ec] = std::from_chars(tail.data(), tail.data() + tail.size(), worker);
-  if (ec != std::errc() || p != tail.data() + tail.size()) {
-    return std::nullopt;
-  }
-  return std::pair{std::string(v.substr(0, bar)), worker};
 }
 
 }  // namespace
@@ -275,36 +272,6 @@ bool RedisStore::heartbeat(const NodeInfo& self) {
   return !replies.empty();
 }
 
-std::optional<NodeInfo> RedisStore::read_node(const redisReply* hash, std::string_view id) {
-  if (hash == nullptr || hash->type != REDIS_REPLY_ARRAY || hash->elements == 0) {
-    return std::nullopt;
-  }
-  NodeInfo n;
-  n.id = std::string(id);
-  for (std::size_t i = 0; i + 1 < hash->elements; i += 2) {
-    std::string_view k = reply_text(hash->element[i]);
-    std::string_view v = reply_text(hash->element[i + 1]);
-    if (k == "ws_url") {
-      n.ws_url = std::string(v);
-    } else if (k == "workers") {
-      n.workers = std::max(1u, number<unsigned>(v, 1));
-    } else if (k == "max_rooms") {
-      n.max_rooms = number<unsigned>(v, 0);
-    } else if (k == "rooms") {
-      n.rooms = number<std::uint64_t>(v, 0);
-    } else if (k == "participants") {
-      n.participants = number<std::uint64_t>(v, 0);
-    } else if (k == "allocations") {
-      n.allocations = number<std::uint64_t>(v, 0);
-    } else if (k == "pps") {
-      n.packets_per_s = number<std::uint64_t>(v, 0);
-    } else if (k == "cpu") {
-      n.cpu = std::strtod(std::string(v).c_str(), nullptr);
-    }
-  }
-  return n;
-}
-
 void RedisStore::deregister(std::string_view node_id, const std::vector<HostedRoom>& rooms) {
   if (!ensure_connected()) {
     return;
@@ -318,39 +285,6 @@ void RedisStore::deregister(std::string_view node_id, const std::vector<HostedRo
                         id + "|" + std::to_string(r.worker)});
   }
   pipeline(commands);
-}
-
-std::vector<NodeInfo> RedisStore::nodes() {
-  std::vector<NodeInfo> out;
-  if (!ensure_connected()) {
-    return out;
-  }
-  auto members = command({"SMEMBERS", config_.prefix + "nodes"});
-  if (!members || members->type != REDIS_REPLY_ARRAY) {
-    return out;
-  }
-  std::vector<std::string> ids;
-  std::vector<std::vector<std::string>> reads;
-  for (std::size_t i = 0; i < members->elements; ++i) {
-    ids.emplace_back(reply_text(members->element[i]));
-    reads.push_back({"HGETALL", config_.prefix + "node:" + ids.back()});
-  }
-  auto hashes = pipeline(reads);
-  if (hashes.size() != ids.size()) {
-    return out;
-  }
-  std::vector<std::vector<std::string>> prune;
-  for (std::size_t i = 0; i < ids.size(); ++i) {
-    if (auto n = read_node(hashes[i].get(), ids[i])) {
-      out.push_back(std::move(*n));
-    } else {
-      prune.push_back({"SREM", config_.prefix + "nodes", ids[i]});
-    }
-  }
-  if (!prune.empty()) {
-    pipeline(prune);
-  }
-  return out;
 }
 
 std::optional<Placement> RedisStore::place(std::string_view room, PlaceError& error) {
@@ -401,20 +335,9 @@ std::vector<std::string> RedisStore::keep(std::string_view node_id,
 }
 
 void RedisStore::release(std::string_view room, std::string_view node_id) {
-  if (!ensure_connected()) {
-    return;
-  }
-  std::string key = config_.prefix + "room:" + std::string(room);
-  auto current = command({"GET", key});
-  auto held = current ? parse_room_value(reply_text(current.get())) : std::nullopt;
-  if (!held || held->first != node_id) {
-    return;
-  }
-  auto deleted =
-      command({"EVAL", kDeleteIfOwner, "1", key, std::string(reply_text(current.get()))});
-  if (deleted && deleted->type == REDIS_REPLY_INTEGER && deleted->integer == 1) {
-    command({"HINCRBY", config_.prefix + "wrooms:" + std::string(node_id),
-             std::to_string(held->second), "-1"});
+  if (ensure_connected()) {
+    command(
+        {"EVAL", kReleaseIfOwner, "0", config_.prefix, std::string(room), std::string(node_id)});
   }
 }
 

@@ -12,333 +12,6 @@ namespace json = boost::json;
 namespace websocket = boost::beast::websocket;
 using tcp = boost::asio::ip::tcp;
 
-namespace {
-
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-// The token a browser passes in the URL: /ws?access_token=JWT (JWTs are URL-safe).
-std::string query_token(std::string_view target) {
-  auto q = target.find('?');
-  if (q == std::string_view::npos) {
-    return {};
-  }
-  std::string_view query = target.substr(q + 1);
-  while (!query.empty()) {
-    auto amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    if (pair.starts_with("access_token=")) {
-      return std::string(pair.substr(13));
-    }
-    if (amp == std::string_view::npos) {
-      break;
-    }
-    query.remove_prefix(amp + 1);
-  }
-  return {};
-}
-
-void with_id(json::object& o, std::string_view id) {
-  if (!id.empty()) {
-    boost::system::error_code ec;
-    o["id"] = json::parse(id, ec);
-  }
-}
-
-}  // namespace
-
-// ---------------------------------------------------------------------------------------------
-// Session
-
-Session::Session(SignalingServer& server, tcp::socket socket, std::string peer)
-    : server_(server),
-      ws_(std::move(socket)),
-      peer_(std::move(peer)),
-      created_(std::chrono::steady_clock::now()),
-      bucket_at_(created_),
-      last_heard_(created_),
-      tokens_(2 * server.config().messages_per_s_per_conn) {}
-
-void Session::start(Request req, std::string refuse) {
-  const auto& c = server_.config();
-  websocket::stream_base::timeout t;
-  t.handshake_timeout = std::chrono::seconds(10);
-  t.idle_timeout = websocket::stream_base::none();  // the server's sweep does it (check_idle)
-  t.keep_alive_pings = false;
-  ws_.set_option(t);
-  // Any frame, pongs included, proves the peer alive. A capture this small needs no heap.
-  ws_.control_callback([this](websocket::frame_type, boost::beast::string_view) {
-    last_heard_ = std::chrono::steady_clock::now();
-    pinged_ = false;
-  });
-  // Hard stop for a single frame header announcing something huge; smaller oversize messages
-  // are caught in on_read so the client gets a "frame_too_large" error before the close.
-  ws_.read_message_max(std::max<std::size_t>(c.max_frame_bytes * 4, 64 * 1024));
-  ws_.auto_fragment(false);
-  std::string token = query_token(req.target());
-  auto request = std::make_shared<Request>(std::move(req));
-  ws_.async_accept(*request, [self = shared_from_this(), request, token = std::move(token),
-                              refuse = std::move(refuse)](boost::beast::error_code ec) mutable {
-    self->on_accept(ec, token, std::move(refuse));
-  });
-}
-
-void Session::on_accept(boost::beast::error_code ec, const std::string& token, std::string refuse) {
-  if (ec) {
-    return finish();
-  }
-  server_.link(*this);
-  if (!refuse.empty()) {
-    fail_and_close(refuse, "too many connections from this address or in total; retry later",
-                   static_cast<std::uint16_t>(websocket::close_code::try_again_later));
-    return read();
-  }
-  if (!token.empty()) {
-    authenticate(token, {});
-  } else {
-    server_.pending_auth_.emplace(this, weak_from_this());
-  }
-  read();
-}
-
-void Session::authenticate(const std::string& token, const std::string& id) {
-  if (authenticated_) {
-    server_.count_error("already_authenticated");
-    send(error_reply("already_authenticated", "this connection is already authenticated", false,
-                     id));
-    return;
-  }
-  TokenError error;
-  auto grant = verify_token(token, server_.config().jwt_secrets, unix_now(), error);
-  if (!grant) {
-    fail_and_close(error.code, error.message, 4001);
-    return;
-  }
-  authenticated_ = true;
-  identity_ = std::move(grant->identity);
-  granted_room_ = std::move(grant->room);
-  server_.pending_auth_.erase(this);
-  server_.on_authenticated(*this);
-  json::object o;
-  o["type"] = "welcome";
-  with_id(o, id);
-  o["protocol"] = kProtocolVersion;
-  o["participant"] = identity_;
-  o["room"] = granted_room_;
-  o["node"] = server_.config().node_id;
-  json::object limits;
-  limits["max_frame_bytes"] = server_.config().max_frame_bytes;
-  limits["idle_timeout_ms"] = server_.config().idle_timeout.count();
-  limits["max_room_participants"] = server_.config().max_room_participants;
-  o["limits"] = std::move(limits);
-  send(json::serialize(o));
-}
-
-void Session::read() {
-  if (finished_) {
-    return;
-  }
-  ws_.async_read_some(boost::asio::buffer(chunk_),
-                      [self = shared_from_this()](boost::beast::error_code ec, std::size_t n) {
-                        self->on_read(ec, n);
-                      });
-}
-
-void Session::on_read(boost::beast::error_code ec, std::size_t n) {
-  if (ec) {
-    if (ec == websocket::error::message_too_big) {
-      server_.count_error("frame_too_large");
-    }
-    return finish();
-  }
-  last_heard_ = std::chrono::steady_clock::now();
-  pinged_ = false;
-  if (closing_ || close_after_flush_ != 0) {
-    std::string().swap(in_);  // closing: what arrives now is not answered
-    return read();
-  }
-  in_.append(chunk_.data(), std::min(n, chunk_.size()));
-  if (in_.size() > server_.config().max_frame_bytes) {
-    std::string().swap(in_);
-    fail_and_close(
-        "frame_too_large",
-        "messages are limited to " + std::to_string(server_.config().max_frame_bytes) + " bytes",
-        static_cast<std::uint16_t>(websocket::close_code::too_big));
-    return read();  // keep reading: the peer's close frame arrives through the read
-  }
-  if (ws_.is_message_done()) {
-    if (!ws_.got_text()) {
-      server_.count_error("bad_message");
-      send(error_reply("bad_message", "signaling messages are JSON text frames", false));
-    } else if (allow_message()) {
-      std::string text = std::move(in_);
-      handle(text);
-    }
-    std::string().swap(in_);  // idle again: hold no heap
-  }
-  read();
-}
-
-void Session::check_idle(std::chrono::steady_clock::time_point now,
-                         std::chrono::milliseconds idle) {
-  if (finished_ || closing_) {
-    return;
-  }
-  auto silent = now - last_heard_;
-  // Dropped only after a ping went unanswered: a sweep that first sees a connection already
-  // silent past the whole timeout pings it and gives it one more sweep.
-  if (pinged_ && silent >= idle) {
-    server_.count_error("idle_timeout");
-    // A peer that ignored our ping gets no close handshake: the connection is dropped.
-    boost::beast::error_code ec;
-    ws_.next_layer().shutdown(tcp::socket::shutdown_both, ec);
-    ws_.next_layer().cancel(ec);
-    return;
-  }
-  if (silent >= idle / 2 && !pinged_) {
-    pinged_ = true;
-    ws_.async_ping({}, [self = shared_from_this()](boost::beast::error_code) {});
-  }
-}
-
-bool Session::allow_message() {
-  double rate = server_.config().messages_per_s_per_conn;
-  auto now = std::chrono::steady_clock::now();
-  tokens_ =
-      std::min(2 * rate, tokens_ + rate * std::chrono::duration<double>(now - bucket_at_).count());
-  bucket_at_ = now;
-  if (tokens_ < 1) {
-    server_.count_error("rate_limited");
-    send(error_reply("rate_limited", "too many messages on this connection; slow down", true));
-    return false;
-  }
-  tokens_ -= 1;
-  return true;
-}
-
-void Session::handle(std::string_view text) {
-  auto parsed = parse_client_message(text);
-  if (auto* e = std::get_if<ParseError>(&parsed)) {
-    server_.count_error(e->code);
-    send(error_reply(e->code, e->message, false, e->id));
-    return;
-  }
-  auto& m = std::get<ClientMessage>(parsed);
-  if (m.type == ClientType::kAuth) {
-    return authenticate(m.token, m.id);
-  }
-  if (!authenticated_) {
-    server_.count_error("unauthenticated");
-    send(error_reply("unauthenticated",
-                     "authenticate first: ?access_token=JWT or {\"type\":\"auth\",\"token\":JWT}",
-                     false, m.id));
-    return;
-  }
-  switch (m.type) {
-    case ClientType::kJoin:
-      return server_.join(shared_from_this(), m.room.empty() ? granted_room_ : m.room, m.id);
-    case ClientType::kLeave:
-      return server_.leave(*this, m.id, "requested");
-    case ClientType::kPing: {
-      json::object o;
-      o["type"] = "pong";
-      with_id(o, m.id);
-      o["time_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
-      return send(json::serialize(o));
-    }
-    case ClientType::kMedia:
-      server_.count_error("not_supported");
-      return send(error_reply(
-          "not_supported",
-          "\"" + m.media_type + "\" needs the SFU, which this node does not run yet", false, m.id));
-    case ClientType::kAuth:
-      break;
-  }
-}
-
-void Session::send(std::string text) {
-  if (closing_ || finished_) {
-    return;
-  }
-  if (outbox_.size() >= server_.config().max_queued_messages) {
-    server_.count_error("slow_consumer");
-    outbox_.clear();
-    close(static_cast<std::uint16_t>(websocket::close_code::policy_error), "slow consumer");
-    return;
-  }
-  outbox_.push_back(std::move(text));
-  flush();
-}
-
-void Session::flush() {
-  if (writing_ || finished_) {
-    return;
-  }
-  if (outbox_.empty()) {
-    if (close_after_flush_ != 0) {
-      auto code = close_after_flush_;
-      close_after_flush_ = 0;
-      close(code, "");
-    }
-    return;
-  }
-  writing_ = true;
-  ws_.text(true);
-  ws_.async_write(boost::asio::buffer(outbox_.front()),
-                  [self = shared_from_this()](boost::beast::error_code ec, std::size_t) {
-                    self->writing_ = false;
-                    if (ec) {
-                      return self->finish();
-                    }
-                    self->outbox_.erase(self->outbox_.begin());
-                    if (self->outbox_.empty()) {
-                      std::vector<std::string>().swap(self->outbox_);  // idle: hold no memory
-                    }
-                    self->flush();
-                  });
-}
-
-void Session::fail_and_close(const std::string& code, const std::string& message,
-                             std::uint16_t close_code) {
-  server_.count_error(code);
-  send(error_reply(code, message, code == "too_many_connections"));
-  close_after_flush_ = close_code;
-  flush();
-}
-
-void Session::close(std::uint16_t code, const char* reason) {
-  if (closing_ || finished_) {
-    return;
-  }
-  if (writing_) {
-    close_after_flush_ = code;
-    return;
-  }
-  closing_ = true;
-  websocket::close_reason why(code);
-  why.reason = reason;
-  ws_.async_close(why, [self = shared_from_this()](boost::beast::error_code) { self->finish(); });
-}
-
-// The one way out: leaves the room, frees the address slot, and drops the socket.
-void Session::finish() {
-  if (finished_) {
-    return;
-  }
-  finished_ = true;
-  server_.on_closed(*this);
-  boost::beast::error_code ec;
-  ws_.next_layer().close(ec);
-}
-
-// ---------------------------------------------------------------------------------------------
-// SignalingServer
-
 SignalingServer::SignalingServer(boost::asio::io_context& io, SignalingConfig config,
                                  std::unique_ptr<placement::Store> store)
     : config_(std::move(config)), store_(io, std::move(store)), timer_(io) {
@@ -385,7 +58,6 @@ void SignalingServer::link(Session& s) {
 }
 
 void SignalingServer::on_closed(Session& s) {
-  pending_auth_.erase(&s);
   if (s.listed_) {
     s.listed_ = false;
     (s.prev_ != nullptr ? s.prev_->next_ : sessions_) = s.next_;
@@ -429,21 +101,18 @@ bool SignalingServer::take(std::unordered_map<std::string, Bucket>& buckets, con
 
 void SignalingServer::join(const std::shared_ptr<Session>& s, const std::string& room_name,
                            const std::string& id) {
-  auto error = [&](const char* code, const std::string& message, bool retryable) {
-    count_error(code);
-    s->send(error_reply(code, message, retryable, id));
-  };
   if (room_name != s->granted_room_) {
-    return error("room_not_granted", "the token grants room \"" + s->granted_room_ + "\" only",
-                 false);
+    return s->send_error("room_not_granted",
+                         "the token grants room \"" + s->granted_room_ + "\" only", false, id);
   }
   if (!s->room_.empty() || s->joining_) {
-    return error("already_joined",
-                 s->joining_ ? "a join is in progress" : "leave room \"" + s->room_ + "\" first",
-                 false);
+    return s->send_error(
+        "already_joined",
+        s->joining_ ? "a join is in progress" : "leave room \"" + s->room_ + "\" first", false, id);
   }
   if (!take(join_buckets_, s->peer_, config_.joins_per_s_per_ip)) {
-    return error("rate_limited", "too many joins from this address; retry shortly", true);
+    return s->send_error("rate_limited", "too many joins from this address; retry shortly", true,
+                         id);
   }
   if (auto local = rooms_.find(room_name); local != rooms_.end()) {
     return complete_join(s, room_name, id, local->second.placement);
@@ -464,13 +133,12 @@ void SignalingServer::join(const std::shared_ptr<Session>& s, const std::string&
     if (!placed) {
       const char* code =
           perr == placement::PlaceError::kNoCapacity ? "no_capacity" : "placement_unavailable";
-      count_error(code);
-      return s->send(error_reply(
+      return s->send_error(
           code,
           perr == placement::PlaceError::kNoCapacity
               ? "no node has room for a new room; retry later"
               : "the placement store is unreachable; calls in progress continue, retry the join",
-          true, id));
+          true, id);
     }
     // Another join may have created the room here meanwhile: the local room wins.
     auto local = rooms_.find(room_name);
@@ -480,10 +148,6 @@ void SignalingServer::join(const std::shared_ptr<Session>& s, const std::string&
 
 void SignalingServer::complete_join(const std::shared_ptr<Session>& s, const std::string& room_name,
                                     const std::string& id, const placement::Placement& where) {
-  auto error = [&](const char* code, const std::string& message, bool retryable) {
-    count_error(code);
-    s->send(error_reply(code, message, retryable, id));
-  };
   auto local = rooms_.find(room_name);
   json::object node;
   node["id"] = where.node_id;
@@ -507,10 +171,10 @@ void SignalingServer::complete_join(const std::shared_ptr<Session>& s, const std
     if (room.members.empty()) {
       rooms_.erase(local);
     }
-    return error("room_full",
-                 "room \"" + room_name + "\" has its " +
-                     std::to_string(config_.max_room_participants) + " participants",
-                 false);
+    return s->send_error("room_full",
+                         "room \"" + room_name + "\" has its " +
+                             std::to_string(config_.max_room_participants) + " participants",
+                         false, id);
   }
   if (existing != room.members.end()) {
     // The same identity again (a reconnect from another network, as LiveKit handles it): the
@@ -547,8 +211,7 @@ void SignalingServer::leave(Session& s, const std::string& id, const char* reaso
                             bool release_if_empty) {
   auto it = rooms_.find(s.room_);
   if (s.room_.empty() || it == rooms_.end()) {
-    count_error("not_joined");
-    s.send(error_reply("not_joined", "not in a room", false, id));
+    s.send_error("not_joined", "not in a room", false, id);
     return;
   }
   Room& room = it->second;
@@ -589,25 +252,14 @@ void SignalingServer::broadcast(const Room& room, const std::string& text, const
 
 void SignalingServer::tick() {
   auto now = std::chrono::steady_clock::now();
-  // Connections that never authenticated get auth_timeout.
-  std::vector<std::shared_ptr<Session>> expired;
-  for (auto& [raw, weak] : pending_auth_) {
-    auto s = weak.lock();
-    if (s && now - s->created() >= config_.auth_timeout) {
-      expired.push_back(s);
-    }
-  }
-  for (auto& s : expired) {
-    pending_auth_.erase(s.get());
-    s->fail_and_close("auth_timeout", "no token within the authentication timeout", 4001);
-  }
-  if (now >= next_idle_sweep_) {
-    // Pings for the quiet, the end for the silent, at least 4 times per idle timeout (check_idle
-    // never unlinks during the walk; a dropped connection leaves when its read fails).
-    next_idle_sweep_ = now + std::min<std::chrono::steady_clock::duration>(
-                                 std::chrono::seconds(1), config_.idle_timeout / 4);
+  if (now >= next_sweep_) {
+    // Auth timeouts, pings for the quiet, the end for the silent: at least 4 times per timeout
+    // (sweep() never unlinks during the walk; a dropped connection leaves when its read fails).
+    next_sweep_ =
+        now + std::min<std::chrono::steady_clock::duration>(
+                  {std::chrono::seconds(1), config_.idle_timeout / 4, config_.auth_timeout / 4});
     for (Session* s = sessions_; s != nullptr; s = s->next_) {
-      s->check_idle(now, config_.idle_timeout);
+      s->sweep(now);
     }
   }
   if (now >= next_heartbeat_) {
@@ -674,9 +326,7 @@ void SignalingServer::rooms_lost(const std::vector<std::string>& lost) {
     for (auto& [identity, m] : members) {
       m->room_.clear();
       --participants_;
-      count_error("room_moved");
-      m->send(error_reply("room_moved", "room \"" + name + "\" moved to another node; join again",
-                          true));
+      m->send_error("room_moved", "room \"" + name + "\" moved to another node; join again", true);
     }
   }
 }

@@ -8,6 +8,7 @@
 #include <array>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/json.hpp>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -20,6 +21,14 @@ namespace ringlane::control::signaling {
 
 class SignalingServer;
 
+// Echoes a request's id (its JSON text) into a reply.
+inline void with_id(boost::json::object& o, std::string_view id) {
+  if (!id.empty()) {
+    boost::system::error_code ec;
+    o["id"] = boost::json::parse(id, ec);
+  }
+}
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(SignalingServer& server, boost::asio::ip::tcp::socket socket, std::string peer);
@@ -27,8 +36,12 @@ class Session : public std::enable_shared_from_this<Session> {
   // Completes the upgrade; `refuse` (a code) sends that error and closes right after.
   void start(Request req, std::string refuse);
   void send(std::string text);
+  // Counts the error by code and sends it.
+  void send_error(std::string_view code, std::string_view message, bool retryable,
+                  std::string_view id = {});
   // Sends an error and then closes with a WebSocket close code.
-  void fail_and_close(const std::string& code, const std::string& message, std::uint16_t close);
+  void fail_and_close(std::string_view code, std::string_view message, std::uint16_t close,
+                      bool retryable);
   void close(std::uint16_t code, const char* reason);
 
   const std::string& peer() const { return peer_; }
@@ -36,7 +49,6 @@ class Session : public std::enable_shared_from_this<Session> {
   const std::string& granted_room() const { return granted_room_; }
   const std::string& room() const { return room_; }
   bool authenticated() const { return authenticated_; }
-  std::chrono::steady_clock::time_point created() const { return created_; }
 
  private:
   friend class SignalingServer;
@@ -46,9 +58,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_read(boost::beast::error_code ec, std::size_t n);
   void handle(std::string_view text);
   void flush();
-  // Called by the server's sweep: ping a connection silent for half the idle timeout, drop
-  // one silent for all of it.
-  void check_idle(std::chrono::steady_clock::time_point now, std::chrono::milliseconds idle);
+  // Called by the server's sweep: auth timeout for a connection that sent no token; a ping for
+  // one silent for half the idle timeout, the end for one that left the ping unanswered.
+  void sweep(std::chrono::steady_clock::time_point now);
   void finish();
   bool allow_message();
 

@@ -18,6 +18,9 @@ using Handler = std::function<Response(const Request&, const boost::asio::ip::ad
 using UpgradeHandler = std::function<void(boost::asio::ip::tcp::socket, Request,
                                           const boost::asio::ip::address& peer)>;
 
+// The value of `name` in a request target's query string ("" if absent), %-escapes decoded.
+std::string query_param(std::string_view target, std::string_view name);
+
 class HttpServer {
  public:
   static constexpr std::size_t kMaxRequestBytes = 64 * 1024;

@@ -17,7 +17,6 @@ class MemoryStore final : public Store {
                                 const std::vector<HostedRoom>& rooms) override;
   void release(std::string_view room, std::string_view node_id) override;
   void deregister(std::string_view node_id, const std::vector<HostedRoom>& rooms) override;
-  std::vector<NodeInfo> nodes() override;
   bool connected() const override { return true; }
   std::string_view kind() const override { return "memory"; }
 

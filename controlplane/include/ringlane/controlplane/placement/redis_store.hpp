@@ -44,7 +44,6 @@ class RedisStore final : public Store {
                                 const std::vector<HostedRoom>& rooms) override;
   void release(std::string_view room, std::string_view node_id) override;
   void deregister(std::string_view node_id, const std::vector<HostedRoom>& rooms) override;
-  std::vector<NodeInfo> nodes() override;
   bool connected() const override { return ctx_ != nullptr; }
   std::string_view kind() const override { return "redis"; }
 
@@ -58,7 +57,6 @@ class RedisStore final : public Store {
   Reply command(const std::vector<std::string>& args);
   std::vector<Reply> pipeline(const std::vector<std::vector<std::string>>& commands);
   void disconnect(const char* why);
-  std::optional<NodeInfo> read_node(const redisReply* hash, std::string_view id);
 
   RedisConfig config_;
   redisContext* ctx_ = nullptr;

@@ -63,8 +63,6 @@ class Store {
   // Leaving on purpose (shutdown): out of the registry now, and the locks of `rooms` released,
   // so the next joins place them elsewhere without waiting for the node's entry to expire.
   virtual void deregister(std::string_view node_id, const std::vector<HostedRoom>& rooms) = 0;
-  // Live nodes, for /metrics and tests.
-  virtual std::vector<NodeInfo> nodes() = 0;
   virtual bool connected() const = 0;
   virtual std::string_view kind() const = 0;
 };

@@ -96,9 +96,8 @@ class SignalingServer {
   std::map<std::string, Room, std::less<>> rooms_;
   std::unordered_map<std::string, unsigned> per_ip_;
   std::unordered_map<std::string, Bucket> join_buckets_;
-  std::unordered_map<Session*, std::weak_ptr<Session>> pending_auth_;
   Session* sessions_ = nullptr;  // every accepted connection (intrusive list)
-  std::chrono::steady_clock::time_point next_idle_sweep_{};
+  std::chrono::steady_clock::time_point next_sweep_{};
   std::uint64_t connections_ = 0;
   std::uint64_t authenticated_ = 0;
   std::uint64_t accepted_total_ = 0;
