@@ -5,6 +5,7 @@
 
 #include <charconv>
 #include <fstream>
+#include <functional>
 
 #include "ringlane/common/log.hpp"
 #include "ringlane/controlplane/placement/memory_store.hpp"
@@ -30,89 +31,76 @@ bool parse_number(const std::string& s, T& out, T min, T max) {
 
 bool parse_control_option(int argc, char** argv, int& i, ControlOptions& o, std::string& error) {
   std::string k = argv[i];
-  static const char* const kKnown[] = {"--jwt-secret",
-                                       "--node-id",
-                                       "--ws-url",
-                                       "--redis",
-                                       "--redis-prefix",
-                                       "--node-ttl-ms",
-                                       "--max-rooms",
-                                       "--ws-max-frame",
-                                       "--ws-max-conns",
-                                       "--ws-max-conns-per-ip",
-                                       "--ws-joins-per-s",
-                                       "--ws-messages-per-s",
-                                       "--ws-max-room",
-                                       "--ws-idle-timeout-ms",
-                                       "--ws-auth-timeout-ms",
-                                       "--placement-heartbeat-ms"};
-  bool known = false;
-  for (const char* name : kKnown) {
-    known = known || k == name;
-  }
-  if (!known) {
-    return false;
-  }
-  if (i + 1 >= argc) {
-    error = k + " needs a value";
+  auto& s = o.signaling;
+  // Each option once: its name and what its value sets (an error message if it is bad).
+  using Setter = std::function<std::string(const std::string&)>;
+  auto number = [](auto& out, auto min, auto max) -> Setter {
+    return [&out, min, max](const std::string& v) {
+      using T = std::remove_reference_t<decltype(out)>;
+      return parse_number<T>(v, out, static_cast<T>(min), static_cast<T>(max))
+                 ? std::string()
+                 : "'" + v + "' is not a number in range";
+    };
+  };
+  auto millis = [](std::chrono::milliseconds& out, long min, long max) -> Setter {
+    return [&out, min, max](const std::string& v) {
+      long ms = 0;
+      if (!parse_number<long>(v, ms, min, max)) {
+        return "'" + v + "' is not a number of milliseconds in range";
+      }
+      out = std::chrono::milliseconds(ms);
+      return std::string();
+    };
+  };
+  auto text = [](std::string& out) -> Setter {
+    return [&out](const std::string& v) {
+      out = v;
+      return std::string();
+    };
+  };
+  const std::pair<const char*, Setter> options[] = {
+      {"--jwt-secret",
+       [&s](const std::string& v) {
+         s.jwt_secrets.push_back(v);
+         return v.size() < 16 ? std::string(
+                                    "must be at least 16 characters (RFC 7518 §3.2 "
+                                    "wants 256 bits)")
+                              : std::string();
+       }},
+      {"--node-id",
+       [&s](const std::string& v) {
+         s.node_id = v;
+         return v.empty() || v.size() > 64 || v.find('|') != std::string::npos
+                    ? std::string("1-64 characters, no '|'")
+                    : std::string();
+       }},
+      {"--ws-url", text(s.ws_url)},
+      {"--redis", text(o.redis_url)},
+      {"--redis-prefix", text(o.redis_prefix)},
+      {"--node-ttl-ms", millis(o.node_ttl, 500, 3600000)},
+      {"--max-rooms", number(s.max_rooms, 1u, 10000000u)},
+      {"--ws-max-frame", number(s.max_frame_bytes, std::size_t{256}, std::size_t{1} << 20)},
+      {"--ws-max-conns", number(s.max_connections, 1u, 10000000u)},
+      {"--ws-max-conns-per-ip", number(s.max_connections_per_ip, 1u, 10000000u)},
+      {"--ws-joins-per-s", number(s.joins_per_s_per_ip, 0.1, 1e6)},
+      {"--ws-messages-per-s", number(s.messages_per_s_per_conn, 0.1, 1e6)},
+      {"--ws-max-room", number(s.max_room_participants, 1u, 1000000u)},
+      {"--ws-idle-timeout-ms", millis(s.idle_timeout, 200, 3600000)},
+      {"--ws-auth-timeout-ms", millis(s.auth_timeout, 100, 600000)},
+      {"--placement-heartbeat-ms", millis(s.heartbeat, 100, 600000)},
+  };
+  for (const auto& [name, set] : options) {
+    if (k != name) {
+      continue;
+    }
+    if (i + 1 >= argc) {
+      error = k + " needs a value";
+    } else if (std::string why = set(argv[++i]); !why.empty()) {
+      error = "bad " + k + ": " + why;  // no value echoed: it may be a secret
+    }
     return true;
   }
-  std::string v = argv[++i];
-  auto& s = o.signaling;
-  auto number = [&](auto& out, auto min, auto max) {
-    using T = std::remove_reference_t<decltype(out)>;
-    if (!parse_number<T>(v, out, static_cast<T>(min), static_cast<T>(max))) {
-      error = "bad " + k + " " + v;
-    }
-  };
-  auto millis = [&](std::chrono::milliseconds& out, long min, long max) {
-    long ms = 0;
-    if (!parse_number<long>(v, ms, min, max)) {
-      error = "bad " + k + " " + v;
-      return;
-    }
-    out = std::chrono::milliseconds(ms);
-  };
-  if (k == "--jwt-secret") {
-    if (v.size() < 16) {
-      error = "--jwt-secret must be at least 16 characters (RFC 7518 §3.2 wants 256 bits)";
-    }
-    s.jwt_secrets.push_back(v);
-  } else if (k == "--node-id") {
-    if (v.empty() || v.size() > 64 || v.find('|') != std::string::npos) {
-      error = "bad --node-id (1-64 characters, no '|')";
-    }
-    s.node_id = v;
-  } else if (k == "--ws-url") {
-    s.ws_url = v;
-  } else if (k == "--redis") {
-    o.redis_url = v;
-  } else if (k == "--redis-prefix") {
-    o.redis_prefix = v;
-  } else if (k == "--node-ttl-ms") {
-    millis(o.node_ttl, 500, 3600000);
-  } else if (k == "--max-rooms") {
-    number(s.max_rooms, 1u, 10000000u);
-  } else if (k == "--ws-max-frame") {
-    number(s.max_frame_bytes, std::size_t{256}, std::size_t{1} << 20);
-  } else if (k == "--ws-max-conns") {
-    number(s.max_connections, 1u, 10000000u);
-  } else if (k == "--ws-max-conns-per-ip") {
-    number(s.max_connections_per_ip, 1u, 10000000u);
-  } else if (k == "--ws-joins-per-s") {
-    number(s.joins_per_s_per_ip, 0.1, 1e6);
-  } else if (k == "--ws-messages-per-s") {
-    number(s.messages_per_s_per_conn, 0.1, 1e6);
-  } else if (k == "--ws-max-room") {
-    number(s.max_room_participants, 1u, 1000000u);
-  } else if (k == "--ws-idle-timeout-ms") {
-    millis(s.idle_timeout, 200, 3600000);
-  } else if (k == "--ws-auth-timeout-ms") {
-    millis(s.auth_timeout, 100, 600000);
-  } else if (k == "--placement-heartbeat-ms") {
-    millis(s.heartbeat, 100, 600000);
-  }
-  return true;
+  return false;
 }
 
 const char* control_options_help() {
@@ -246,6 +234,39 @@ std::unique_ptr<signaling::SignalingServer> start_signaling(boost::asio::io_cont
   spdlog::info("signaling: node '{}' at {}, placement store {}", s.node_id, s.ws_url,
                o.redis_url.empty() ? std::string("in memory") : o.redis_url);
   return std::make_unique<signaling::SignalingServer>(io, s, std::move(store));
+}
+
+}  // namespace ringlane::control
+
+namespace ringlane::control {
+
+std::unique_ptr<ApiServer> ApiServer::start(boost::asio::io_context& io, const Endpoint& at,
+                                            ApiConfig api, ControlOptions& options,
+                                            std::function<std::string()> more_metrics,
+                                            std::string& error) {
+  std::unique_ptr<ApiServer> s(new ApiServer());
+  ApiServer* self = s.get();
+  s->http_ = std::make_unique<HttpServer>(
+      io, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address(at.ip.to_string()), at.port),
+      [self](const Request& r, const boost::asio::ip::address& peer) {
+        return self->api_->handle(r, peer);
+      },
+      [self](boost::asio::ip::tcp::socket socket, Request req,
+             const boost::asio::ip::address& peer) {
+        self->signaling_->upgrade(std::move(socket), std::move(req), peer);
+      });
+  s->address_ = Endpoint{at.ip, s->http_->port()}.to_string();
+  s->signaling_ = start_signaling(io, options, s->address_, api.stats_name, error);
+  if (!s->signaling_) {
+    return nullptr;
+  }
+  api.join_token_secret = options.signaling.jwt_secrets.front();
+  api.ws_url = options.signaling.ws_url;
+  api.extra_metrics = [self, more = std::move(more_metrics)] {
+    return self->signaling_->metrics() + (more ? more() : std::string());
+  };
+  s->api_ = std::make_unique<Api>(std::move(api));
+  return s;
 }
 
 }  // namespace ringlane::control

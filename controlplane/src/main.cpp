@@ -3,6 +3,7 @@
 //   ringlane-control --listen 127.0.0.1:8080 --stats-name default --api-key K
 //                    --rest-secret S --turn-uri turn:HOST:3478?transport=udp [signaling options]
 #include <boost/asio/signal_set.hpp>
+#include <charconv>
 #include <cstdio>
 #include <string>
 
@@ -55,7 +56,11 @@ int main(int argc, char** argv) {
     } else if (k == "--turn-uri") {
       config.turn_uris.push_back(v);
     } else if (k == "--ttl") {
-      config.credential_ttl_s = static_cast<std::uint32_t>(std::stoul(v));
+      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), config.credential_ttl_s);
+      if (ec != std::errc() || end != v.data() + v.size()) {
+        std::fprintf(stderr, "ringlane-control: bad --ttl %s (seconds)\n", v.c_str());
+        return 2;
+      }
     } else {
       std::fprintf(stderr, "ringlane-control: unknown option %s\n", k.c_str());
       return 2;
@@ -64,36 +69,18 @@ int main(int argc, char** argv) {
   init_logging("info", false);
   control::raise_fd_limit();
   boost::asio::io_context io;
-  boost::asio::ip::tcp::endpoint at(boost::asio::ip::make_address(listen.ip.to_string()),
-                                    listen.port);
   std::string error;
-  std::unique_ptr<control::signaling::SignalingServer> signaling;
-  std::unique_ptr<control::Api> api;
-  control::HttpServer server(
-      io, at,
-      [&api](const control::Request& r, const boost::asio::ip::address& peer) {
-        return api->handle(r, peer);
-      },
-      [&signaling](boost::asio::ip::tcp::socket socket, control::Request req,
-                   const boost::asio::ip::address& peer) {
-        signaling->upgrade(std::move(socket), std::move(req), peer);
-      });
-  std::string address = Endpoint{listen.ip, server.port()}.to_string();
-  signaling = control::start_signaling(io, options, address, config.stats_name, error);
-  if (!signaling) {
+  auto server = control::ApiServer::start(io, listen, config, options, {}, error);
+  if (!server) {
     std::fprintf(stderr, "ringlane-control: %s\n", error.c_str());
     return 2;
   }
-  config.join_token_secret = options.signaling.jwt_secrets.front();
-  config.ws_url = options.signaling.ws_url;
-  config.extra_metrics = [&signaling] { return signaling->metrics(); };
-  api = std::make_unique<control::Api>(config);
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&io, &signaling](auto, int) {
-    signaling->shutdown();
+  signals.async_wait([&io, &server](auto, int) {
+    server->signaling().shutdown();
     io.stop();
   });
-  spdlog::info("ringlane-control up: http on {} | data plane stats '{}'", address,
+  spdlog::info("ringlane-control up: http on {} | data plane stats '{}'", server->address(),
                config.stats_name);
   std::fflush(stderr);
   io.run();

@@ -131,45 +131,27 @@ int run_node(int argc, char** argv) {
 
   control::raise_fd_limit();
   boost::asio::io_context io;
-  std::unique_ptr<control::Api> api;
-  std::unique_ptr<control::HttpServer> server;
-  std::unique_ptr<control::signaling::SignalingServer> signaling;
+  std::unique_ptr<control::ApiServer> server;
   if (http != "off") {
     auto ep = Endpoint::parse(http);
     if (!ep) {
       spdlog::error("bad --http {}", http);
       return 2;
     }
-    server = std::make_unique<control::HttpServer>(
-        io,
-        boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address(ep->ip.to_string()), ep->port),
-        [&api](const control::Request& r, const boost::asio::ip::address& peer) {
-          return api->handle(r, peer);
-        },
-        [&signaling](boost::asio::ip::tcp::socket socket, control::Request req,
-                     const boost::asio::ip::address& peer) {
-          signaling->upgrade(std::move(socket), std::move(req), peer);
-        });
-    std::string address = Endpoint{ep->ip, server->port()}.to_string();
-    control_options.signaling.workers = worker_count(o);
-    signaling = control::start_signaling(io, control_options, address, o.name, error);
-    if (!signaling) {
-      spdlog::error("signaling: {}", error);
-      return 2;
-    }
     control::ApiConfig ac;
-    ac.join_token_secret = control_options.signaling.jwt_secrets.front();
-    ac.ws_url = control_options.signaling.ws_url;
-    ac.extra_metrics = [&signaling, &supervisor] {
-      return signaling->metrics() + supervisor->metrics();
-    };
     ac.stats_name = o.name;
     ac.api_keys = api_keys;
     ac.rest_secret = o.policy.rest_secrets.empty() ? "" : o.policy.rest_secrets.front();
     ac.turn_uris = turn_uris;
     ac.supervised_pid = [&supervisor] { return supervisor->pid(); };
-    api = std::make_unique<control::Api>(ac);
-    spdlog::info("control plane up: HTTP API and signaling (/ws) on {}", address);
+    control_options.signaling.workers = worker_count(o);
+    server = control::ApiServer::start(
+        io, *ep, ac, control_options, [&supervisor] { return supervisor->metrics(); }, error);
+    if (!server) {
+      spdlog::error("signaling: {}", error);
+      return 2;
+    }
+    spdlog::info("control plane up: HTTP API and signaling (/ws) on {}", server->address());
   }
   boost::asio::steady_timer timer(io);
   std::function<void()> tick = [&] {
@@ -183,8 +165,8 @@ int run_node(int argc, char** argv) {
   tick();
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](auto, int sig) {
-    if (signaling) {
-      signaling->shutdown();
+    if (server) {
+      server->signaling().shutdown();
     }
     spdlog::info("signal {}: stopping the data plane", sig);
     supervisor->stop();

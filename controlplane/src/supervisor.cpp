@@ -13,6 +13,7 @@
 
 #include "ringlane/common/log.hpp"
 #include "ringlane/dataplane/commands.hpp"
+#include "ringlane/dataplane/node.hpp"
 #include "ringlane/dataplane/stats.hpp"
 #include "ringlane/shm/messages.hpp"
 
@@ -69,20 +70,10 @@ int Supervisor::adopt(const std::string& stats_name, std::string& error) {
   if (pid <= 0 || kill(pid, 0) != 0 || args.size() < 2 || args[1] != "dataplane") {
     return 0;  // a page left behind by a data plane that is gone
   }
-  int region_fd = -1;
-  std::vector<int> bell_fds;
-  for (std::size_t i = 2; i + 1 < args.size(); ++i) {
-    if (args[i] == "--region-fd") {
-      region_fd = std::atoi(args[i + 1].c_str());
-    } else if (args[i] == "--doorbells") {
-      std::string_view list = args[i + 1];
-      while (!list.empty()) {
-        auto comma = list.find(',');
-        bell_fds.push_back(std::atoi(std::string(list.substr(0, comma)).c_str()));
-        list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
-      }
-    }
-  }
+  Handover handover;
+  take_handover(args, handover);
+  int region_fd = handover.region_fd;
+  const std::vector<int>& bell_fds = handover.doorbells;
   std::string who = "data plane pid " + std::to_string(pid) + " (stats '" + stats_name + "')";
   if (region_fd < 0) {
     error = who + " runs without a control plane region (started by hand?): stop it first";

@@ -99,27 +99,37 @@ std::string add_dev_secret_if_unconfigured(NodeOptions& o, std::string secret, b
   return secret;
 }
 
-int run_dataplane(int argc, char** argv) {
-  std::string error;
-  // Handed over by a supervising control plane: the shared region and one doorbell per worker.
-  int region_fd = -1;
-  std::vector<int> doorbells;
-  std::vector<char*> rest;
-  for (int i = 0; i < argc; ++i) {
-    std::string_view a = argv[i];
-    if (a == "--region-fd" && i + 1 < argc) {
-      region_fd = std::atoi(argv[++i]);
-    } else if (a == "--doorbells" && i + 1 < argc) {
-      std::string_view list = argv[++i];
+std::vector<std::string> take_handover(const std::vector<std::string>& args, Handover& out) {
+  std::vector<std::string> rest;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--region-fd" && i + 1 < args.size()) {
+      out.region_fd = std::atoi(args[++i].c_str());
+    } else if (args[i] == "--doorbells" && i + 1 < args.size()) {
+      std::string_view list = args[++i];
       while (!list.empty()) {
         auto comma = list.find(',');
-        doorbells.push_back(std::atoi(std::string(list.substr(0, comma)).c_str()));
+        out.doorbells.push_back(std::atoi(std::string(list.substr(0, comma)).c_str()));
         list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
       }
     } else {
-      rest.push_back(argv[i]);
+      rest.push_back(args[i]);
     }
   }
+  return rest;
+}
+
+int run_dataplane(int argc, char** argv) {
+  std::string error;
+  // Handed over by a supervising control plane: the shared region and one doorbell per worker.
+  Handover handover;
+  std::vector<std::string> others =
+      take_handover(std::vector<std::string>(argv, argv + argc), handover);
+  std::vector<char*> rest;
+  for (auto& a : others) {
+    rest.push_back(a.data());
+  }
+  int region_fd = handover.region_fd;
+  const std::vector<int>& doorbells = handover.doorbells;
   auto parsed = parse_node_options(static_cast<int>(rest.size()), rest.data(), error);
   if (!parsed) {
     if (error == "help") {

@@ -6,6 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "ringlane/common/endpoint.hpp"
+#include "ringlane/controlplane/api.hpp"
+#include "ringlane/controlplane/http_server.hpp"
 #include "ringlane/controlplane/placement/store.hpp"
 #include "ringlane/controlplane/signaling/server.hpp"
 
@@ -42,5 +45,29 @@ std::unique_ptr<signaling::SignalingServer> start_signaling(boost::asio::io_cont
                                                             const std::string& http_address,
                                                             const std::string& stats_name,
                                                             std::string& error);
+
+}  // namespace ringlane::control
+
+namespace ringlane::control {
+
+// The HTTP API and /ws signaling on one listener: what `ringlane run` and `ringlane-control`
+// both serve. `api` is completed here (join-token secret, ws_url, metrics); `more_metrics`
+// is appended to /metrics.
+class ApiServer {
+ public:
+  static std::unique_ptr<ApiServer> start(boost::asio::io_context& io, const Endpoint& at,
+                                          ApiConfig api, ControlOptions& options,
+                                          std::function<std::string()> more_metrics,
+                                          std::string& error);
+  const std::string& address() const { return address_; }
+  signaling::SignalingServer& signaling() { return *signaling_; }
+
+ private:
+  ApiServer() = default;
+  std::string address_;
+  std::unique_ptr<signaling::SignalingServer> signaling_;
+  std::unique_ptr<Api> api_;
+  std::unique_ptr<HttpServer> http_;  // last: it goes first, before what its handlers use
+};
 
 }  // namespace ringlane::control

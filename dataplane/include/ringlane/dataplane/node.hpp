@@ -21,6 +21,16 @@ std::optional<IpAddress> relay_for(Family family, const std::optional<IpAddress>
 std::string add_dev_secret_if_unconfigured(NodeOptions& o, std::string secret = {},
                                            bool announce = true);
 
+// What a supervising control plane hands the data plane at exec, as `--region-fd N
+// --doorbells a,b,...`: the data plane reads it from its arguments, and a restarted control
+// plane reads it back from /proc/PID/cmdline to adopt that data plane.
+struct Handover {
+  int region_fd = -1;
+  std::vector<int> doorbells;
+};
+// Takes the handover options out of `args` into `out`; returns the other arguments, in order.
+std::vector<std::string> take_handover(const std::vector<std::string>& args, Handover& out);
+
 // `ringlane dataplane [--region-fd N --doorbells a,b,...] [node options]`: runs the workers
 // until SIGINT/SIGTERM. With a region (handed over by the supervising control plane), each
 // worker takes commands from its ring and is woken by its doorbell.
