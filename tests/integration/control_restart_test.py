@@ -23,36 +23,11 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from testlib import check, free_port, http_get, summary  # noqa: E402
-
-
-def status_of(port, target):
-    try:
-        return http_get(port, target)
-    except OSError:
-        return 0, ""
-
-
-def wait_status(port, target, want, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if status_of(port, target)[0] == want:
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().split(")")[-1].split()[0] != "Z"
+from testlib import alive, check, free_port, http_get, summary, try_get, wait_status  # noqa: E402
 
 
 def allocations(port):
-    _, body = status_of(port, "/metrics")
+    _, body = try_get(port, "/metrics")
     values = re.findall(r'^ringlane_allocations\{worker="\d+"\} (\d+)$', body, re.M)
     return sum(int(v) for v in values) if values else None
 
@@ -149,7 +124,7 @@ def main():
         first.wait(5)
         time.sleep(0.5)
         check(dataplane is not None and alive(dataplane), f"control plane killed: data plane {dataplane} still runs")
-        check(status_of(http_port, "/healthz")[0] == 0, "no control plane answers meanwhile")
+        check(try_get(http_port, "/healthz")[0] == 0, "no control plane answers meanwhile")
 
         # The restarted control plane adds a user: it reaches the adopted data plane through the
         # rings or not at all.
@@ -158,7 +133,7 @@ def main():
         text = open(logs[1]).read()
         check(f"adopted the running data plane, pid {dataplane}" in text and "data plane started" not in text,
               "the new control plane adopted the same data plane, started none")
-        _, metrics = status_of(http_port, "/metrics")
+        _, metrics = try_get(http_port, "/metrics")
         check("ringlane_dataplane_adopted 1" in metrics, "/metrics says the data plane was adopted")
         commands = re.findall(r'^ringlane_ring_messages_total\{worker="(\d)",ring="commands"\} (\d+)$', metrics, re.M)
         check(len(commands) == 2 and all(int(n) > 0 for _, n in commands),

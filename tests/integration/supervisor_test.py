@@ -6,7 +6,6 @@ restarts the data plane with backoff after kill -9; SIGTERM stops both.
 Usage: supervisor_test.py --ringlane PATH
 """
 import argparse
-import http.client
 import json
 import os
 import re
@@ -18,45 +17,14 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from testlib import FAILURES, check, free_port, summary  # noqa: E402
+from testlib import FAILURES, alive, check, free_port, summary, try_get, wait_status  # noqa: E402
 
 
 
-
-
-def get(port, target, headers=None):
-    try:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
-        c.request("GET", target, headers=headers or {})
-        r = c.getresponse()
-        body = r.read().decode(errors="replace")
-        c.close()
-        return r.status, body
-    except OSError:
-        return 0, ""
-
-
-def wait_status(port, target, want, timeout):
-    deadline = time.time() + timeout
-    status = 0
-    while time.time() < deadline:
-        status, _ = get(port, target)
-        if status == want:
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def pids(log):
     return [int(p) for p in re.findall(r"data plane started, pid (\d+)", open(log).read())]
-
-
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
-        return False
 
 
 def stun_ok(port):
@@ -90,7 +58,7 @@ def main():
               "both workers applied the policy the control plane sent through the rings")
         check(stun_ok(turn_port), "STUN Binding answered")
 
-        status, body = get(http_port, "/api/turn-credentials?service=turn&username=carol",
+        status, body = try_get(http_port, "/api/turn-credentials?service=turn&username=carol",
                            {"Authorization": "Bearer k-1"})
         creds = json.loads(body) if status == 200 else {}
         check(status == 200 and creds.get("uris") == [f"turn:127.0.0.1:{turn_port}?transport=udp"],

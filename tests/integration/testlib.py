@@ -45,3 +45,33 @@ def wait_http(port, target="/healthz", timeout=15):
         except OSError:
             time.sleep(0.05)
     return False
+
+
+def try_get(port, target, headers=None):
+    """(status, body) of one GET, or (0, "") when nothing answers."""
+    try:
+        return http_get(port, target, headers)
+    except OSError:
+        return 0, ""
+
+
+def wait_status(port, target, want, timeout):
+    """Polls `target` until it answers `want`; True if it did within `timeout` seconds."""
+    import time
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if try_get(port, target)[0] == want:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def alive(pid):
+    """True while process `pid` runs (a zombie does not count)."""
+    import os
+    try:
+        os.kill(pid, 0)
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
