@@ -278,17 +278,8 @@ int Load::run() {
               rss_after, per_conn);
 
   // Paced joins: `joins` of the held connections, `rate` per second.
-  unsigned usable = 0;
-  for (auto& c : conns_) {
-    usable += c->welcomed ? 1 : 0;
-  }
-  std::vector<std::shared_ptr<Conn>> live;
-  for (auto& c : conns_) {
-    if (c->welcomed) {
-      live.push_back(c);
-    }
-  }
-  conns_ = std::move(live);
+  std::erase_if(conns_, [](const auto& c) { return !c->welcomed; });
+  auto usable = static_cast<unsigned>(conns_.size());
   unsigned paced_n = std::min(o_.joins, usable);
   join_end_ = paced_n;
   o_.joins = paced_n;
