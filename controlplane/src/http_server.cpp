@@ -5,24 +5,12 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
+#include "ringlane/common/bytes.hpp"
+
 namespace ringlane::control {
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = boost::asio::ip::tcp;
-
-namespace {
-
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
-}  // namespace
 
 std::string query_param(std::string_view target, std::string_view name) {
   auto q = target.find('?');

@@ -4,22 +4,15 @@
 #include <string_view>
 #include <vector>
 
+#include "ringlane/common/bytes.hpp"
+
 namespace ringlane::testing {
 
 inline std::vector<std::uint8_t> from_hex(std::string_view hex) {
   std::vector<std::uint8_t> out;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9')
-      return c - '0';
-    if (c >= 'a' && c <= 'f')
-      return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-      return c - 'A' + 10;
-    return -1;
-  };
   int hi = -1;
   for (char c : hex) {
-    int v = nibble(c);
+    int v = hex_digit(c);
     if (v < 0)
       continue;
     if (hi < 0) {
