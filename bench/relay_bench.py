@@ -87,7 +87,7 @@ def targets(build):
 
     def node(*extra):
         return lambda port, peer_port, relay_lo: [
-            ringlane, "dataplane", "--listen", f"127.0.0.1:{port}", "--user", "bench:bench", "--realm", "bench",
+            ringlane, "dataplane", "--media-port", "0", "--listen", f"127.0.0.1:{port}", "--user", "bench:bench", "--realm", "bench",
             "--allow-peer", "127.0.0.0/8", "--workers", "1", "--cpus", "0", "--user-quota", "0",
             "--unauth-rate", "1000000", "--relay-ports", f"{relay_lo}-{relay_lo + 999}",
             "--log-level", "warn", "--name", f"bench-{os.getpid()}"] + list(extra)

@@ -10,6 +10,7 @@
 
 #include "ringlane/controlplane/signaling/message.hpp"
 #include "ringlane/controlplane/signaling/token.hpp"
+#include "ringlane/controlplane/web/files.hpp"
 #include "ringlane/crypto/digest.hpp"
 #include "ringlane/dataplane/stats.hpp"
 #include "ringlane/dataplane/turn/credentials.hpp"
@@ -38,6 +39,44 @@ std::string_view path_of(std::string_view target) {
   return target.substr(0, target.find('?'));
 }
 
+// The page loads nothing but its own files (no inline script or style), media from its own
+// getUserMedia and peer connections, and talks only to its origin and WebSockets.
+constexpr const char* kContentSecurityPolicy =
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "media-src 'self' blob: mediastream:; connect-src 'self' ws: wss:; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+
+// A file of the demo page, revalidated on every load (no-cache) so a rebuilt node's client is
+// the one that runs. HEAD gets the headers alone.
+Response web_page(const Request& req, const web::WebFile& file) {
+  bool head = req.method() == http::verb::head;
+  Response r = reply(req, http::status::ok, std::string(web::content_type(file.path)),
+                     head ? std::string() : std::string(file.body));
+  r.set(http::field::cache_control, "no-cache");
+  r.set("Content-Security-Policy", kContentSecurityPolicy);
+  r.set("X-Content-Type-Options", "nosniff");
+  r.set("Referrer-Policy", "no-referrer");
+  return r;
+}
+
+// draft-uberti-behave-turn-rest: the username is EXPIRY[:USER], the password its HMAC.
+boost::json::object turn_credential(const ApiConfig& config, const std::string& user) {
+  std::string username = std::to_string(std::time(nullptr) + config.credential_ttl_s) +
+                         (user.empty() ? "" : ":" + user);
+  std::string password = turn::rest_password(config.rest_secret, username);
+  return {{"username", username}, {"password", password}};
+}
+
+// What /api/turn-credentials accepts as USER: printable ASCII without ':', 128 at most.
+bool valid_turn_user(std::string_view user) {
+  for (char c : user) {
+    if (c == ':' || static_cast<unsigned char>(c) < 0x21 || static_cast<unsigned char>(c) > 0x7e) {
+      return false;
+    }
+  }
+  return user.size() <= 128;
+}
+
 }  // namespace
 
 Response json_error(const Request& req, http::status status, const std::string& code,
@@ -49,9 +88,13 @@ Response json_error(const Request& req, http::status status, const std::string& 
 
 Response Api::handle(const Request& req, const boost::asio::ip::address& peer) {
   std::string_view path = path_of(req.target());
+  const web::WebFile* page = web::find_file(path);
+  if (page != nullptr && (req.method() == http::verb::get || req.method() == http::verb::head)) {
+    return web_page(req, *page);
+  }
   if (req.method() != http::verb::get) {
     return json_error(req, http::status::method_not_allowed, "method_not_allowed",
-                      "only GET is served");
+                      "only GET is served (and HEAD for the demo page)");
   }
   if (path == "/healthz")
     return healthz(req);
@@ -63,6 +106,8 @@ Response Api::handle(const Request& req, const boost::asio::ip::address& peer) {
     return turn_credentials(req, peer);
   if (path == "/api/join-token")
     return join_token(req, peer);
+  if (path == "/api/dev-token")
+    return dev_token(req, peer);
   return json_error(req, http::status::not_found, "not_found", "no such endpoint");
 }
 
@@ -156,12 +201,13 @@ bool Api::authorized(const Request& req) const {
 }
 
 // What every /api/* endpoint checks first: the per-source rate limit, then the API key.
-std::optional<Response> Api::gate(const Request& req, const boost::asio::ip::address& peer) {
+std::optional<Response> Api::gate(const Request& req, const boost::asio::ip::address& peer,
+                                  bool key_required) {
   if (rate_limited(peer)) {
     return json_error(req, http::status::too_many_requests, "rate_limited",
                       "too many requests; retry later");
   }
-  if (!authorized(req)) {
+  if (key_required && !authorized(req)) {
     return json_error(req, http::status::unauthorized, "unauthorized",
                       "missing or unknown API key");
   }
@@ -174,6 +220,22 @@ Response Api::join_token(const Request& req, const boost::asio::ip::address& pee
   if (auto refused = gate(req, peer)) {
     return std::move(*refused);
   }
+  return issue_join_token(req, false);
+}
+
+// The demo page's token, without an API key: what /api/join-token answers plus `ice_servers`
+// (RTCIceServer dictionaries with TURN REST credentials). Absent unless --dev-tokens is on.
+Response Api::dev_token(const Request& req, const boost::asio::ip::address& peer) {
+  if (!config_.dev_tokens) {
+    return json_error(req, http::status::not_found, "not_found", "no such endpoint");
+  }
+  if (auto refused = gate(req, peer, false)) {
+    return std::move(*refused);
+  }
+  return issue_join_token(req, true);
+}
+
+Response Api::issue_join_token(const Request& req, bool with_ice_servers) {
   if (config_.join_token_secret.empty()) {
     return json_error(req, http::status::service_unavailable, "no_secret",
                       "no signaling JWT secret configured");
@@ -205,6 +267,21 @@ Response Api::join_token(const Request& req, const boost::asio::ip::address& pee
                         {"room", grant.room},
                         {"identity", grant.identity},
                         {"expires_at", grant.expires_at}};
+  if (with_ice_servers) {
+    boost::json::array servers;
+    if (!config_.rest_secret.empty() && !config_.turn_uris.empty()) {
+      // The identity names the TURN user (quotas, logs) where TURN's username rules allow it.
+      std::string user = valid_turn_user(grant.identity) ? grant.identity : "";
+      boost::json::object credential = turn_credential(config_, user);
+      boost::json::array urls;
+      for (const auto& u : config_.turn_uris)
+        urls.emplace_back(u);
+      servers.push_back(boost::json::object{{"urls", urls},
+                                            {"username", credential["username"]},
+                                            {"credential", credential["password"]}});
+    }
+    o["ice_servers"] = std::move(servers);
+  }
   return reply(req, http::status::ok, "application/json", boost::json::serialize(o));
 }
 
@@ -223,24 +300,16 @@ Response Api::turn_credentials(const Request& req, const boost::asio::ip::addres
     return json_error(req, http::status::bad_request, "bad_service", "service must be turn");
   }
   std::string user = query_param(req.target(), "username");
-  for (char c : user) {
-    if (c == ':' || static_cast<unsigned char>(c) < 0x21 || static_cast<unsigned char>(c) > 0x7e) {
-      return json_error(req, http::status::bad_request, "bad_username",
-                        "username must be printable, no ':'");
-    }
+  if (!valid_turn_user(user)) {
+    return json_error(req, http::status::bad_request, "bad_username",
+                      "username: printable, no ':', 128 at most");
   }
-  if (user.size() > 128) {
-    return json_error(req, http::status::bad_request, "bad_username", "username longer than 128");
-  }
-  std::string username = std::to_string(std::time(nullptr) + config_.credential_ttl_s) +
-                         (user.empty() ? "" : ":" + user);
   boost::json::array uris;
   for (const auto& u : config_.turn_uris)
     uris.emplace_back(u);
-  boost::json::object o{{"username", username},
-                        {"password", turn::rest_password(config_.rest_secret, username)},
-                        {"ttl", config_.credential_ttl_s},
-                        {"uris", uris}};
+  boost::json::object o = turn_credential(config_, user);
+  o["ttl"] = config_.credential_ttl_s;
+  o["uris"] = std::move(uris);
   return reply(req, http::status::ok, "application/json", boost::json::serialize(o));
 }
 

@@ -116,7 +116,7 @@ const char* control_options_help() {
          "  --node-ttl-ms N             registry entry lifetime without heartbeat [6000]\n"
          "  --placement-heartbeat-ms N  registry refresh / room lock renewal period [2000]\n"
          "  --max-rooms N               rooms this node accepts [10000]\n"
-         "  --ws-max-frame BYTES        largest signaling message [16384]\n"
+         "  --ws-max-frame BYTES        largest signaling message [65536]\n"
          "  --ws-max-conns N            WebSocket connections in total [200000]\n"
          "  --ws-max-conns-per-ip N     WebSocket connections per source address [200]\n"
          "  --ws-joins-per-s N          joins per second per source address, burst 2x [20]\n"

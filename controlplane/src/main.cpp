@@ -1,7 +1,8 @@
 // ringlane-control: the control plane (HTTP API, WebSocket signaling, placement) beside a data
 // plane it does not supervise (`ringlane run` is the node that does both).
 //   ringlane-control --listen 127.0.0.1:8080 --stats-name default --api-key K
-//                    --rest-secret S --turn-uri turn:HOST:3478?transport=udp [signaling options]
+//                    --rest-secret S --turn-uri turn:HOST:3478?transport=udp [--dev-tokens on]
+//                    [signaling options]
 #include <boost/asio/signal_set.hpp>
 #include <charconv>
 #include <cstdio>
@@ -30,7 +31,10 @@ int main(int argc, char** argv) {
     if (k == "--help") {
       std::fputs(
           "usage: ringlane-control [--listen ADDR:PORT] [--stats-name NAME] [--api-key K]...\n"
-          "                        [--rest-secret S] [--turn-uri URI]... [--ttl S]\n",
+          "                        [--rest-secret S] [--turn-uri URI]... [--ttl S]\n"
+          "                        [--dev-tokens on|off]\n"
+          "  --dev-tokens on|off         GET /api/dev-token: join tokens for anyone, no API key\n"
+          "                              (the demo page at /) [off]\n",
           stdout);
       std::fputs(control::control_options_help(), stdout);
       return 0;
@@ -53,6 +57,12 @@ int main(int argc, char** argv) {
       config.api_keys.push_back(v);
     } else if (k == "--rest-secret") {
       config.rest_secret = v;
+    } else if (k == "--dev-tokens") {
+      if (v != "on" && v != "off") {
+        std::fprintf(stderr, "ringlane-control: --dev-tokens takes on or off\n");
+        return 2;
+      }
+      config.dev_tokens = v == "on";
     } else if (k == "--turn-uri") {
       config.turn_uris.push_back(v);
     } else if (k == "--ttl") {
@@ -82,6 +92,11 @@ int main(int argc, char** argv) {
   });
   spdlog::info("ringlane-control up: http on {} | data plane stats '{}'", server->address(),
                config.stats_name);
+  if (config.dev_tokens) {
+    spdlog::warn("--dev-tokens on: anyone who reaches http://{}/api/dev-token gets join tokens "
+                 "without an API key",
+                 server->address());
+  }
   std::fflush(stderr);
   io.run();
   return 0;

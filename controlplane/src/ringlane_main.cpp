@@ -1,12 +1,14 @@
 // ringlane: `run` is the node (control plane supervising the data plane, HTTP API);
 // `dataplane` is the data plane process it starts; `stats` reads a node's counters.
 #include <boost/asio/signal_set.hpp>
+#include <algorithm>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdio>
 #include <ctime>
 #include <string>
 #include <vector>
 
+#include "ringlane/common/host_address.hpp"
 #include "ringlane/common/log.hpp"
 #include "ringlane/controlplane/api.hpp"
 #include "ringlane/controlplane/control_options.hpp"
@@ -19,11 +21,45 @@
 namespace ringlane {
 namespace {
 
+// Where browsers reach the SFU's media ports: the --external-ip addresses, else the addresses
+// the media ports are bound to when specific, else the host's own (non-loopback when it has
+// any; Chromium ignores loopback candidates unless told otherwise).
+std::vector<IpAddress> media_candidates(const NodeOptions& o) {
+  std::vector<IpAddress> out;
+  for (const auto& ip : {o.external_v4, o.external_v6}) {
+    if (ip) {
+      out.push_back(*ip);
+    }
+  }
+  if (!out.empty()) {
+    return out;
+  }
+  for (const auto& bound : o.media_ips) {
+    if (bound != IpAddress{bound.family, {}}) {
+      out.push_back(bound);
+      continue;
+    }
+    auto all = host_addresses(bound.family);
+    bool other = std::any_of(all.begin(), all.end(), [](const IpAddress& a) {
+      return !(a.family == Family::kV4 ? a.bytes[0] == 127
+                                       : a == *IpAddress::parse("::1"));
+    });
+    for (const auto& a : all) {
+      bool loopback = a.family == Family::kV4 ? a.bytes[0] == 127 : a == *IpAddress::parse("::1");
+      if (!other || !loopback) {
+        out.push_back(a);
+      }
+    }
+  }
+  return out;
+}
+
 int run_node(int argc, char** argv) {
   std::string http = "127.0.0.1:8080";
   std::vector<std::string> api_keys;
   std::vector<std::string> turn_uris;
   std::vector<std::string> node_args;
+  std::string dev_tokens;  // "on" | "off" | "" (on when the JWT secret is our own)
   control::ControlOptions control_options;
   for (int i = 0; i < argc; ++i) {
     std::string a = argv[i];
@@ -35,12 +71,19 @@ int run_node(int argc, char** argv) {
       }
       continue;
     }
-    if ((a == "--http" || a == "--api-key" || a == "--turn-uri") && i + 1 < argc) {
+    if ((a == "--http" || a == "--api-key" || a == "--turn-uri" || a == "--dev-tokens") &&
+        i + 1 < argc) {
       std::string v = argv[++i];
       if (a == "--http") {
         http = v;
       } else if (a == "--api-key") {
         api_keys.push_back(v);
+      } else if (a == "--dev-tokens") {
+        if (v != "on" && v != "off") {
+          std::fprintf(stderr, "ringlane run: --dev-tokens takes on or off\n");
+          return 2;
+        }
+        dev_tokens = v;
       } else {
         turn_uris.push_back(v);
       }
@@ -57,9 +100,12 @@ int run_node(int argc, char** argv) {
     if (error == "help") {
       std::fputs(node_options_help(), stdout);
       std::fputs(
-          "control plane:\n  --http ADDR:PORT|off        HTTP API [127.0.0.1:8080]\n"
+          "control plane:\n"
+          "  --http ADDR:PORT|off        HTTP API, signaling (/ws), demo page (/) [127.0.0.1:8080]\n"
           "  --api-key KEY               Bearer key for /api/*, repeatable [generated]\n"
-          "  --turn-uri URI              TURN URI handed out with credentials, repeatable\n",
+          "  --turn-uri URI              TURN URI handed out with credentials, repeatable\n"
+          "  --dev-tokens on|off         GET /api/dev-token: join tokens for anyone, no API key\n"
+          "                              (the demo page's) [on when no --jwt-secret is given]\n",
           stdout);
       std::fputs(control::control_options_help(), stdout);
       return 0;
@@ -74,6 +120,8 @@ int run_node(int argc, char** argv) {
   bool need_rest = o.policy.users.empty() && o.policy.rest_secrets.empty();
   bool need_key = http != "off" && api_keys.empty();
   bool need_jwt = http != "off" && control_options.signaling.jwt_secrets.empty();
+  // A node on embedded defaults is a development node: its demo page works out of the box.
+  bool dev_token_switch = dev_tokens.empty() ? need_jwt : dev_tokens == "on";
   if (need_rest || need_key || need_jwt) {
     control::DevSecrets dev = control::load_or_create_dev_secrets(o.name);
     if (need_rest) {
@@ -144,7 +192,12 @@ int run_node(int argc, char** argv) {
     ac.rest_secret = o.policy.rest_secrets.empty() ? "" : o.policy.rest_secrets.front();
     ac.turn_uris = turn_uris;
     ac.supervised_pid = [&supervisor] { return supervisor->pid(); };
+    ac.dev_tokens = dev_token_switch;
     control_options.signaling.workers = worker_count(o);
+    // The SFU: sessions go to the workers through the supervisor's rings; the ICE candidates
+    // are the media ports' public addresses (--external-ip), else the host's own.
+    control_options.signaling.media = supervisor.get();
+    control_options.signaling.candidate_ips = media_candidates(o);
     server = control::ApiServer::start(
         io, *ep, ac, control_options, [&supervisor] { return supervisor->metrics(); }, error);
     if (!server) {
@@ -152,6 +205,19 @@ int run_node(int argc, char** argv) {
       return 2;
     }
     spdlog::info("control plane up: HTTP API and signaling (/ws) on {}", server->address());
+    if (dev_token_switch) {
+      spdlog::warn(
+          "dev tokens on ({}): anyone who reaches http://{}/api/dev-token gets join tokens "
+          "without an API key; demo page at http://{}/",
+          dev_tokens.empty() ? "no --jwt-secret given; --dev-tokens off refuses them"
+                             : "--dev-tokens on",
+          server->address(), server->address());
+    }
+  }
+  if (server) {
+    supervisor->on_session_event([&server](unsigned worker, std::span<const std::uint8_t> p) {
+      server->signaling().on_session_event(worker, p);
+    });
   }
   boost::asio::steady_timer timer(io);
   std::function<void()> tick = [&] {

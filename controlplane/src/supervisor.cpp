@@ -35,6 +35,7 @@ Supervisor::~Supervisor() {
 }
 
 bool Supervisor::launch(const std::string& stats_name, std::string& error) {
+  stats_name_ = stats_name;
   int adopted = adopt(stats_name, error);
   if (adopted < 0) {
     return false;
@@ -191,6 +192,26 @@ void Supervisor::replay() {
   }
 }
 
+bool Supervisor::push(unsigned worker, shm::Command type, std::span<const std::uint8_t> payload) {
+  if (worker >= config_.workers || !region_) {
+    return false;
+  }
+  auto ring = region_->commands(worker);
+  bool ok = ring.push(static_cast<std::uint16_t>(type), shm::kMessageVersion, payload);
+  doorbells_[worker]->ring();
+  return ok;
+}
+
+std::optional<media::DataPlaneInfo> Supervisor::info() {
+  StatsSnapshot snap;
+  std::string error;
+  if (stats_name_.empty() || !read_stats(stats_name_, snap, error) || snap.media_port == 0 ||
+      snap.fingerprint.empty()) {
+    return std::nullopt;
+  }
+  return media::DataPlaneInfo{snap.fingerprint, static_cast<std::uint16_t>(snap.media_port)};
+}
+
 void Supervisor::poll() {
   for (unsigned i = 0; i < config_.workers; ++i) {
     auto events = region_->events(i);
@@ -199,6 +220,9 @@ void Supervisor::poll() {
         spdlog::warn("worker {} rejected a policy", i);
       } else if (m->type == static_cast<std::uint16_t>(shm::Event::kCommandRefused)) {
         spdlog::warn("worker {} refused a command", i);
+      } else if (m->type == static_cast<std::uint16_t>(shm::Event::kSessionEvent) &&
+                 session_event_) {
+        session_event_(i, m->payload);
       }
       events.pop();
     }

@@ -13,8 +13,10 @@
 #include <thread>
 #include <vector>
 
+#include "ringlane/common/host_address.hpp"
 #include "ringlane/common/log.hpp"
 #include "ringlane/crypto/digest.hpp"
+#include "ringlane/crypto/dtls.hpp"
 #include "ringlane/dataplane/io/sockaddr.hpp"
 #include "ringlane/dataplane/node.hpp"
 #include "ringlane/dataplane/node_options.hpp"
@@ -32,32 +34,8 @@ bool is_any(const IpAddress& ip) {
 
 // The first address of the family on an interface that is up, preferring non-loopback.
 std::optional<IpAddress> host_address(Family family) {
-  ifaddrs* list = nullptr;
-  if (getifaddrs(&list) != 0) {
-    return std::nullopt;
-  }
-  std::optional<IpAddress> found;
-  std::optional<IpAddress> loopback;
-  for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
-    if (i->ifa_addr == nullptr || (i->ifa_flags & IFF_UP) == 0) {
-      continue;
-    }
-    int af = i->ifa_addr->sa_family;
-    if ((family == Family::kV4 && af != AF_INET) || (family == Family::kV6 && af != AF_INET6)) {
-      continue;
-    }
-    IpAddress ip = io::from_sockaddr(i->ifa_addr).ip;
-    if (family == Family::kV6 && ip.bytes[0] == 0xfe && (ip.bytes[1] & 0xc0) == 0x80) {
-      continue;  // link-local: useless as a relay address
-    }
-    if ((i->ifa_flags & IFF_LOOPBACK) != 0) {
-      loopback = loopback.value_or(ip);
-    } else if (!found) {
-      found = ip;
-    }
-  }
-  freeifaddrs(list);
-  return found ? found : loopback;
+  auto all = host_addresses(family);
+  return all.empty() ? std::nullopt : std::optional<IpAddress>(all.front());
 }
 
 }  // namespace
@@ -181,7 +159,19 @@ int run_dataplane(int argc, char** argv) {
     }
     locks.push_back(fd);
   }
-  StatsPage stats(o.name, workers, o.io.c_str());
+  // One DTLS certificate for the process: the control plane reads its fingerprint from the
+  // stats page; the key stays here.
+  std::string cert_error;
+  auto certificate = crypto::DtlsCertificate::generate(&cert_error);
+  if (!certificate) {
+    spdlog::error("cannot make the DTLS certificate: {}", cert_error);
+    return 1;
+  }
+  if (o.media_port != 0 && o.media_port + workers - 1 > 65535) {
+    spdlog::error("media ports {}+{} run past 65535", o.media_port, workers);
+    return 2;
+  }
+  StatsPage stats(o.name, workers, o.io.c_str(), o.media_port, certificate->fingerprint());
   if (!stats.ok()) {
     spdlog::error("cannot create the stats page {}", stats_path(o.name));
     return 1;
@@ -207,6 +197,12 @@ int run_dataplane(int argc, char** argv) {
     wc.cpu = !o.cpus.empty() ? o.cpus[i % o.cpus.size()] : static_cast<int>(i % std::max(1u, cpus));
     wc.io = o.io;
     wc.listen = o.listen;
+    wc.certificate = certificate;
+    if (o.media_port != 0) {
+      for (const auto& ip : o.media_ips) {
+        wc.media.push_back(Endpoint{ip, static_cast<std::uint16_t>(o.media_port + i)});
+      }
+    }
     wc.relay_v4 = o.relay_v4;
     wc.relay_v6 = o.relay_v6;
     wc.external_v4 = o.external_v4;
@@ -238,10 +234,14 @@ int run_dataplane(int argc, char** argv) {
   for (const auto& ep : o.listen) {
     listen_list += (listen_list.empty() ? "" : ", ") + ep.to_string();
   }
-  spdlog::info("ringlane up: TURN/STUN on {} | relay {} {} | {} worker(s), io {} | stats {}",
-               listen_list, o.relay_v4 ? o.relay_v4->to_string() : "-",
-               o.relay_v6 ? o.relay_v6->to_string() : "-", workers, pool[0]->backend_name(),
-               stats.path());
+  spdlog::info(
+      "ringlane up: TURN/STUN on {} | relay {} {} | SFU media ports {} | {} worker(s), io {} | "
+      "stats {}",
+      listen_list, o.relay_v4 ? o.relay_v4->to_string() : "-",
+      o.relay_v6 ? o.relay_v6->to_string() : "-",
+      o.media_port == 0 ? std::string("off")
+                        : fmt::format("{}-{}", o.media_port, o.media_port + workers - 1),
+      workers, pool[0]->backend_name(), stats.path());
   int sig = 0;
   sigwait(&signals, &sig);
   spdlog::info("signal {}: stopping", sig);

@@ -23,6 +23,8 @@ const char* node_options_help() {
   --relay-ip IP             relay bind address, one per family [the listener's, else the host's]
   --external-ip IP          relay address to advertise (behind 1:1 NAT), one per family
   --relay-ports MIN-MAX     relay port range, split between workers [40000-65535]
+  --media-port BASE         SFU media UDP port of worker 0; worker i uses BASE+i; 0 = no SFU [7882]
+  --media-ip IP             SFU media bind address, one per family, repeatable [0.0.0.0 and ::]
   --workers N               worker threads, one per core [number of CPUs]
   --cpus LIST               CPUs to pin workers to, e.g. 0,1 [0..N-1]
   --io uring|mmsg           packet I/O backend; uring falls back to mmsg if unavailable [uring]
@@ -126,6 +128,14 @@ std::optional<NodeOptions> parse_node_options(int argc, char** argv, std::string
         o.cpus.push_back(cpu);
         rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
       }
+    } else if (flag == "--media-port") {
+      if (!parse_number(v, o.media_port))
+        return bad(v);
+    } else if (flag == "--media-ip") {
+      auto ip = IpAddress::parse(v);
+      if (!ip)
+        return bad(v);
+      o.media_ips.push_back(*ip);
     } else if (flag == "--io") {
       if (v != "uring" && v != "mmsg")
         return bad(v);
@@ -196,6 +206,9 @@ std::optional<NodeOptions> parse_node_options(int argc, char** argv, std::string
   }
   if (o.listen.empty()) {
     o.listen = {*Endpoint::parse("0.0.0.0:3478"), *Endpoint::parse("[::]:3478")};
+  }
+  if (o.media_ips.empty()) {
+    o.media_ips = {*IpAddress::parse("0.0.0.0"), *IpAddress::parse("::")};
   }
   // Users are keyed with the realm, which may come after them on the command line.
   for (const auto& [name, password] : o.users) {

@@ -14,7 +14,7 @@ static_assert(std::is_trivially_copyable_v<WorkerStats>);
 static_assert(sizeof(WorkerStats) % sizeof(std::uint64_t) == 0);
 constexpr std::size_t kBlock =
     (sizeof(WorkerStats) + 63) / 64 * 64;  // one block per cache line run
-constexpr std::size_t kHeader = 64;
+constexpr std::size_t kHeader = 192;
 static_assert(sizeof(StatsHeader) <= kHeader);
 
 void copy_words(std::uint64_t* dst, const std::uint64_t* src, std::size_t words, bool store) {
@@ -33,7 +33,8 @@ std::string stats_path(const std::string& name) {
   return "/dev/shm/ringlane-" + name + ".stats";
 }
 
-StatsPage::StatsPage(const std::string& name, std::uint32_t workers, const char* backend) {
+StatsPage::StatsPage(const std::string& name, std::uint32_t workers, const char* backend,
+                     std::uint32_t media_port, const std::string& fingerprint) {
   bytes_ = kHeader + kBlock * workers;
   int fd = -1;
   if (!name.empty()) {
@@ -61,6 +62,8 @@ StatsPage::StatsPage(const std::string& name, std::uint32_t workers, const char*
   h->workers = workers;
   h->pid = static_cast<std::uint64_t>(getpid());
   std::strncpy(h->backend, backend, sizeof(h->backend) - 1);
+  h->media_port = media_port;
+  std::strncpy(h->fingerprint, fingerprint.c_str(), sizeof(h->fingerprint) - 1);
   std::atomic_ref<std::uint64_t>(h->magic).store(kStatsMagic, std::memory_order_release);
 }
 
@@ -104,6 +107,8 @@ bool read_stats(const std::string& name, StatsSnapshot& out, std::string& error)
   } else {
     out.pid = h.pid;
     out.backend.assign(h.backend, strnlen(h.backend, sizeof(h.backend)));
+    out.media_port = h.media_port;
+    out.fingerprint.assign(h.fingerprint, strnlen(h.fingerprint, sizeof(h.fingerprint)));
     out.workers.resize(h.workers);
     for (std::uint32_t i = 0; i < h.workers; ++i) {
       copy_words(reinterpret_cast<std::uint64_t*>(&out.workers[i]),

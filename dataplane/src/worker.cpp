@@ -86,6 +86,7 @@ bool Worker::start(std::string& error) {
       run();
     }
     // Everything the thread made is torn down on the thread (SINGLE_ISSUER rings).
+    sfu_.reset();
     server_.reset();
     for (auto& s : sockets_) {
       if (s.fd >= 0) {
@@ -173,9 +174,32 @@ bool Worker::init(std::string& error) {
       error = tag + ": cannot bind " + ep.to_string() + ": " + std::strerror(errno);
       return false;
     }
-    if (!adopt(fd, true)) {
+    if (!adopt(fd, Role::kListener)) {
       ::close(fd);
       error = tag + ": cannot register listener " + ep.to_string();
+      return false;
+    }
+  }
+  sfu::EngineConfig sfu_config;
+  sfu_config.certificate = config_.certificate;
+  if (!sfu_config.certificate) {
+    std::string cert_error;
+    sfu_config.certificate = crypto::DtlsCertificate::generate(&cert_error);
+    if (!sfu_config.certificate) {
+      error = tag + ": cannot make a DTLS certificate: " + cert_error;
+      return false;
+    }
+  }
+  sfu_ = std::make_unique<sfu::Engine>(sfu_config, *this);
+  for (const auto& ep : config_.media) {
+    int fd = open_udp(ep, false, config_.listener_buffer);
+    if (fd < 0) {
+      error = tag + ": cannot bind media port " + ep.to_string() + ": " + std::strerror(errno);
+      return false;
+    }
+    if (!adopt(fd, Role::kMedia)) {
+      ::close(fd);
+      error = tag + ": cannot register media port " + ep.to_string();
       return false;
     }
   }
@@ -205,6 +229,10 @@ void Worker::tick() {
   if (config_.commands && config_.commands->depth() > 0) {
     run_commands();
   }
+  if (now_.mono_ms >= next_sfu_timer_ms_) {
+    sfu_->on_timer(now_);
+    next_sfu_timer_ms_ = now_.mono_ms + 50;
+  }
   if (now_.mono_ms >= next_timer_ms_) {
     server_->on_timer(now_);
     config_.reservations->expire(now_.mono_ms);
@@ -214,6 +242,7 @@ void Worker::tick() {
   if (now_.mono_ms >= next_publish_ms_) {
     stats_.heartbeat_ms = now_.mono_ms;
     stats_.turn = server_->counters();
+    stats_.sfu = sfu_->counters();
     stats_.io = backend_->stats();
     stats_page_.publish(config_.index, stats_);
     next_publish_ms_ = now_.mono_ms + 100;
@@ -234,11 +263,21 @@ void Worker::log_drops() {
                              turn::drop_reason_name(static_cast<turn::Drop>(i)), delta);
     }
   }
+  const sfu::Counters& media = sfu_->counters();
+  for (std::size_t i = 0; i < media.drops.size(); ++i) {
+    std::uint64_t delta = media.drops[i] - sfu_logged_.drops[i];
+    if (delta > 0) {
+      total += delta;
+      reasons += fmt::format("{}sfu_{}={}", reasons.empty() ? "" : " ",
+                             sfu::drop_reason_name(static_cast<sfu::Drop>(i)), delta);
+    }
+  }
   if (total > 0) {
     spdlog::warn("worker {}: dropped {} datagram(s) in the last second: {}", config_.index, total,
                  reasons);
   }
   logged_ = now;
+  sfu_logged_ = media;
 }
 
 // The backend has already drained the eventfd.
@@ -262,9 +301,18 @@ void Worker::run_commands() {
   while (auto m = config_.commands->front()) {
     auto type = static_cast<shm::Command>(m->type);
     std::string error;
-    if (m->version != shm::kMessageVersion || m->type == shm::kCorruptType ||
-        (type != shm::Command::kPolicyBegin && type != shm::Command::kPolicyChunk &&
-         type != shm::Command::kPolicyCommit)) {
+    bool policy_part = type == shm::Command::kPolicyBegin || type == shm::Command::kPolicyChunk ||
+                  type == shm::Command::kPolicyCommit;
+    bool media = m->type >= static_cast<std::uint16_t>(shm::Command::kSessionCreate) &&
+                 m->type <= static_cast<std::uint16_t>(shm::Command::kKeyframeRequest);
+    if (m->version == shm::kMessageVersion && media) {
+      if (!sfu_->on_command(type, m->payload, now_)) {
+        std::uint8_t what[4];
+        store_be16(what, m->type);
+        store_be16(what + 2, m->version);
+        emit(shm::Event::kCommandRefused, what);
+      }
+    } else if (m->version != shm::kMessageVersion || m->type == shm::kCorruptType || !policy_part) {
       std::uint8_t what[4];
       store_be16(what, m->type);
       store_be16(what + 2, m->version);
@@ -305,9 +353,13 @@ void Worker::run_commands() {
 
 void Worker::on_datagram(SocketId socket, const Endpoint& from, PacketBuffer& pkt,
                          io::BufferId id) {
-  SendDecision d = sockets_[socket.value].listener
-                       ? server_->on_client_packet(socket, from, pkt, now_)
-                       : server_->on_peer_packet(socket, from, pkt, now_);
+  Role role = sockets_[socket.value].role;
+  if (role == Role::kMedia) {
+    sfu_->on_datagram(socket, from, pkt, id, now_);
+    return;
+  }
+  SendDecision d = role == Role::kListener ? server_->on_client_packet(socket, from, pkt, now_)
+                                           : server_->on_peer_packet(socket, from, pkt, now_);
   if (d.send) {
     backend_->send(d.socket, d.to, pkt, id);
   } else {
@@ -315,7 +367,23 @@ void Worker::on_datagram(SocketId socket, const Endpoint& from, PacketBuffer& pk
   }
 }
 
-std::optional<SocketId> Worker::adopt(int fd, bool listener) {
+std::optional<io::BufferId> Worker::acquire(PacketBuffer& out) {
+  return backend_->acquire(out);
+}
+
+void Worker::send(SocketId from, const Endpoint& to, const PacketBuffer& pkt, io::BufferId id) {
+  backend_->send(from, to, pkt, id);
+}
+
+void Worker::release(io::BufferId id) {
+  backend_->release(id);
+}
+
+void Worker::event(shm::Event type, std::span<const std::uint8_t> payload) {
+  emit(type, payload);
+}
+
+std::optional<SocketId> Worker::adopt(int fd, Role role) {
   // Freed ids are reused oldest-first; the backend refuses one still draining, then the
   // next is tried.
   for (std::size_t attempt = 0; attempt < 4; ++attempt) {
@@ -329,7 +397,7 @@ std::optional<SocketId> Worker::adopt(int fd, bool listener) {
       return std::nullopt;
     }
     if (backend_->add_socket(fd, SocketId{id})) {
-      sockets_[id] = SocketEntry{fd, listener};
+      sockets_[id] = SocketEntry{fd, role};
       return SocketId{id};
     }
     free_ids_.push_back(id);
@@ -388,7 +456,7 @@ std::optional<turn::RelayPorts::Opened> Worker::open(const Request& req) {
         continue;
       }
     }
-    auto id = adopt(fd, false);
+    auto id = adopt(fd, Role::kRelay);
     if (!id) {
       ::close(fd);
       if (held >= 0) {
@@ -418,7 +486,7 @@ std::optional<turn::RelaySocket> Worker::claim(std::uint64_t token) {
   if (!held) {
     return std::nullopt;
   }
-  auto id = adopt(held->fd, false);
+  auto id = adopt(held->fd, Role::kRelay);
   if (!id) {
     ::close(held->fd);
     return std::nullopt;

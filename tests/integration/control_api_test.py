@@ -54,7 +54,7 @@ def main():
     clog = tempfile.NamedTemporaryFile(prefix="control-", suffix=".log", delete=False).name
     peer = subprocess.Popen(["turnutils_peer", "-L", "127.0.0.1", "-p", str(peer_port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    data = subprocess.Popen([a.ringlane, "dataplane", "--name", name, "--listen", f"127.0.0.1:{turn_port}",
+    data = subprocess.Popen([a.ringlane, "dataplane", "--name", name, "--media-port", "0", "--listen", f"127.0.0.1:{turn_port}",
                              "--rest-secret", "shared-secret", "--allow-peer", "127.0.0.0/8", "--workers", "2",
                              "--relay-ports", f"{relay_lo}-{relay_lo + 99}"], stdout=open(dlog, "w"),
                             stderr=subprocess.STDOUT)

@@ -41,7 +41,7 @@ def dev_secrets_check(a, peer_port):
     state = tempfile.mkdtemp(prefix="ringlane-state-")
     env = dict(os.environ, RINGLANE_STATE_DIR=state)
     name = f"dev-{os.getpid()}"
-    args = [a.ringlane, "run", "--name", name, "--listen", f"127.0.0.1:{turn_port}",
+    args = [a.ringlane, "run", "--name", name, "--media-port", "0", "--listen", f"127.0.0.1:{turn_port}",
             "--http", f"127.0.0.1:{http_port}", "--allow-peer", "127.0.0.0/8", "--workers", "2",
             "--relay-ports", f"{relay_lo}-{relay_lo + 99}"]
     logs = [tempfile.NamedTemporaryFile(prefix=f"dev{i}-", suffix=".log", delete=False).name for i in (1, 2)]
@@ -92,7 +92,7 @@ def main():
     relay_lo = 27000 + (os.getpid() % 50) * 100
     name = f"cr-{os.getpid()}"
     logs = [tempfile.NamedTemporaryFile(prefix=f"node{i}-", suffix=".log", delete=False).name for i in (1, 2)]
-    args = [a.ringlane, "run", "--name", name, "--listen", f"127.0.0.1:{turn_port}",
+    args = [a.ringlane, "run", "--name", name, "--media-port", "0", "--listen", f"127.0.0.1:{turn_port}",
             "--http", f"127.0.0.1:{http_port}", "--api-key", "k-1", "--rest-secret", "s3",
             "--user", "alice:pw", "--allow-peer", "127.0.0.0/8", "--workers", "2",
             "--relay-ports", f"{relay_lo}-{relay_lo + 99}", "--jwt-secret", "restart-test-secret-0123"]

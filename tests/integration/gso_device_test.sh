@@ -60,7 +60,7 @@ print(n)' "$log.ready" > "$log.count" &
   local counter=$!
   # Traffic sent before the peer is bound would be counted as lost (UdpNoPorts).
   for _ in $(seq 200); do [ -s "$log.ready" ] && break; sleep 0.02; done
-  ip netns exec "$ns1" "$ringlane" dataplane --io "$io" --gso on --listen "127.0.0.1:$port" --relay-ip 10.201.0.1 \
+  ip netns exec "$ns1" "$ringlane" dataplane --media-port 0 --io "$io" --gso on --listen "127.0.0.1:$port" --relay-ip 10.201.0.1 \
     --user bench:bench --allow-peer 10.201.0.0/24 --workers 1 --user-quota 0 --unauth-rate 100000 \
     --name "$name" > "$log" 2>&1 &
   local node=$!

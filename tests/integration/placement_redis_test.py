@@ -239,7 +239,7 @@ def main():
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     common = ["--redis", f"redis://127.0.0.1:{redis_port}", "--jwt-secret", SECRET, "--node-ttl-ms", "1500",
               "--placement-heartbeat-ms", "300", "--ws-joins-per-s", "100"]
-    na = subprocess.Popen([a.ringlane, "run", "--name", f"pl-{os.getpid()}", "--listen", f"127.0.0.1:{turn_port}",
+    na = subprocess.Popen([a.ringlane, "run", "--name", f"pl-{os.getpid()}", "--media-port", "0", "--listen", f"127.0.0.1:{turn_port}",
                            "--http", f"127.0.0.1:{a.http_port}", "--api-key", "k-1", "--rest-secret", "s3",
                            "--allow-peer", "127.0.0.0/8", "--workers", "2",
                            "--relay-ports", f"{relay_lo}-{relay_lo + 99}", "--node-id", "na", *common],

@@ -42,7 +42,7 @@ def main():
     log = tempfile.NamedTemporaryFile(prefix="node-", suffix=".log", delete=False).name
     peer = subprocess.Popen(["turnutils_peer", "-L", "127.0.0.1", "-p", str(peer_port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    node = subprocess.Popen([a.ringlane, "run", "--name", f"sup-{os.getpid()}", "--listen", f"127.0.0.1:{turn_port}",
+    node = subprocess.Popen([a.ringlane, "run", "--name", f"sup-{os.getpid()}", "--media-port", "0", "--listen", f"127.0.0.1:{turn_port}",
                              "--http", f"127.0.0.1:{http_port}", "--api-key", "k-1", "--user", "alice:pw",
                              "--rest-secret", "s3", "--allow-peer", "127.0.0.0/8", "--workers", "2",
                              "--relay-ports", f"{relay_lo}-{relay_lo + 99}"],

@@ -37,7 +37,7 @@ class Node:
         self.name = name
         self.log = tempfile.NamedTemporaryFile(prefix=f"ringlane-{name}-", suffix=".log", delete=False)
         self.binary = binary
-        self.proc = subprocess.Popen([binary, "dataplane", "--name", name] + args,
+        self.proc = subprocess.Popen([binary, "dataplane", "--name", name, "--media-port", "0"] + args,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 15
         while time.time() < deadline:

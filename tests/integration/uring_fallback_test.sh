@@ -16,7 +16,7 @@ pid=""
 cleanup() { echo "$old" > "$knob"; [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -f "$log"; }
 trap cleanup EXIT
 echo 2 > "$knob"
-"$ringlane" dataplane --io uring --listen "127.0.0.1:$port" --user a:b --workers 1 --name "fallback-$$" >"$log" 2>&1 &
+"$ringlane" dataplane --media-port 0 --io uring --listen "127.0.0.1:$port" --user a:b --workers 1 --name "fallback-$$" >"$log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do grep -q "ringlane up" "$log" && break; sleep 0.05; done
 echo "$old" > "$knob"   # the node is up; give io_uring back to everyone else at once

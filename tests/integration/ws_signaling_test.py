@@ -43,7 +43,7 @@ async def scenario(port, url):
     alice = await Client.open(url, issued.get("token"))
     welcome = await alice.recv()
     check(welcome and welcome.get("type") == "welcome" and welcome.get("participant") == "alice"
-          and welcome.get("room") == "r1" and welcome.get("protocol") == 1,
+          and welcome.get("room") == "r1" and welcome.get("protocol") == 2,
           f"token in the URL -> welcome ({welcome})")
     joined = await alice.request({"type": "join", "room": "r1", "id": 1})
     check(joined and joined.get("type") == "joined" and joined.get("id") == 1

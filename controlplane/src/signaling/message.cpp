@@ -12,7 +12,7 @@ constexpr std::size_t kMaxDepth = 8;
 constexpr std::size_t kMaxIdBytes = 64;
 constexpr std::size_t kMaxTokenBytes = 4096;
 
-const char* const kMediaTypes[] = {"publish", "unpublish", "subscribe", "unsubscribe", "offer",
+const char* const kMediaTypes[] = {"publish", "unpublish", "subscribe", "unsubscribe",
                                    "answer",  "candidate", "mute",      "layer"};
 
 ParseError fail(std::string code, std::string message, std::string id = {}) {
@@ -32,6 +32,37 @@ bool string_field(const json::object& o, std::string_view key, std::size_t max,
   }
   out = std::string(s->data(), s->size());
   return true;
+}
+
+// The optional fields of the SFU's messages, each bounded and of its one type.
+std::variant<ClientMessage, ParseError> parse_media_fields(const json::object& o, ClientMessage m) {
+  std::optional<std::string> sdp;
+  std::optional<std::string> track;
+  std::optional<std::string> participant;
+  if (!string_field(o, "sdp", kMaxSdpBytes, sdp)) {
+    return fail("bad_message", "\"sdp\" must be a string of at most 65536 bytes", m.id);
+  }
+  if (!string_field(o, "track", kMaxNameBytes, track) ||
+      !string_field(o, "participant", kMaxNameBytes, participant)) {
+    return fail("bad_message", "\"track\" and \"participant\" are strings of at most 128 bytes",
+                m.id);
+  }
+  m.sdp = sdp.value_or("");
+  m.track = track.value_or("");
+  m.participant = participant.value_or("");
+  if (const json::value* v = o.if_contains("muted")) {
+    if (!v->is_bool()) {
+      return fail("bad_message", "\"muted\" must be a boolean", m.id);
+    }
+    m.muted = v->get_bool();
+  }
+  if (const json::value* v = o.if_contains("seq")) {
+    if (!v->is_uint64() && !(v->is_int64() && v->get_int64() >= 0)) {
+      return fail("bad_message", "\"seq\" must be a non-negative integer", m.id);
+    }
+    m.seq = v->is_uint64() ? v->get_uint64() : static_cast<std::uint64_t>(v->get_int64());
+  }
+  return m;
 }
 
 }  // namespace
@@ -109,6 +140,12 @@ std::variant<ClientMessage, ParseError> parse_client_message(std::string_view te
     }
     m.type = ClientType::kJoin;
     m.room = room.value_or("");
+    if (const json::value* a = o->if_contains("auto_subscribe")) {
+      if (!a->is_bool()) {
+        return fail("bad_message", "\"auto_subscribe\" must be a boolean", m.id);
+      }
+      m.auto_subscribe = a->get_bool();
+    }
   } else if (t == "leave") {
     m.type = ClientType::kLeave;
   } else if (t == "ping") {
@@ -118,7 +155,7 @@ std::variant<ClientMessage, ParseError> parse_client_message(std::string_view te
       if (t == media) {
         m.type = ClientType::kMedia;
         m.media_type = media;
-        return m;
+        return parse_media_fields(*o, std::move(m));
       }
     }
     std::string shown(t.substr(0, 32));

@@ -15,6 +15,22 @@ using tcp = boost::asio::ip::tcp;
 SignalingServer::SignalingServer(boost::asio::io_context& io, SignalingConfig config,
                                  std::unique_ptr<placement::Store> store)
     : config_(std::move(config)), store_(io, std::move(store)), timer_(io) {
+  if (config_.media != nullptr) {
+    media::OrchestratorConfig mc;
+    mc.candidate_ips = config_.candidate_ips;
+    media_ = std::make_unique<media::Orchestrator>(
+        *config_.media, mc, [this](const std::string& room, const std::string& identity,
+                                   std::string text) {
+          auto r = rooms_.find(room);
+          if (r == rooms_.end()) {
+            return;
+          }
+          auto m = r->second.members.find(identity);
+          if (m != r->second.members.end()) {
+            m->second->send(std::move(text));
+          }
+        });
+  }
   heartbeat();
   tick();
 }
@@ -189,6 +205,10 @@ void SignalingServer::complete_join(const std::shared_ptr<Session>& s, const std
   }
   r.members.emplace(s->identity_, s);
   s->room_ = room_name;
+  json::array tracks;
+  if (media_) {
+    tracks = media_->join(room_name, where.worker, s->identity_, s->auto_subscribe_);
+  }
   ++joins_;
   ++participants_;
   json::object o;
@@ -199,12 +219,17 @@ void SignalingServer::complete_join(const std::shared_ptr<Session>& s, const std
   o["node"] = std::move(node);
   o["worker"] = where.worker;
   o["participants"] = std::move(others);
+  o["protocol"] = kProtocolVersion;
+  o["tracks"] = std::move(tracks);
   s->send(json::serialize(o));
   json::object event;
   event["type"] = "participant_joined";
   event["room"] = room_name;
   event["participant"] = s->identity_;
   broadcast(r, json::serialize(event), s.get());
+  if (media_) {
+    media_->start(room_name, s->identity_);  // the subscriber offer follows `joined`
+  }
 }
 
 void SignalingServer::leave(Session& s, const std::string& id, const char* reason,
@@ -220,6 +245,9 @@ void SignalingServer::leave(Session& s, const std::string& id, const char* reaso
   std::shared_ptr<Session> keep_alive;
   if (member != room.members.end() && member->second.get() == &s) {
     keep_alive = member->second;
+    if (media_) {
+      media_->leave(name, s.identity_);
+    }
     room.members.erase(member);
     --participants_;
   }
@@ -323,6 +351,11 @@ void SignalingServer::rooms_lost(const std::vector<std::string>& lost) {
                  it->second.members.size());
     auto members = std::move(it->second.members);
     rooms_.erase(it);
+    if (media_) {
+      for (auto& [identity, m] : members) {
+        media_->leave(name, identity);
+      }
+    }
     for (auto& [identity, m] : members) {
       m->room_.clear();
       --participants_;
@@ -338,6 +371,63 @@ void SignalingServer::shutdown() {
   }
   spdlog::info("leaving the placement registry ({} room(s) released)", hosted.size());
   store_.deregister(config_.node_id, std::move(hosted), std::chrono::seconds(1));
+}
+
+void SignalingServer::media(Session& s, const ClientMessage& m) {
+  if (!media_) {
+    return s.send_error("not_supported",
+                        "\"" + m.media_type + "\" needs the SFU, which this node does not run",
+                        false, m.id);
+  }
+  if (s.room_.empty()) {
+    return s.send_error("not_joined", "join a room first", false, m.id);
+  }
+  const std::string& t = m.media_type;
+  media::Reply reply;
+  if (t == "publish") {
+    if (m.sdp.empty()) {
+      return s.send_error("bad_message", "publish needs \"sdp\" (the client's offer)", false,
+                          m.id);
+    }
+    reply = media_->publish(s.room_, s.identity_, m.sdp);
+  } else if (t == "unpublish") {
+    reply = media_->unpublish(s.room_, s.identity_, m.track);
+  } else if (t == "answer") {
+    if (m.sdp.empty() || !m.seq) {
+      return s.send_error("bad_message", "answer needs \"seq\" and \"sdp\"", false, m.id);
+    }
+    reply = media_->answer(s.room_, s.identity_, *m.seq, m.sdp);
+  } else if (t == "mute") {
+    if (m.track.empty() || !m.muted) {
+      return s.send_error("bad_message", "mute needs \"track\" and \"muted\"", false, m.id);
+    }
+    reply = media_->mute(s.room_, s.identity_, m.track, *m.muted);
+  } else if (t == "subscribe") {
+    reply = media_->subscribe(s.room_, s.identity_, m.participant, m.track);
+  } else if (t == "unsubscribe") {
+    if (m.track.empty()) {
+      return s.send_error("bad_message", "unsubscribe needs \"track\"", false, m.id);
+    }
+    reply = media_->unsubscribe(s.room_, s.identity_, m.track);
+  } else if (t == "candidate") {
+    return;  // ICE-lite: the server learns the client's address from its checks
+  } else {
+    return s.send_error("not_supported", "\"" + t + "\" is the next issue's (layer selection)",
+                        false, m.id);
+  }
+  if (!reply.code.empty()) {
+    return s.send_error(reply.code, reply.message, reply.retryable, m.id);
+  }
+  if (!reply.body.empty()) {
+    with_id(reply.body, m.id);
+    s.send(json::serialize(reply.body));
+  }
+}
+
+void SignalingServer::on_session_event(unsigned worker, std::span<const std::uint8_t> payload) {
+  if (media_) {
+    media_->on_session_event(worker, payload);
+  }
 }
 
 std::string SignalingServer::metrics() const {
@@ -366,6 +456,9 @@ std::string SignalingServer::metrics() const {
   out += "# TYPE ringlane_signaling_errors_total counter\n";
   for (const auto& [code, n] : errors_) {
     out += "ringlane_signaling_errors_total{code=\"" + code + "\"} " + std::to_string(n) + "\n";
+  }
+  if (media_) {
+    out += media_->metrics();
   }
   out += "# TYPE ringlane_placement_store_up gauge\n";
   out += "ringlane_placement_store_up{store=\"" + std::string(store_.kind()) + "\"} " +

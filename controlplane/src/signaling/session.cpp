@@ -203,6 +203,7 @@ void Session::handle(std::string_view text) {
   }
   switch (m.type) {
     case ClientType::kJoin:
+      auto_subscribe_ = m.auto_subscribe.value_or(true);
       return server_.join(shared_from_this(), m.room.empty() ? granted_room_ : m.room, m.id);
     case ClientType::kLeave:
       return server_.leave(*this, m.id, "requested");
@@ -216,9 +217,7 @@ void Session::handle(std::string_view text) {
       return send(json::serialize(o));
     }
     case ClientType::kMedia:
-      return send_error("not_supported",
-                        "\"" + m.media_type + "\" needs the SFU, which this node does not run yet",
-                        false, m.id);
+      return server_.media(*this, m);
     case ClientType::kAuth:
       break;
   }

@@ -88,6 +88,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool pinged_ = false;
   bool joining_ = false;  // a join waits for the placement store
   bool listed_ = false;
+  bool auto_subscribe_ = true;  // join option: subscribe to every track of the room
 };
 
 }  // namespace ringlane::control::signaling

@@ -24,7 +24,8 @@ constexpr int kMaxRoundsPerSocket = 8;
 
 class MmsgBackend final : public Backend {
  public:
-  explicit MmsgBackend(const BackendOptions& o) : options_(o), pool_(o.buffers, o.numa_node) {}
+  explicit MmsgBackend(const BackendOptions& o)
+      : options_(o), pool_(o.buffers + o.tx_buffers, o.numa_node) {}
   ~MmsgBackend() override {
     if (epfd_ >= 0) {
       close(epfd_);
@@ -44,6 +45,9 @@ class MmsgBackend final : public Backend {
     for (std::uint32_t i = options_.buffers; i > 0; --i) {
       free_.push_back(i - 1);
     }
+    for (std::uint32_t i = options_.buffers + options_.tx_buffers; i > options_.buffers; --i) {
+      tx_free_.push_back(i - 1);
+    }
     fds_.assign(options_.max_sockets, -1);
     std::size_t b = options_.batch;
     rmsgs_.resize(b);
@@ -53,7 +57,7 @@ class MmsgBackend final : public Backend {
     smsgs_.resize(b);
     controls_.resize(b);
     counts_.resize(b);
-    pending_.reserve(options_.buffers);
+    pending_.reserve(options_.buffers + options_.tx_buffers);
     return true;
   }
 
@@ -117,7 +121,18 @@ class MmsgBackend final : public Backend {
     p.iov.iov_len = pkt.length;
   }
 
-  void release(BufferId id) override { free_.push_back(id.value); }
+  void release(BufferId id) override { give_back(id.value); }
+
+  std::optional<BufferId> acquire(PacketBuffer& out) override {
+    if (tx_free_.empty()) {
+      ++stats_.tx_exhausted;
+      return std::nullopt;
+    }
+    std::uint32_t bid = tx_free_.back();
+    tx_free_.pop_back();
+    out = PacketBuffer{pool_.slot(bid), BufferPool::kSlotSize, kPayloadOffset, 0};
+    return BufferId{bid};
+  }
 
   void flush() override {
     if (giov_.size() < pending_.size()) {
@@ -184,7 +199,7 @@ class MmsgBackend final : public Backend {
         }
       }
       for (std::size_t k = first; k < i; ++k) {
-        free_.push_back(pending_[k].buffer);
+        give_back(pending_[k].buffer);
       }
     }
     pending_.clear();
@@ -203,6 +218,8 @@ class MmsgBackend final : public Backend {
     sockaddr_in6 addr;
     iovec iov;
   };
+  void give_back(std::uint32_t bid) { (bid >= options_.buffers ? tx_free_ : free_).push_back(bid); }
+
   static bool same_run(const Pending& a, const Pending& b) {
     return a.socket == b.socket && a.iov.iov_len == b.iov.iov_len && a.addr_len == b.addr_len &&
            std::memcmp(&a.addr, &b.addr, a.addr_len) == 0;
@@ -292,6 +309,7 @@ class MmsgBackend final : public Backend {
   int epfd_ = -1;
   int wakeup_fd_ = -1;
   std::vector<std::uint32_t> free_;
+  std::vector<std::uint32_t> tx_free_;
   std::vector<int> fds_;
   std::vector<mmsghdr> rmsgs_;
   std::vector<iovec> riov_;

@@ -32,6 +32,9 @@ constexpr std::uint32_t kReserve = 64;
 // The payload lands after the reserve, io_uring_recvmsg_out and a sockaddr_in6.
 static_assert(kReserve + sizeof(io_uring_recvmsg_out) + sizeof(sockaddr_in6) >= kPacketHeadroom);
 constexpr std::uint16_t kBufferGroup = 1;
+// Where a transmit buffer's datagram starts: the same room in front as a received one has.
+constexpr std::uint32_t kTxOffset = 128;
+static_assert(kTxOffset >= kPacketHeadroom);
 constexpr unsigned kSqEntries = 2048;
 constexpr unsigned kCqEntries = 16384;
 
@@ -58,7 +61,8 @@ bool kernel_at_least(int major, int minor) {
 
 class UringBackend final : public Backend {
  public:
-  explicit UringBackend(const BackendOptions& o) : options_(o), pool_(o.buffers, o.numa_node) {}
+  explicit UringBackend(const BackendOptions& o)
+      : options_(o), pool_(o.buffers + o.tx_buffers, o.numa_node) {}
 
   ~UringBackend() override {
     if (ring_ready_) {
@@ -131,7 +135,7 @@ class UringBackend final : public Backend {
       return false;
     }
     mask_ = io_uring_buf_ring_mask(options_.buffers);
-    for (std::uint32_t i = 0; i < options_.buffers; ++i) {
+    for (std::uint32_t i = 0; i < options_.buffers + options_.tx_buffers; ++i) {
       return_buffer(i);
     }
     advance_returns();
@@ -139,7 +143,8 @@ class UringBackend final : public Backend {
     recv_msg_.msg_namelen = sizeof(sockaddr_in6);
     recv_msg_.msg_controllen = 0;
     sockets_.assign(options_.max_sockets, Socket{});
-    send_meta_.resize(options_.buffers);
+    send_meta_.resize(options_.buffers + options_.tx_buffers);
+    tx_free_.reserve(options_.tx_buffers);
     if (options_.gso) {
       groups_.resize(kGroups);
       // A zero-copy skb holds at most MAX_SKB_FRAGS (17) page fragments, and every segment
@@ -253,6 +258,17 @@ class UringBackend final : public Backend {
   }
 
   void release(BufferId id) override { return_buffer(id.value); }
+
+  std::optional<BufferId> acquire(PacketBuffer& out) override {
+    if (tx_free_.empty()) {
+      ++stats_.tx_exhausted;
+      return std::nullopt;
+    }
+    std::uint32_t bid = tx_free_.back();
+    tx_free_.pop_back();
+    out = PacketBuffer{pool_.slot(bid), BufferPool::kSlotSize, kTxOffset, 0};
+    return BufferId{bid};
+  }
 
   void flush() override {
     close_group();
@@ -397,7 +413,12 @@ class UringBackend final : public Backend {
     io_uring_sqe_set_data64(sqe, pack(kWake, 0, 0));
   }
 
+  // Receive buffers go back to the kernel's ring, transmit buffers to their free list.
   void return_buffer(std::uint32_t bid) {
+    if (bid >= options_.buffers) {
+      tx_free_.push_back(bid);
+      return;
+    }
     io_uring_buf_ring_add(buf_ring_, pool_.slot(bid) + kReserve, BufferPool::kSlotSize - kReserve,
                           static_cast<unsigned short>(bid), mask_,
                           static_cast<int>(pending_returns_));
@@ -490,6 +511,7 @@ class UringBackend final : public Backend {
   std::vector<Socket> sockets_;
   std::vector<SendMeta> send_meta_;
   std::vector<std::uint32_t> rearm_;
+  std::vector<std::uint32_t> tx_free_;
   std::vector<GsoGroup> groups_;
   std::vector<std::uint32_t> free_groups_;
   int open_group_ = -1;

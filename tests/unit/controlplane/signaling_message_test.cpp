@@ -30,9 +30,32 @@ TEST(SignalingMessage, ParsesEachType) {
             ClientType::kLeave);
   EXPECT_EQ(std::get<ClientMessage>(parse_client_message(R"({"type":"ping"})")).type,
             ClientType::kPing);
-  auto media = std::get<ClientMessage>(parse_client_message(R"({"type":"offer","sdp":"v=0"})"));
+  auto media = std::get<ClientMessage>(parse_client_message(R"({"type":"publish","sdp":"v=0"})"));
   EXPECT_EQ(media.type, ClientType::kMedia);
-  EXPECT_EQ(media.media_type, "offer");
+  EXPECT_EQ(media.media_type, "publish");
+  EXPECT_EQ(media.sdp, "v=0");
+  auto answer = std::get<ClientMessage>(
+      parse_client_message(R"({"type":"answer","seq":3,"sdp":"v=0"})"));
+  EXPECT_EQ(answer.seq, 3u);
+  auto mute = std::get<ClientMessage>(
+      parse_client_message(R"({"type":"mute","track":"TR_a","muted":true})"));
+  EXPECT_EQ(mute.track, "TR_a");
+  EXPECT_EQ(mute.muted, true);
+  auto quiet = std::get<ClientMessage>(
+      parse_client_message(R"({"type":"join","auto_subscribe":false})"));
+  EXPECT_EQ(quiet.auto_subscribe, false);
+  // The server sends offers; a client offer is no message of this protocol.
+  EXPECT_EQ(std::get<ParseError>(parse_client_message(R"({"type":"offer"})")).code,
+            "unknown_type");
+}
+
+TEST(SignalingMessage, RefusesBadMediaFields) {
+  EXPECT_EQ(error_of(R"({"type":"publish","sdp":7})").code, "bad_message");
+  EXPECT_EQ(error_of(R"({"type":"mute","track":"t","muted":"yes"})").code, "bad_message");
+  EXPECT_EQ(error_of(R"({"type":"answer","seq":-1,"sdp":""})").code, "bad_message");
+  EXPECT_EQ(error_of(R"({"type":"join","auto_subscribe":1})").code, "bad_message");
+  std::string big = R"({"type":"publish","sdp":")" + std::string(70000, 'a') + R"("})";
+  EXPECT_EQ(error_of(big).code, "bad_message");
 }
 
 TEST(SignalingMessage, RefusesWithCodes) {

@@ -13,12 +13,22 @@ enum class Command : std::uint16_t {
   kPolicyBegin = 1,
   kPolicyChunk = 2,
   kPolicyCommit = 3,
+  // SFU sessions (payloads in shm/media.hpp).
+  kSessionCreate = 10,
+  kSessionRemote = 11,
+  kSessionClose = 12,
+  kTrackAdd = 13,
+  kTrackRemove = 14,
+  kSubscribe = 15,
+  kUnsubscribe = 16,
+  kKeyframeRequest = 17,
 };
 
 enum class Event : std::uint16_t {
   kPolicyApplied = 100,   // {u64 generation}
   kPolicyRejected = 101,  // {u64 generation, reason text}
   kCommandRefused = 102,  // {u16 type, u16 version}: unknown type or version, or corrupt slot
+  kSessionEvent = 110,    // shm/media.hpp SessionEvent
 };
 
 }  // namespace ringlane::shm

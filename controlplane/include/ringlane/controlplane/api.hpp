@@ -1,6 +1,7 @@
 #pragma once
 // The control plane's HTTP API: health, readiness, Prometheus metrics from the data plane's
-// stats page, and TURN REST credentials (the shape coturn/eturnal deployments hand out).
+// stats page, TURN REST credentials (the shape coturn/eturnal deployments hand out), join
+// tokens, and the demo page with its browser client (web/files.hpp).
 #include <sys/types.h>
 
 #include <chrono>
@@ -31,6 +32,9 @@ struct ApiConfig {
   std::string join_token_secret;
   std::uint32_t join_token_ttl_s = 3600;
   std::string ws_url;
+  // GET /api/dev-token: join tokens (with TURN credentials) for anyone who asks, no API key.
+  // For the demo page on a development node only; off, the endpoint does not exist (404).
+  bool dev_tokens = false;
   std::function<std::string()> extra_metrics;  // appended to /metrics (signaling, placement)
 };
 
@@ -45,8 +49,11 @@ class Api {
   Response metrics(const Request& req);
   Response turn_credentials(const Request& req, const boost::asio::ip::address& peer);
   Response join_token(const Request& req, const boost::asio::ip::address& peer);
+  Response dev_token(const Request& req, const boost::asio::ip::address& peer);
+  Response issue_join_token(const Request& req, bool with_ice_servers);
   bool authorized(const Request& req) const;
-  std::optional<Response> gate(const Request& req, const boost::asio::ip::address& peer);
+  std::optional<Response> gate(const Request& req, const boost::asio::ip::address& peer,
+                               bool key_required = true);
   bool rate_limited(const boost::asio::ip::address& peer);
 
   ApiConfig config_;

@@ -9,6 +9,9 @@
 #include <string>
 #include <vector>
 
+#include <functional>
+
+#include "ringlane/controlplane/media/link.hpp"
 #include "ringlane/dataplane/turn/policy.hpp"
 #include "ringlane/shm/region.hpp"
 
@@ -21,10 +24,19 @@ struct SupervisorConfig {
   turn::Policy policy;  // replayed after every start
 };
 
-class Supervisor {
+class Supervisor final : public media::Link {
  public:
   static std::unique_ptr<Supervisor> create(SupervisorConfig config, std::string& error);
-  ~Supervisor();
+  ~Supervisor() override;
+
+  // media::Link: session commands to a worker; the fingerprint and media port from the data
+  // plane's stats page.
+  bool push(unsigned worker, shm::Command type, std::span<const std::uint8_t> payload) override;
+  std::optional<media::DataPlaneInfo> info() override;
+  // Session events from the workers (state changes), delivered from poll().
+  void on_session_event(std::function<void(unsigned worker, std::span<const std::uint8_t>)> f) {
+    session_event_ = std::move(f);
+  }
 
   // Adopts the data plane a previous control plane of this node left running (found through
   // its stats page; the region and doorbells are copied out of it with pidfd_getfd), or else
@@ -61,6 +73,8 @@ class Supervisor {
   unsigned restarts_ = 0;
   std::uint64_t generation_ = 0;
   bool stopping_ = false;
+  std::string stats_name_;
+  std::function<void(unsigned, std::span<const std::uint8_t>)> session_event_;
 };
 
 }  // namespace ringlane::control

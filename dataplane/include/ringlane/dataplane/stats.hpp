@@ -8,12 +8,13 @@
 #include <vector>
 
 #include "ringlane/dataplane/io/backend.hpp"
+#include "ringlane/dataplane/sfu/counters.hpp"
 #include "ringlane/dataplane/turn/counters.hpp"
 
 namespace ringlane {
 
 inline constexpr std::uint64_t kStatsMagic = 0x52474C4E53544154ull;  // "RGLNSTAT"
-inline constexpr std::uint32_t kStatsVersion = 2;
+inline constexpr std::uint32_t kStatsVersion = 3;
 
 struct WorkerStats {
   std::uint64_t heartbeat_ms = 0;  // monotonic time of the last publish
@@ -22,6 +23,7 @@ struct WorkerStats {
   std::uint64_t numa_node = 0;
   turn::Counters turn;
   io::BackendStats io;
+  sfu::Counters sfu;
 };
 
 struct StatsHeader {
@@ -30,6 +32,12 @@ struct StatsHeader {
   std::uint32_t workers;
   std::uint64_t pid;
   char backend[16];
+  // The SFU: worker i's media port is media_port + i (0: no SFU); the SHA-256 fingerprint of the
+  // data plane's DTLS certificate ("AB:CD:...", NUL-terminated), which the control plane puts
+  // in its SDP. The certificate and its key never leave the data plane.
+  std::uint32_t media_port;
+  std::uint32_t reserved;
+  char fingerprint[96];
 };
 
 // Calls f(name, value) for every field, in a fixed order (for JSON and Prometheus output).
@@ -74,13 +82,56 @@ void for_each_stat(const WorkerStats& s, F&& f) {
   f("io_gso_sends", s.io.gso_sends);
   f("io_gso_fallbacks", s.io.gso_fallbacks);
   f("io_zerocopy_copied", s.io.zerocopy_copied);
+  f("io_tx_exhausted", s.io.tx_exhausted);
+  const sfu::Counters& m = s.sfu;
+  f("sfu_sessions", m.sessions);
+  f("sfu_sessions_connected", m.sessions_connected);
+  f("sfu_tracks", m.tracks);
+  f("sfu_subscriptions", m.subscriptions);
+  f("sfu_packets_in", m.packets_in);
+  f("sfu_bytes_in", m.bytes_in);
+  f("sfu_rtp_in", m.rtp_in);
+  f("sfu_rtcp_in", m.rtcp_in);
+  f("sfu_rtp_forwarded", m.rtp_forwarded);
+  f("sfu_bytes_forwarded", m.bytes_forwarded);
+  f("sfu_ice_checks", m.ice_checks);
+  f("sfu_ice_role_conflicts", m.ice_role_conflicts);
+  f("sfu_ice_connected", m.ice_connected);
+  f("sfu_ice_moves", m.ice_moves);
+  f("sfu_dtls_connected", m.dtls_connected);
+  f("sfu_dtls_failed", m.dtls_failed);
+  f("sfu_consent_expired", m.consent_expired);
+  f("sfu_connect_timeouts", m.connect_timeouts);
+  f("sfu_pli_received", m.pli_received);
+  f("sfu_pli_sent", m.pli_sent);
+  f("sfu_pli_throttled", m.pli_throttled);
+  f("sfu_nack_received", m.nack_received);
+  f("sfu_nack_forwarded", m.nack_forwarded);
+  f("sfu_retransmitted", m.retransmitted);
+  f("sfu_retransmit_missed", m.retransmit_missed);
+  f("sfu_upstream_nacks", m.upstream_nacks);
+  f("sfu_rtx_received", m.rtx_received);
+  f("sfu_sr_forwarded", m.sr_forwarded);
+  f("sfu_rr_sent", m.rr_sent);
+  f("sfu_commands", m.commands);
+  f("sfu_commands_refused", m.commands_refused);
+  for (std::size_t i = 0; i < m.connect_ms.size(); ++i) {
+    f(std::string("sfu_connect_ms_le_") +
+          (i < sfu::kConnectBuckets.size() ? std::to_string(sfu::kConnectBuckets[i]) : "inf"),
+      m.connect_ms[i]);
+  }
+  f("sfu_connect_ms_sum", m.connect_ms_sum);
+  for (std::size_t i = 0; i < m.drops.size(); ++i) {
+    f(std::string("sfu_drop_") + sfu::drop_reason_name(static_cast<sfu::Drop>(i)), m.drops[i]);
+  }
 }
 
 // The writer's side: creates the region and hands each worker its block.
 class StatsPage {
  public:
   // Creates /dev/shm/ringlane-NAME.stats (replacing a stale one); empty name = anonymous.
-  StatsPage(const std::string& name, std::uint32_t workers, const char* backend);
+  StatsPage(const std::string& name, std::uint32_t workers, const char* backend,
+            std::uint32_t media_port = 0, const std::string& fingerprint = {});
   ~StatsPage();
   StatsPage(const StatsPage&) = delete;
   StatsPage& operator=(const StatsPage&) = delete;
@@ -99,6 +150,8 @@ class StatsPage {
 struct StatsSnapshot {
   std::uint64_t pid = 0;
   std::string backend;
+  std::uint32_t media_port = 0;
+  std::string fingerprint;
   std::vector<WorkerStats> workers;
 };
 bool read_stats(const std::string& name, StatsSnapshot& out, std::string& error);

@@ -11,7 +11,9 @@
 
 #include "ringlane/common/endpoint.hpp"
 #include "ringlane/dataplane/io/backend.hpp"
+#include "ringlane/crypto/dtls.hpp"
 #include "ringlane/dataplane/reservations.hpp"
+#include "ringlane/dataplane/sfu/engine.hpp"
 #include "ringlane/dataplane/stats.hpp"
 #include "ringlane/dataplane/turn/policy_codec.hpp"
 #include "ringlane/dataplane/turn/relay_ports.hpp"
@@ -26,6 +28,8 @@ struct WorkerConfig {
   int cpu = -1;                       // pin to this CPU; -1 = no pinning
   std::string io = "uring";           // uring | mmsg
   std::vector<Endpoint> listen;       // TURN listeners (SO_REUSEPORT)
+  std::vector<Endpoint> media;        // this worker's own SFU media ports (IPv4, IPv6)
+  std::shared_ptr<const crypto::DtlsCertificate> certificate;  // one per process
   std::optional<IpAddress> relay_v4;  // bind address of IPv4 relay sockets
   std::optional<IpAddress> relay_v6;
   std::optional<IpAddress> external_v4;  // advertised instead of the bind address (NAT)
@@ -43,7 +47,7 @@ struct WorkerConfig {
   int doorbell_fd = -1;
 };
 
-class Worker final : public turn::RelayPorts, public io::Handler {
+class Worker final : public turn::RelayPorts, public io::Handler, public sfu::Output {
  public:
   Worker(WorkerConfig config, turn::ServerConfig server_config, StatsPage& stats);
   ~Worker() override;
@@ -65,11 +69,17 @@ class Worker final : public turn::RelayPorts, public io::Handler {
   void on_datagram(SocketId socket, const Endpoint& from, PacketBuffer& pkt,
                    io::BufferId id) override;
   void on_wakeup() override;
+  // sfu::Output
+  std::optional<io::BufferId> acquire(PacketBuffer& out) override;
+  void send(SocketId from, const Endpoint& to, const PacketBuffer& pkt, io::BufferId id) override;
+  void release(io::BufferId id) override;
+  void event(shm::Event type, std::span<const std::uint8_t> payload) override;
 
  private:
+  enum class Role : std::uint8_t { kNone, kListener, kRelay, kMedia };
   struct SocketEntry {
     int fd = -1;
-    bool listener = false;
+    Role role = Role::kNone;
   };
   bool init(std::string& error);
   void run();
@@ -77,7 +87,7 @@ class Worker final : public turn::RelayPorts, public io::Handler {
   void log_drops();
   void run_commands();
   void emit(shm::Event type, Bytes payload);
-  std::optional<SocketId> adopt(int fd, bool listener);
+  std::optional<SocketId> adopt(int fd, Role role);
   int bind_relay_fd(Family family, std::uint16_t port, bool dont_fragment);
   Endpoint advertised(Family family, std::uint16_t port) const;
 
@@ -86,6 +96,9 @@ class Worker final : public turn::RelayPorts, public io::Handler {
   StatsPage& stats_page_;
   std::unique_ptr<io::Backend> backend_;
   std::unique_ptr<turn::Server> server_;
+  std::unique_ptr<sfu::Engine> sfu_;
+  std::uint64_t next_sfu_timer_ms_ = 0;
+  sfu::Counters sfu_logged_;  // SFU counters as of the last drop log line
   std::string backend_name_;
   std::string backend_detail_;
   std::vector<SocketEntry> sockets_;

@@ -10,7 +10,8 @@
 
 namespace ringlane::control::signaling {
 
-inline constexpr int kProtocolVersion = 1;
+inline constexpr int kProtocolVersion = 2;
+inline constexpr std::size_t kMaxSdpBytes = 64 * 1024;
 inline constexpr std::size_t kMaxNameBytes = 128;
 
 enum class ClientType {
@@ -18,8 +19,8 @@ enum class ClientType {
   kJoin,   // {"type":"join","room":R}
   kLeave,  // {"type":"leave"}
   kPing,   // {"type":"ping"}
-  // Reserved for the SFU (publish, subscribe, offer, answer, candidate, mute, layer): parsed
-  // so clients get "not_supported" rather than "unknown_type" from a node without media yet.
+  // The SFU's messages (publish, unpublish, subscribe, unsubscribe, answer, candidate, mute,
+  // layer; PROTOCOL.md version 2). A node without a data plane answers "not_supported".
   kMedia,
 };
 
@@ -29,6 +30,13 @@ struct ClientMessage {
   std::string token;
   std::string room;
   std::string media_type;  // kMedia: which one
+  // kMedia fields (each optional; the handler checks what its type needs).
+  std::string sdp;
+  std::string track;
+  std::string participant;
+  std::optional<bool> muted;
+  std::optional<std::uint64_t> seq;
+  std::optional<bool> auto_subscribe;  // join
 };
 
 struct ParseError {

@@ -10,11 +10,15 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "ringlane/common/endpoint.hpp"
 #include "ringlane/controlplane/http_server.hpp"
+#include "ringlane/controlplane/media/orchestrator.hpp"
+#include "ringlane/controlplane/signaling/message.hpp"
 #include "ringlane/controlplane/placement/service.hpp"
 #include "ringlane/controlplane/placement/store.hpp"
 
@@ -32,7 +36,7 @@ struct SignalingConfig {
   std::string ws_url;  // advertised to clients of rooms placed here
   unsigned workers = 1;
   unsigned max_rooms = 10000;
-  std::size_t max_frame_bytes = 16 * 1024;
+  std::size_t max_frame_bytes = 64 * 1024;  // an SDP offer with many tracks fits
   unsigned max_connections = 200000;
   unsigned max_connections_per_ip = 200;
   double joins_per_s_per_ip = 20;       // burst: twice that
@@ -43,6 +47,10 @@ struct SignalingConfig {
   std::chrono::milliseconds idle_timeout{30000};  // ping at half, close at full
   std::chrono::milliseconds heartbeat{2000};      // node registry refresh + room lock renewal
   std::function<NodeLoad()> load;                 // the data plane's load, for the registry
+  // The SFU: the data plane's command rings (none: media messages answer "not_supported") and
+  // the addresses its media ports are reached at (ICE host candidates).
+  media::Link* media = nullptr;
+  std::vector<IpAddress> candidate_ips;
 };
 
 class Session;
@@ -62,6 +70,8 @@ class SignalingServer {
   // Prometheus text: connections, rooms, participants, joins, errors by code, store state.
   std::string metrics() const;
   const SignalingConfig& config() const { return config_; }
+  // A session event (ICE/DTLS state) from a worker's event ring.
+  void on_session_event(unsigned worker, std::span<const std::uint8_t> payload);
 
  private:
   friend class Session;
@@ -85,11 +95,13 @@ class SignalingServer {
   void rooms_lost(const std::vector<std::string>& lost);
   void leave(Session& s, const std::string& id, const char* reason, bool release_if_empty = true);
   void broadcast(const Room& room, const std::string& text, const Session* except);
+  void media(Session& s, const ClientMessage& m);
   bool take(std::unordered_map<std::string, Bucket>& buckets, const std::string& key, double rate);
   void count_error(const std::string& code) { ++errors_[code]; }
 
   SignalingConfig config_;
   placement::Service store_;
+  std::unique_ptr<media::Orchestrator> media_;
   bool heartbeat_in_flight_ = false;
   boost::asio::steady_timer timer_;
   std::chrono::steady_clock::time_point next_heartbeat_{};

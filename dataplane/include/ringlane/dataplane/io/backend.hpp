@@ -4,6 +4,7 @@
 // tell which one runs.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "ringlane/common/endpoint.hpp"
@@ -37,10 +38,14 @@ struct BackendStats {
   std::uint64_t gso_sends = 0;        // sendmsg calls that carried more than one datagram
   std::uint64_t gso_fallbacks = 0;    // GSO sends refused (EIO) and resent one by one
   std::uint64_t zerocopy_copied = 0;  // zero-copy sends the kernel copied after all
+  std::uint64_t tx_exhausted = 0;     // acquire() found no free transmit buffer
 };
 
 struct BackendOptions {
-  std::uint32_t buffers = 4096;  // buffers in the pool (a power of two)
+  std::uint32_t buffers = 4096;  // receive buffers in the pool (a power of two)
+  // Transmit buffers beside them, for packets the data plane makes itself (one per SFU
+  // subscriber of a received packet, DTLS flights, RTCP): taken with acquire().
+  std::uint32_t tx_buffers = 4096;
   std::uint32_t max_sockets = 32768;
   int numa_node = -1;        // allocate the pool on this node; -1 = local
   std::uint32_t batch = 32;  // mmsg: datagrams per recvmmsg/sendmmsg
@@ -67,6 +72,10 @@ class Backend {
   // Queues the buffer's current view to be sent; the buffer returns to the pool afterwards.
   virtual void send(SocketId from, const Endpoint& to, const PacketBuffer& pkt, BufferId id) = 0;
   virtual void release(BufferId id) = 0;
+  // A free transmit buffer, its view empty with at least kPacketHeadroom in front and room for
+  // a full datagram behind; nullopt (counted in tx_exhausted) when all are in flight. It goes
+  // back through send() or release(), like a received one.
+  virtual std::optional<BufferId> acquire(PacketBuffer& out) = 0;
   // Pushes queued sends to the kernel now.
   virtual void flush() = 0;
   virtual const BackendStats& stats() const = 0;

@@ -1,0 +1,126 @@
+#pragma once
+// SFU session commands (control -> worker) and events (worker -> control) as they cross the
+// rings: fixed layouts in big-endian order, encoded and decoded here by both planes. A decoder
+// checks every length and returns nullopt for a payload that does not fit its type.
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ringlane::shm {
+
+// A session is one ICE-lite + DTLS-SRTP transport (one browser peer connection), named by an
+// id the control plane chooses, unique on its worker.
+struct SessionId {
+  std::uint32_t value = 0;
+  bool operator==(const SessionId&) const = default;
+};
+
+enum class MediaKind : std::uint8_t { kAudio = 0, kVideo = 1 };
+
+inline constexpr std::size_t kMaxIceUfrag = 64;
+inline constexpr std::size_t kMaxIcePwd = 64;
+inline constexpr std::size_t kFingerprintBytes = 32;  // SHA-256
+// RFC 8285: one-byte header extension ids are 1-14; a map covers 0-15.
+inline constexpr std::size_t kExtensionMap = 16;
+
+struct SessionCreate {
+  SessionId session;
+  bool dtls_client = false;  // false: the worker is the DTLS server (the client said active)
+  std::string ice_ufrag;     // the server's (local) ICE credentials
+  std::string ice_pwd;
+  // The peer's certificate fingerprint from its SDP; all zero when not known yet (a subscriber
+  // session is created before the browser answers), then set with kSessionRemote.
+  std::array<std::uint8_t, kFingerprintBytes> remote_fingerprint{};
+};
+
+struct SessionRemote {
+  SessionId session;
+  bool dtls_client = false;
+  std::array<std::uint8_t, kFingerprintBytes> remote_fingerprint{};
+};
+
+struct TrackAdd {
+  SessionId session;  // the publisher's
+  std::uint32_t ssrc = 0;
+  std::uint32_t rtx_ssrc = 0;  // 0: none
+  MediaKind kind = MediaKind::kAudio;
+  std::uint8_t payload_type = 0;
+  std::uint8_t rtx_payload_type = 0;
+  std::uint32_t clock_rate = 90000;
+};
+
+struct TrackRemove {
+  SessionId session;
+  std::uint32_t ssrc = 0;
+};
+
+// Forward publisher track (publisher, ssrc) to subscriber session `subscriber`, rewritten to
+// that subscriber's numbering.
+struct Subscribe {
+  SessionId subscriber;
+  SessionId publisher;
+  std::uint32_t publisher_ssrc = 0;
+  std::uint32_t ssrc = 0;      // as the subscriber sees it
+  std::uint32_t rtx_ssrc = 0;  // 0: the subscriber gets no RTX stream
+  std::uint8_t payload_type = 0;
+  std::uint8_t rtx_payload_type = 0;
+  // Publisher extension id -> subscriber extension id; 0 removes the element.
+  std::array<std::uint8_t, kExtensionMap> extensions{};
+};
+
+struct Unsubscribe {
+  SessionId subscriber;
+  std::uint32_t ssrc = 0;  // the subscriber-side ssrc
+};
+
+struct SessionClose {
+  SessionId session;
+};
+
+struct KeyframeRequest {
+  SessionId publisher;
+  std::uint32_t ssrc = 0;
+};
+
+enum class SessionState : std::uint8_t {
+  kIceConnected = 1,   // first valid check (or a new nominated address): the 5-tuple is set
+  kDtlsConnected = 2,  // keys derived: media flows
+  kFailed = 3,         // DTLS failed (reason: fingerprint, handshake)
+  kClosed = 4,         // consent expired (RFC 7675) or closed by command
+};
+
+struct SessionEvent {
+  SessionId session;
+  SessionState state = SessionState::kClosed;
+  std::uint32_t elapsed_ms = 0;  // since the session was created
+};
+
+std::vector<std::uint8_t> encode(const SessionCreate& m);
+std::vector<std::uint8_t> encode(const SessionRemote& m);
+std::vector<std::uint8_t> encode(const TrackAdd& m);
+std::vector<std::uint8_t> encode(const TrackRemove& m);
+std::vector<std::uint8_t> encode(const Subscribe& m);
+std::vector<std::uint8_t> encode(const Unsubscribe& m);
+std::vector<std::uint8_t> encode(const SessionClose& m);
+std::vector<std::uint8_t> encode(const KeyframeRequest& m);
+std::vector<std::uint8_t> encode(const SessionEvent& m);
+
+using Payload = std::span<const std::uint8_t>;
+std::optional<SessionCreate> decode_session_create(Payload p);
+std::optional<SessionRemote> decode_session_remote(Payload p);
+std::optional<TrackAdd> decode_track_add(Payload p);
+std::optional<TrackRemove> decode_track_remove(Payload p);
+std::optional<Subscribe> decode_subscribe(Payload p);
+std::optional<Unsubscribe> decode_unsubscribe(Payload p);
+std::optional<SessionClose> decode_session_close(Payload p);
+std::optional<KeyframeRequest> decode_keyframe_request(Payload p);
+std::optional<SessionEvent> decode_session_event(Payload p);
+
+// "AB:CD:..." (32 pairs) -> bytes; nullopt when malformed.
+std::optional<std::array<std::uint8_t, kFingerprintBytes>> fingerprint_bytes(std::string_view text);
+
+}  // namespace ringlane::shm

@@ -1,0 +1,269 @@
+#include "ringlane/shm/media.hpp"
+
+#include <cstring>
+
+#include "ringlane/common/bytes.hpp"
+
+namespace ringlane::shm {
+namespace {
+
+class Writer {
+ public:
+  Writer& u8(std::uint8_t v) {
+    out_.push_back(v);
+    return *this;
+  }
+  Writer& u32(std::uint32_t v) {
+    std::uint8_t b[4];
+    store_be32(b, v);
+    out_.insert(out_.end(), b, b + 4);
+    return *this;
+  }
+  Writer& bytes(std::span<const std::uint8_t> b) {
+    out_.insert(out_.end(), b.begin(), b.end());
+    return *this;
+  }
+  // A length byte, then the text.
+  Writer& text(const std::string& s) {
+    u8(static_cast<std::uint8_t>(s.size()));
+    out_.insert(out_.end(), s.begin(), s.end());
+    return *this;
+  }
+  std::vector<std::uint8_t> take() { return std::move(out_); }
+
+ private:
+  std::vector<std::uint8_t> out_;
+};
+
+// Reads fields in order; once a read runs past the end every later read fails too.
+class Reader {
+ public:
+  explicit Reader(Payload p) : p_(p) {}
+  bool u8(std::uint8_t& v) {
+    if (!need(1)) {
+      return false;
+    }
+    v = p_[at_++];
+    return true;
+  }
+  bool u32(std::uint32_t& v) {
+    if (!need(4)) {
+      return false;
+    }
+    v = load_be32(p_.data() + at_);
+    at_ += 4;
+    return true;
+  }
+  bool flag(bool& v) {
+    std::uint8_t b = 0;
+    if (!u8(b) || b > 1) {
+      return ok_ = false;
+    }
+    v = b == 1;
+    return true;
+  }
+  template <std::size_t N>
+  bool bytes(std::array<std::uint8_t, N>& out) {
+    if (!need(N)) {
+      return false;
+    }
+    std::memcpy(out.data(), p_.data() + at_, N);
+    at_ += N;
+    return true;
+  }
+  bool text(std::string& s, std::size_t max) {
+    std::uint8_t n = 0;
+    if (!u8(n) || n > max || !need(n)) {
+      return ok_ = false;
+    }
+    s.assign(reinterpret_cast<const char*>(p_.data() + at_), n);
+    at_ += n;
+    return true;
+  }
+  bool session(SessionId& id) { return u32(id.value); }
+  // Every field read and nothing left over.
+  bool done() const { return ok_ && at_ == p_.size(); }
+
+ private:
+  bool need(std::size_t n) {
+    if (!ok_ || p_.size() - at_ < n) {
+      ok_ = false;
+    }
+    return ok_;
+  }
+  Payload p_;
+  std::size_t at_ = 0;
+  bool ok_ = true;
+};
+
+template <typename T>
+std::optional<T> finish(const Reader& r, T value) {
+  return r.done() ? std::optional<T>(std::move(value)) : std::nullopt;
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> encode(const SessionCreate& m) {
+  return Writer()
+      .u32(m.session.value)
+      .u8(m.dtls_client ? 1 : 0)
+      .text(m.ice_ufrag.substr(0, kMaxIceUfrag))
+      .text(m.ice_pwd.substr(0, kMaxIcePwd))
+      .bytes(m.remote_fingerprint)
+      .take();
+}
+std::optional<SessionCreate> decode_session_create(Payload p) {
+  Reader r(p);
+  SessionCreate m;
+  r.session(m.session) && r.flag(m.dtls_client) && r.text(m.ice_ufrag, kMaxIceUfrag) &&
+      r.text(m.ice_pwd, kMaxIcePwd) && r.bytes(m.remote_fingerprint);
+  if (m.ice_ufrag.empty() || m.ice_pwd.empty()) {
+    return std::nullopt;
+  }
+  return finish(r, std::move(m));
+}
+
+std::vector<std::uint8_t> encode(const SessionRemote& m) {
+  return Writer()
+      .u32(m.session.value)
+      .u8(m.dtls_client ? 1 : 0)
+      .bytes(m.remote_fingerprint)
+      .take();
+}
+std::optional<SessionRemote> decode_session_remote(Payload p) {
+  Reader r(p);
+  SessionRemote m;
+  r.session(m.session) && r.flag(m.dtls_client) && r.bytes(m.remote_fingerprint);
+  return finish(r, m);
+}
+
+std::vector<std::uint8_t> encode(const TrackAdd& m) {
+  return Writer()
+      .u32(m.session.value)
+      .u32(m.ssrc)
+      .u32(m.rtx_ssrc)
+      .u8(static_cast<std::uint8_t>(m.kind))
+      .u8(m.payload_type)
+      .u8(m.rtx_payload_type)
+      .u32(m.clock_rate)
+      .take();
+}
+std::optional<TrackAdd> decode_track_add(Payload p) {
+  Reader r(p);
+  TrackAdd m;
+  std::uint8_t kind = 0;
+  r.session(m.session) && r.u32(m.ssrc) && r.u32(m.rtx_ssrc) && r.u8(kind) &&
+      r.u8(m.payload_type) && r.u8(m.rtx_payload_type) && r.u32(m.clock_rate);
+  if (kind > 1 || m.payload_type > 127 || m.rtx_payload_type > 127 || m.ssrc == 0) {
+    return std::nullopt;
+  }
+  m.kind = static_cast<MediaKind>(kind);
+  return finish(r, m);
+}
+
+std::vector<std::uint8_t> encode(const TrackRemove& m) {
+  return Writer().u32(m.session.value).u32(m.ssrc).take();
+}
+std::optional<TrackRemove> decode_track_remove(Payload p) {
+  Reader r(p);
+  TrackRemove m;
+  r.session(m.session) && r.u32(m.ssrc);
+  return finish(r, m);
+}
+
+std::vector<std::uint8_t> encode(const Subscribe& m) {
+  return Writer()
+      .u32(m.subscriber.value)
+      .u32(m.publisher.value)
+      .u32(m.publisher_ssrc)
+      .u32(m.ssrc)
+      .u32(m.rtx_ssrc)
+      .u8(m.payload_type)
+      .u8(m.rtx_payload_type)
+      .bytes(m.extensions)
+      .take();
+}
+std::optional<Subscribe> decode_subscribe(Payload p) {
+  Reader r(p);
+  Subscribe m;
+  r.session(m.subscriber) && r.session(m.publisher) && r.u32(m.publisher_ssrc) && r.u32(m.ssrc) &&
+      r.u32(m.rtx_ssrc) && r.u8(m.payload_type) && r.u8(m.rtx_payload_type) &&
+      r.bytes(m.extensions);
+  if (m.payload_type > 127 || m.rtx_payload_type > 127 || m.ssrc == 0) {
+    return std::nullopt;
+  }
+  for (auto id : m.extensions) {
+    if (id > 14) {
+      return std::nullopt;
+    }
+  }
+  return finish(r, m);
+}
+
+std::vector<std::uint8_t> encode(const Unsubscribe& m) {
+  return Writer().u32(m.subscriber.value).u32(m.ssrc).take();
+}
+std::optional<Unsubscribe> decode_unsubscribe(Payload p) {
+  Reader r(p);
+  Unsubscribe m;
+  r.session(m.subscriber) && r.u32(m.ssrc);
+  return finish(r, m);
+}
+
+std::vector<std::uint8_t> encode(const SessionClose& m) {
+  return Writer().u32(m.session.value).take();
+}
+std::optional<SessionClose> decode_session_close(Payload p) {
+  Reader r(p);
+  SessionClose m;
+  r.session(m.session);
+  return finish(r, m);
+}
+
+std::vector<std::uint8_t> encode(const KeyframeRequest& m) {
+  return Writer().u32(m.publisher.value).u32(m.ssrc).take();
+}
+std::optional<KeyframeRequest> decode_keyframe_request(Payload p) {
+  Reader r(p);
+  KeyframeRequest m;
+  r.session(m.publisher) && r.u32(m.ssrc);
+  return finish(r, m);
+}
+
+std::vector<std::uint8_t> encode(const SessionEvent& m) {
+  return Writer()
+      .u32(m.session.value)
+      .u8(static_cast<std::uint8_t>(m.state))
+      .u32(m.elapsed_ms)
+      .take();
+}
+std::optional<SessionEvent> decode_session_event(Payload p) {
+  Reader r(p);
+  SessionEvent m;
+  std::uint8_t state = 0;
+  r.session(m.session) && r.u8(state) && r.u32(m.elapsed_ms);
+  if (state < 1 || state > 4) {
+    return std::nullopt;
+  }
+  m.state = static_cast<SessionState>(state);
+  return finish(r, m);
+}
+
+std::optional<std::array<std::uint8_t, kFingerprintBytes>> fingerprint_bytes(std::string_view text) {
+  // 32 pairs of hex digits separated by 31 colons.
+  if (text.size() != kFingerprintBytes * 3 - 1) {
+    return std::nullopt;
+  }
+  std::array<std::uint8_t, kFingerprintBytes> out{};
+  for (std::size_t i = 0; i < kFingerprintBytes; ++i) {
+    int hi = hex_digit(text[i * 3]);
+    int lo = hex_digit(text[i * 3 + 1]);
+    if (hi < 0 || lo < 0 || (i + 1 < kFingerprintBytes && text[i * 3 + 2] != ':')) {
+      return std::nullopt;
+    }
+    out[i] = static_cast<std::uint8_t>(hi * 16 + lo);
+  }
+  return out;
+}
+
+}  // namespace ringlane::shm

@@ -1,0 +1,143 @@
+#pragma once
+// Publish/subscribe orchestration for the SFU: turns the signaling protocol's media messages
+// (PROTOCOL.md version 2) into SDP answers and offers, and into session commands for the
+// worker that hosts the room. Each participant has up to two data plane sessions: the
+// publisher peer connection (client offers, server answers) and the subscriber peer connection
+// (server offers every track of the room, renegotiated as tracks come and go, client answers).
+// Runs on the control plane's io_context thread; no locks.
+#include <boost/json.hpp>
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "ringlane/common/endpoint.hpp"
+#include "ringlane/controlplane/media/link.hpp"
+#include "ringlane/controlplane/sdp/negotiate.hpp"
+#include "ringlane/shm/media.hpp"
+
+namespace ringlane::control::media {
+
+// The outcome of a request: an error (code set) or a reply body to send (empty: none).
+struct Reply {
+  std::string code;
+  std::string message;
+  bool retryable = false;
+  boost::json::object body;
+  static Reply error(std::string code, std::string message, bool retryable = false) {
+    Reply r;
+    r.code = std::move(code);
+    r.message = std::move(message);
+    r.retryable = retryable;
+    return r;
+  }
+};
+
+// Sends a text frame to one participant of a room.
+using Sender =
+    std::function<void(const std::string& room, const std::string& identity, std::string text)>;
+
+struct OrchestratorConfig {
+  // ICE host candidates: the addresses the media ports are reached at (--external-ip), else
+  // the host's own non-loopback addresses (loopback ones when it has no other).
+  std::vector<IpAddress> candidate_ips;
+};
+
+class Orchestrator {
+ public:
+  Orchestrator(Link& link, OrchestratorConfig config, Sender send);
+
+  // A participant joined a room placed on `worker`: returns the room's tracks (for `joined`).
+  // Call start() once `joined` is sent: the participant's first subscriber offer follows it.
+  boost::json::array join(const std::string& room, unsigned worker, const std::string& identity,
+                          bool auto_subscribe);
+  void start(const std::string& room, const std::string& identity);
+  void leave(const std::string& room, const std::string& identity);
+
+  Reply publish(const std::string& room, const std::string& identity, const std::string& sdp);
+  Reply unpublish(const std::string& room, const std::string& identity, const std::string& track);
+  Reply answer(const std::string& room, const std::string& identity, std::uint64_t seq,
+               const std::string& sdp);
+  Reply mute(const std::string& room, const std::string& identity, const std::string& track,
+             bool muted);
+  Reply subscribe(const std::string& room, const std::string& identity,
+                  const std::string& participant, const std::string& track);
+  Reply unsubscribe(const std::string& room, const std::string& identity,
+                    const std::string& track);
+
+  // A kSessionEvent from a worker.
+  void on_session_event(unsigned worker, std::span<const std::uint8_t> payload);
+  std::string metrics() const;
+
+ private:
+  struct Peer {  // one data plane session
+    std::uint32_t session = 0;
+    std::string ufrag;
+    std::string pwd;
+    bool created = false;
+    bool remote_set = false;  // subscriber: the client's fingerprint and role were sent
+    std::string remote_ufrag;
+  };
+  struct PubTrack {
+    std::string id;
+    sdp::PublishedTrack desc;
+    bool muted = false;
+  };
+  struct OutTrack {
+    sdp::OfferedTrack offered;
+    std::string publisher;
+    std::string track_id;
+    bool routed = false;  // the worker forwards it
+  };
+  struct Participant {
+    std::string identity;
+    bool auto_subscribe = true;
+    Peer pub;
+    std::vector<PubTrack> tracks;
+    Peer sub;
+    std::vector<OutTrack> out;
+    std::vector<sdp::OfferedTrack> offered;  // as in the offer awaiting its answer
+    std::uint64_t seq = 0;
+    std::uint64_t version = 0;
+    unsigned next_mid = 0;
+    bool awaiting = false;
+    bool dirty = false;
+  };
+  struct Room {
+    unsigned worker = 0;
+    std::map<std::string, Participant> members;
+  };
+
+  Participant* find(const std::string& room, const std::string& identity, Room** r = nullptr);
+  bool ensure_session(Room& r, Participant& p, Peer& peer, const DataPlaneInfo& info,
+                      const std::array<std::uint8_t, shm::kFingerprintBytes>& fingerprint,
+                      bool dtls_client);
+  sdp::LocalIce local_ice(const Room& r, const Peer& peer, const DataPlaneInfo& info) const;
+  void add_out(Participant& subscriber, const Participant& publisher, const PubTrack& t);
+  void renegotiate(const std::string& room, Room& r, Participant& p);
+  void remove_track(const std::string& room, Room& r, Participant& p, const std::string& id);
+  void broadcast(const std::string& room, const Room& r, const std::string& except,
+                 const boost::json::object& event);
+  std::uint32_t next_session();
+
+  Link& link_;
+  OrchestratorConfig config_;
+  Sender send_;
+  std::map<std::string, Room> rooms_;
+  // (worker << 32 | session) -> room, identity: where a session event belongs.
+  std::unordered_map<std::uint64_t, std::pair<std::string, std::string>> sessions_;
+  std::uint32_t session_counter_ = 0;
+  std::uint64_t publishes_ = 0;
+  std::uint64_t offers_ = 0;
+  std::uint64_t answers_ = 0;
+  std::uint64_t sdp_errors_ = 0;
+  std::uint64_t push_failures_ = 0;
+  std::map<std::string, std::uint64_t> session_events_;
+};
+
+}  // namespace ringlane::control::media

@@ -1,0 +1,645 @@
+#include "ringlane/controlplane/media/orchestrator.hpp"
+
+#include <algorithm>
+
+#include "ringlane/common/log.hpp"
+#include "ringlane/crypto/digest.hpp"
+#include "ringlane/shm/media.hpp"
+
+namespace ringlane::control::media {
+namespace json = boost::json;
+
+namespace {
+
+// ICE credentials (RFC 8839 §5.4: ice-char is ALPHA / DIGIT / "+" / "/"; the ufrag has at least
+// 4 characters and the password at least 22): letters and digits only.
+std::string ice_token(std::size_t n) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  std::vector<std::uint8_t> bytes(n);
+  crypto::random_bytes(bytes);
+  std::string out;
+  for (auto b : bytes) {
+    out += kAlphabet[b % (sizeof(kAlphabet) - 1)];
+  }
+  return out;
+}
+
+std::uint32_t random_ssrc() {
+  std::uint32_t v = 0;
+  while (v == 0) {
+    crypto::random_bytes(std::span(reinterpret_cast<std::uint8_t*>(&v), sizeof(v)));
+  }
+  return v;
+}
+
+std::uint64_t session_key(unsigned worker, std::uint32_t session) {
+  return (std::uint64_t{worker} << 32) | session;
+}
+
+json::object track_json(const std::string& participant, const std::string& id,
+                        const std::string& kind, bool muted) {
+  json::object o;
+  o["participant"] = participant;
+  o["track"] = id;
+  o["kind"] = kind;
+  o["muted"] = muted;
+  return o;
+}
+
+}  // namespace
+
+Orchestrator::Orchestrator(Link& link, OrchestratorConfig config, Sender send)
+    : link_(link), config_(std::move(config)), send_(std::move(send)) {
+  crypto::random_bytes(
+      std::span(reinterpret_cast<std::uint8_t*>(&session_counter_), sizeof(session_counter_)));
+}
+
+// Ids start at a random point: a restarted control plane that adopts a running data plane does
+// not collide with the sessions its predecessor created.
+std::uint32_t Orchestrator::next_session() {
+  if (++session_counter_ == 0) {
+    ++session_counter_;
+  }
+  return session_counter_;
+}
+
+Orchestrator::Participant* Orchestrator::find(const std::string& room, const std::string& identity,
+                                              Room** r) {
+  auto it = rooms_.find(room);
+  if (it == rooms_.end()) {
+    return nullptr;
+  }
+  auto m = it->second.members.find(identity);
+  if (m == it->second.members.end()) {
+    return nullptr;
+  }
+  if (r != nullptr) {
+    *r = &it->second;
+  }
+  return &m->second;
+}
+
+json::array Orchestrator::join(const std::string& room, unsigned worker,
+                               const std::string& identity, bool auto_subscribe) {
+  auto [it, fresh] = rooms_.try_emplace(room);
+  Room& r = it->second;
+  if (fresh) {
+    r.worker = worker;
+  }
+  json::array tracks;
+  Participant& p = r.members[identity];
+  p.identity = identity;
+  p.auto_subscribe = auto_subscribe;
+  for (const auto& [name, other] : r.members) {
+    if (name == identity) {
+      continue;
+    }
+    for (const auto& t : other.tracks) {
+      tracks.push_back(track_json(name, t.id, t.desc.kind, t.muted));
+      if (auto_subscribe) {
+        add_out(p, other, t);
+      }
+    }
+  }
+  return tracks;
+}
+
+void Orchestrator::start(const std::string& room, const std::string& identity) {
+  Room* r = nullptr;
+  if (Participant* p = find(room, identity, &r)) {
+    renegotiate(room, *r, *p);
+  }
+}
+
+void Orchestrator::leave(const std::string& room, const std::string& identity) {
+  Room* r = nullptr;
+  Participant* p = find(room, identity, &r);
+  if (p == nullptr) {
+    return;
+  }
+  while (!p->tracks.empty()) {
+    remove_track(room, *r, *p, p->tracks.back().id);
+  }
+  for (Peer* peer : {&p->pub, &p->sub}) {
+    if (peer->created) {
+      if (!link_.push(r->worker, shm::Command::kSessionClose,
+                      shm::encode(shm::SessionClose{shm::SessionId{peer->session}}))) {
+        ++push_failures_;
+      }
+      sessions_.erase(session_key(r->worker, peer->session));
+    }
+  }
+  r->members.erase(identity);
+  if (r->members.empty()) {
+    rooms_.erase(room);
+  }
+}
+
+bool Orchestrator::ensure_session(Room& r, Participant& p, Peer& peer, const DataPlaneInfo&,
+                                  const std::array<std::uint8_t, shm::kFingerprintBytes>& fp,
+                                  bool dtls_client) {
+  if (peer.created) {
+    return true;
+  }
+  shm::SessionCreate c;
+  c.session = shm::SessionId{peer.session};
+  c.dtls_client = dtls_client;
+  c.ice_ufrag = peer.ufrag;
+  c.ice_pwd = peer.pwd;
+  c.remote_fingerprint = fp;
+  if (!link_.push(r.worker, shm::Command::kSessionCreate, shm::encode(c))) {
+    ++push_failures_;
+    return false;
+  }
+  peer.created = true;
+  sessions_[session_key(r.worker, peer.session)] = {std::string(), p.identity};
+  return true;
+}
+
+sdp::LocalIce Orchestrator::local_ice(const Room& r, const Peer& peer,
+                                      const DataPlaneInfo& info) const {
+  sdp::LocalIce l;
+  l.ufrag = peer.ufrag;
+  l.pwd = peer.pwd;
+  l.fingerprint = info.fingerprint;
+  auto port = static_cast<std::uint16_t>(info.media_port + r.worker);
+  for (const auto& ip : config_.candidate_ips) {
+    l.candidates.emplace_back(ip.to_string(), port);
+  }
+  return l;
+}
+
+Reply Orchestrator::publish(const std::string& room, const std::string& identity,
+                            const std::string& text) {
+  Room* r = nullptr;
+  Participant* p = find(room, identity, &r);
+  if (p == nullptr) {
+    return Reply::error("not_joined", "join a room before publishing");
+  }
+  auto info = link_.info();
+  if (!info) {
+    return Reply::error("media_unavailable", "the data plane is not running; retry shortly", true);
+  }
+  sdp::ParseError perr;
+  auto offer = sdp::parse(text, perr);
+  std::optional<sdp::PublishAnswer> answer;
+  if (offer) {
+    if (p->pub.session == 0) {
+      p->pub.session = next_session();
+      p->pub.ufrag = ice_token(8);
+      p->pub.pwd = ice_token(24);
+    }
+    answer = sdp::answer_publish(*offer, local_ice(*r, p->pub, *info), perr);
+  }
+  auto fp = answer ? shm::fingerprint_bytes(answer->remote_fingerprint) : std::nullopt;
+  if (!answer || !fp) {
+    ++sdp_errors_;
+    return Reply::error("bad_sdp", answer ? "the offer's fingerprint is not SHA-256" : perr.reason);
+  }
+  if (p->pub.created && answer->remote_ufrag != p->pub.remote_ufrag) {
+    // An ICE restart keeps the tracks but needs new server credentials: the next issue's work.
+    return Reply::error("not_supported", "ICE restart of a publisher connection; publish anew");
+  }
+  if (!ensure_session(*r, *p, p->pub, *info, *fp, answer->remote_setup == "passive")) {
+    return Reply::error("media_busy", "the data plane's command ring is full; retry", true);
+  }
+  p->pub.remote_ufrag = answer->remote_ufrag;
+  ++publishes_;
+  // Tracks by mid: kept when unchanged, replaced when the SSRC changed, removed when gone.
+  std::vector<std::string> gone;
+  for (const auto& t : p->tracks) {
+    auto now = std::find_if(answer->tracks.begin(), answer->tracks.end(),
+                            [&](const sdp::PublishedTrack& a) { return a.mid == t.desc.mid; });
+    if (now == answer->tracks.end() || now->ssrc != t.desc.ssrc) {
+      gone.push_back(t.id);
+    }
+  }
+  for (const auto& id : gone) {
+    remove_track(room, *r, *p, id);
+  }
+  json::array listed;
+  for (const auto& a : answer->tracks) {
+    auto kept = std::find_if(p->tracks.begin(), p->tracks.end(),
+                             [&](const PubTrack& t) { return t.desc.mid == a.mid; });
+    if (kept != p->tracks.end()) {
+      json::object o;
+      o["track"] = kept->id;
+      o["mid"] = a.mid;
+      o["kind"] = a.kind;
+      listed.push_back(std::move(o));
+      continue;
+    }
+    PubTrack t;
+    t.id = "TR_" + ice_token(12);
+    t.desc = a;
+    if (a.ssrc != 0) {
+      shm::TrackAdd add;
+      add.session = shm::SessionId{p->pub.session};
+      add.ssrc = a.ssrc;
+      add.rtx_ssrc = a.rtx_ssrc;
+      add.kind = a.kind == "video" ? shm::MediaKind::kVideo : shm::MediaKind::kAudio;
+      add.payload_type = a.codec.pt;
+      add.rtx_payload_type = a.rtx_pt.value_or(0);
+      add.clock_rate = a.codec.clock;
+      if (!link_.push(r->worker, shm::Command::kTrackAdd, shm::encode(add))) {
+        ++push_failures_;
+        continue;
+      }
+    }
+    // A track offered with rids only (simulcast, no a=ssrc) is listed but not forwarded yet:
+    // mapping rids to SSRCs is the next issue's layer selection.
+    json::object o;
+    o["track"] = t.id;
+    o["mid"] = a.mid;
+    o["kind"] = a.kind;
+    listed.push_back(std::move(o));
+    p->tracks.push_back(t);
+    broadcast(room, *r, identity,
+              [&] {
+                json::object e = track_json(identity, t.id, a.kind, false);
+                e["type"] = "track_published";
+                return e;
+              }());
+    for (auto& [name, other] : r->members) {
+      if (name != identity && other.auto_subscribe && a.ssrc != 0) {
+        add_out(other, *p, t);
+        renegotiate(room, *r, other);
+      }
+    }
+  }
+  Reply reply;
+  reply.body["type"] = "answer";
+  reply.body["sdp"] = answer->sdp;
+  reply.body["tracks"] = std::move(listed);
+  return reply;
+}
+
+void Orchestrator::add_out(Participant& subscriber, const Participant& publisher,
+                           const PubTrack& t) {
+  for (const auto& o : subscriber.out) {
+    if (o.track_id == t.id && o.offered.active) {
+      return;
+    }
+  }
+  auto codec = sdp::subscriber_codec(t.desc.codec);
+  if (!codec || t.desc.ssrc == 0) {
+    return;
+  }
+  OutTrack o;
+  o.publisher = publisher.identity;
+  o.track_id = t.id;
+  o.offered.mid = std::to_string(subscriber.next_mid++);
+  o.offered.kind = t.desc.kind;
+  o.offered.codec = *codec;
+  o.offered.ssrc = random_ssrc();
+  if (t.desc.rtx_pt && t.desc.rtx_ssrc != 0) {
+    o.offered.rtx_pt = sdp::subscriber_rtx_pt(codec->name);
+    if (o.offered.rtx_pt) {
+      o.offered.rtx_ssrc = random_ssrc();
+    }
+  }
+  // The stream is the publisher: the browser groups a participant's audio and video into one
+  // MediaStream (and syncs them through the shared cname).
+  o.offered.cname = publisher.identity;
+  o.offered.msid_stream = publisher.identity;
+  o.offered.msid_track = t.id;
+  for (const auto& e : t.desc.extensions) {
+    if (auto id = sdp::subscriber_extension_id(e.uri)) {
+      sdp::Extension x;
+      x.id = *id;
+      x.uri = e.uri;
+      o.offered.extensions.push_back(std::move(x));
+    }
+  }
+  subscriber.out.push_back(std::move(o));
+}
+
+void Orchestrator::renegotiate(const std::string& room, Room& r, Participant& p) {
+  if (p.out.empty()) {
+    return;
+  }
+  if (p.awaiting) {
+    p.dirty = true;  // one offer at a time: the next goes out when this one is answered
+    return;
+  }
+  auto info = link_.info();
+  if (!info) {
+    p.dirty = true;
+    return;
+  }
+  if (p.sub.session == 0) {
+    p.sub.session = next_session();
+    p.sub.ufrag = ice_token(8);
+    p.sub.pwd = ice_token(24);
+  }
+  // Created before the browser answers, so its first checks find the session; the client's
+  // fingerprint and DTLS role follow with the answer (kSessionRemote).
+  if (!ensure_session(r, p, p.sub, *info, {}, false)) {
+    p.dirty = true;
+    return;
+  }
+  p.offered.clear();
+  for (const auto& o : p.out) {
+    p.offered.push_back(o.offered);
+  }
+  std::string text = sdp::offer_subscribe(p.offered, local_ice(r, p.sub, *info), ++p.version,
+                                          std::to_string(p.sub.session));
+  p.awaiting = true;
+  p.dirty = false;
+  ++offers_;
+  json::object o;
+  o["type"] = "offer";
+  o["seq"] = ++p.seq;
+  o["sdp"] = text;
+  send_(room, p.identity, json::serialize(o));
+}
+
+Reply Orchestrator::answer(const std::string& room, const std::string& identity, std::uint64_t seq,
+                           const std::string& text) {
+  Room* r = nullptr;
+  Participant* p = find(room, identity, &r);
+  if (p == nullptr) {
+    return Reply::error("not_joined", "not in a room");
+  }
+  if (!p->awaiting || seq != p->seq) {
+    return Reply::error("bad_message",
+                        "no offer with seq " + std::to_string(seq) + " awaits an answer");
+  }
+  sdp::ParseError perr;
+  auto parsed = sdp::parse(text, perr);
+  auto a = parsed ? sdp::read_subscribe_answer(*parsed, p->offered, perr) : std::nullopt;
+  auto fp = a ? shm::fingerprint_bytes(a->remote_fingerprint) : std::nullopt;
+  if (!a || !fp) {
+    ++sdp_errors_;
+    return Reply::error("bad_sdp", a ? "the answer's fingerprint is not SHA-256" : perr.reason);
+  }
+  ++answers_;
+  p->awaiting = false;
+  if (!p->sub.remote_set) {
+    shm::SessionRemote remote{shm::SessionId{p->sub.session}, a->remote_setup == "passive", *fp};
+    if (!link_.push(r->worker, shm::Command::kSessionRemote, shm::encode(remote))) {
+      ++push_failures_;
+      return Reply::error("media_busy", "the data plane's command ring is full; retry", true);
+    }
+    p->sub.remote_set = true;
+  }
+  for (auto& o : p->out) {
+    bool accepted = std::find(a->accepted_mids.begin(), a->accepted_mids.end(), o.offered.mid) !=
+                    a->accepted_mids.end();
+    if (o.offered.active && accepted && !o.routed) {
+      Participant* pub = find(room, o.publisher);
+      if (pub == nullptr) {
+        continue;
+      }
+      auto t = std::find_if(pub->tracks.begin(), pub->tracks.end(),
+                            [&](const PubTrack& x) { return x.id == o.track_id; });
+      if (t == pub->tracks.end()) {
+        continue;
+      }
+      shm::Subscribe s;
+      s.subscriber = shm::SessionId{p->sub.session};
+      s.publisher = shm::SessionId{pub->pub.session};
+      s.publisher_ssrc = t->desc.ssrc;
+      s.ssrc = o.offered.ssrc;
+      s.rtx_ssrc = o.offered.rtx_ssrc;
+      s.payload_type = o.offered.codec.pt;
+      s.rtx_payload_type = o.offered.rtx_pt.value_or(0);
+      // Publisher id -> the id the subscriber kept for the same URI; anything else is removed.
+      const std::vector<sdp::Extension>* kept = nullptr;
+      for (const auto& [mid, list] : a->extensions) {
+        if (mid == o.offered.mid) {
+          kept = &list;
+        }
+      }
+      for (const auto& e : t->desc.extensions) {
+        if (kept == nullptr || e.id >= shm::kExtensionMap) {
+          continue;
+        }
+        for (const auto& k : *kept) {
+          if (k.uri == e.uri && k.id < 15) {
+            s.extensions[e.id] = k.id;
+          }
+        }
+      }
+      if (!link_.push(r->worker, shm::Command::kSubscribe, shm::encode(s))) {
+        ++push_failures_;
+        continue;
+      }
+      o.routed = true;
+    } else if ((!o.offered.active || !accepted) && o.routed) {
+      if (link_.push(r->worker, shm::Command::kUnsubscribe,
+                     shm::encode(shm::Unsubscribe{shm::SessionId{p->sub.session}, o.offered.ssrc}))) {
+        o.routed = false;
+      } else {
+        ++push_failures_;
+      }
+    }
+  }
+  if (p->dirty) {
+    renegotiate(room, *r, *p);
+  }
+  return {};
+}
+
+void Orchestrator::remove_track(const std::string& room, Room& r, Participant& p,
+                                const std::string& id) {
+  auto it = std::find_if(p.tracks.begin(), p.tracks.end(),
+                         [&](const PubTrack& t) { return t.id == id; });
+  if (it == p.tracks.end()) {
+    return;
+  }
+  if (it->desc.ssrc != 0 &&
+      !link_.push(r.worker, shm::Command::kTrackRemove,
+                  shm::encode(shm::TrackRemove{shm::SessionId{p.pub.session}, it->desc.ssrc}))) {
+    ++push_failures_;
+  }
+  p.tracks.erase(it);
+  json::object e;
+  e["type"] = "track_unpublished";
+  e["participant"] = p.identity;
+  e["track"] = id;
+  broadcast(room, r, p.identity, e);
+  // The worker dropped the routes with the track; subscribers get the m-line made inactive.
+  for (auto& [name, other] : r.members) {
+    bool touched = false;
+    for (auto& o : other.out) {
+      if (o.track_id == id && o.offered.active) {
+        o.offered.active = false;
+        o.routed = false;
+        touched = true;
+      }
+    }
+    if (touched) {
+      renegotiate(room, r, other);
+    }
+  }
+}
+
+Reply Orchestrator::unpublish(const std::string& room, const std::string& identity,
+                              const std::string& track) {
+  Room* r = nullptr;
+  Participant* p = find(room, identity, &r);
+  if (p == nullptr) {
+    return Reply::error("not_joined", "not in a room");
+  }
+  if (!track.empty() && std::none_of(p->tracks.begin(), p->tracks.end(),
+                                     [&](const PubTrack& t) { return t.id == track; })) {
+    return Reply::error("unknown_track", "no published track \"" + track + "\"");
+  }
+  std::vector<std::string> ids;
+  for (const auto& t : p->tracks) {
+    if (track.empty() || t.id == track) {
+      ids.push_back(t.id);
+    }
+  }
+  for (const auto& id : ids) {
+    remove_track(room, *r, *p, id);
+  }
+  Reply reply;
+  reply.body["type"] = "unpublished";
+  return reply;
+}
+
+Reply Orchestrator::mute(const std::string& room, const std::string& identity,
+                         const std::string& track, bool muted) {
+  Room* r = nullptr;
+  Participant* p = find(room, identity, &r);
+  if (p == nullptr) {
+    return Reply::error("not_joined", "not in a room");
+  }
+  for (auto& t : p->tracks) {
+    if (t.id == track) {
+      t.muted = muted;
+      json::object e = track_json(identity, t.id, t.desc.kind, muted);
+      e["type"] = "track_muted";
+      broadcast(room, *r, identity, e);
+      return {};
+    }
+  }
+  return Reply::error("unknown_track", "no published track \"" + track + "\"");
+}
+
+Reply Orchestrator::subscribe(const std::string& room, const std::string& identity,
+                              const std::string& participant, const std::string& track) {
+  Room* r = nullptr;
+  Participant* p = find(room, identity, &r);
+  if (p == nullptr) {
+    return Reply::error("not_joined", "not in a room");
+  }
+  json::array added;
+  for (const auto& [name, other] : r->members) {
+    if (name == identity || (!participant.empty() && name != participant)) {
+      continue;
+    }
+    for (const auto& t : other.tracks) {
+      if (track.empty() || t.id == track) {
+        std::size_t before = p->out.size();
+        add_out(*p, other, t);
+        if (p->out.size() > before) {
+          added.push_back(json::value(t.id));
+        }
+      }
+    }
+  }
+  if (added.empty() && (!participant.empty() || !track.empty())) {
+    return Reply::error("unknown_track", "nothing published matches");
+  }
+  renegotiate(room, *r, *p);
+  Reply reply;
+  reply.body["type"] = "subscribed";
+  reply.body["tracks"] = std::move(added);
+  return reply;
+}
+
+Reply Orchestrator::unsubscribe(const std::string& room, const std::string& identity,
+                                const std::string& track) {
+  Room* r = nullptr;
+  Participant* p = find(room, identity, &r);
+  if (p == nullptr) {
+    return Reply::error("not_joined", "not in a room");
+  }
+  bool found = false;
+  for (auto& o : p->out) {
+    if (o.track_id == track && o.offered.active) {
+      o.offered.active = false;
+      found = true;
+      if (o.routed &&
+          link_.push(r->worker, shm::Command::kUnsubscribe,
+                     shm::encode(shm::Unsubscribe{shm::SessionId{p->sub.session}, o.offered.ssrc}))) {
+        o.routed = false;
+      }
+    }
+  }
+  if (!found) {
+    return Reply::error("unknown_track", "not subscribed to \"" + track + "\"");
+  }
+  renegotiate(room, *r, *p);
+  Reply reply;
+  reply.body["type"] = "unsubscribed";
+  return reply;
+}
+
+void Orchestrator::broadcast(const std::string& room, const Room& r, const std::string& except,
+                             const json::object& event) {
+  std::string text = json::serialize(event);
+  for (const auto& [name, p] : r.members) {
+    if (name != except) {
+      send_(room, name, text);
+    }
+  }
+}
+
+void Orchestrator::on_session_event(unsigned worker, std::span<const std::uint8_t> payload) {
+  auto e = shm::decode_session_event(payload);
+  if (!e) {
+    return;
+  }
+  static const char* const kNames[] = {"", "ice_connected", "dtls_connected", "failed", "closed"};
+  const char* name = kNames[static_cast<int>(e->state)];
+  ++session_events_[name];
+  auto it = sessions_.find(session_key(worker, e->session.value));
+  if (it == sessions_.end()) {
+    return;
+  }
+  spdlog::debug("worker {} session {} ({}): {} after {} ms", worker, e->session.value,
+                it->second.second, name, e->elapsed_ms);
+  if (e->state == shm::SessionState::kClosed || e->state == shm::SessionState::kFailed) {
+    spdlog::info("worker {} session {} of {}: {}", worker, e->session.value, it->second.second,
+                 name);
+  }
+}
+
+std::string Orchestrator::metrics() const {
+  std::uint64_t publishers = 0;
+  std::uint64_t subscribers = 0;
+  std::uint64_t tracks = 0;
+  for (const auto& [name, r] : rooms_) {
+    for (const auto& [id, p] : r.members) {
+      publishers += p.pub.created ? 1 : 0;
+      subscribers += p.sub.created ? 1 : 0;
+      tracks += p.tracks.size();
+    }
+  }
+  std::string out;
+  auto line = [&](const char* metric, const char* type, std::uint64_t v) {
+    out += std::string("# TYPE ") + metric + " " + type + "\n" + metric + " " + std::to_string(v) +
+           "\n";
+  };
+  line("ringlane_sfu_rooms", "gauge", rooms_.size());
+  line("ringlane_sfu_publishers", "gauge", publishers);
+  line("ringlane_sfu_subscribers", "gauge", subscribers);
+  line("ringlane_sfu_published_tracks", "gauge", tracks);
+  line("ringlane_sfu_publishes_total", "counter", publishes_);
+  line("ringlane_sfu_offers_total", "counter", offers_);
+  line("ringlane_sfu_answers_total", "counter", answers_);
+  line("ringlane_sfu_sdp_errors_total", "counter", sdp_errors_);
+  line("ringlane_sfu_command_push_failures_total", "counter", push_failures_);
+  out += "# TYPE ringlane_sfu_session_events_total counter\n";
+  for (const auto& [state, n] : session_events_) {
+    out += "ringlane_sfu_session_events_total{state=\"" + state + "\"} " + std::to_string(n) + "\n";
+  }
+  return out;
+}
+
+}  // namespace ringlane::control::media

@@ -1,0 +1,211 @@
+// The server's offers to subscribers and reading their answers. Subscribers see one fixed
+// numbering of payload types and extension ids whoever published, so m-sections of different
+// publishers agree within one BUNDLE group (RFC 8843 §9.1.1: a PT means one codec per transport).
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "ringlane/controlplane/sdp/negotiate.hpp"
+#include "writer.hpp"
+
+namespace ringlane::control::sdp {
+namespace {
+
+struct Numbering {
+  std::string_view name;
+  std::uint8_t pt;
+  std::optional<std::uint8_t> rtx;
+};
+
+// Chromium's own numbers for these codecs, so a subscriber's answer reads like its offers.
+constexpr Numbering kNumbering[] = {
+    {"opus", 111, std::nullopt}, {"VP8", 96, 97}, {"VP9", 98, 99},
+    {"H264", 102, 103},          {"AV1", 45, 46},
+};
+
+const Numbering* numbering_of(std::string_view name) {
+  for (const Numbering& n : kNumbering) {
+    if (iequals(n.name, name)) {
+      return &n;
+    }
+  }
+  return nullptr;
+}
+
+std::optional<SubscribeAnswer> fail(ParseError& error, std::size_t line, std::string reason) {
+  error.line = line;
+  error.reason = line == 0 ? std::move(reason) : "line " + std::to_string(line) + ": " + reason;
+  return std::nullopt;
+}
+
+void write_track(std::string& out, const OfferedTrack& t, const LocalIce& local) {
+  std::string pts = std::to_string(t.codec.pt);
+  if (t.rtx_pt) {
+    pts += " " + std::to_string(*t.rtx_pt);
+  }
+  writer::line(out, {"m=", t.kind, " 9 UDP/TLS/RTP/SAVPF ", pts});
+  // RFC 5763 §5: the offerer says actpass; the subscriber picks (Chromium answers active).
+  writer::transport(out, local, "actpass");
+  writer::line(out, {"a=mid:", t.mid});
+  for (const Extension& e : t.extensions) {
+    writer::line(out, {"a=extmap:", std::to_string(e.id), " ", e.uri});
+  }
+  writer::line(out, {t.active ? "a=sendonly" : "a=inactive"});
+  std::string stream = t.msid_stream.empty() ? "-" : t.msid_stream;
+  std::string msid = t.msid_track.empty() ? stream : stream + " " + t.msid_track;
+  if (t.active) {
+    // RFC 8830 §2: the subscriber's MediaStream and track ids.
+    writer::line(out, {"a=msid:", msid});
+  }
+  // RFC 5761: no separate RTCP port; RFC 5506: reduced-size RTCP, as Chromium offers for video.
+  writer::line(out, {"a=rtcp-mux"});
+  if (t.kind == "video") {
+    writer::line(out, {"a=rtcp-rsize"});
+  }
+  writer::codec(out, t.codec, t.rtx_pt);
+  if (t.active && t.ssrc != 0) {
+    std::string cname = t.cname.empty() ? "ringlane" : t.cname;
+    std::string ssrc = std::to_string(t.ssrc);
+    bool rtx = t.rtx_pt && t.rtx_ssrc != 0;
+    std::string rtx_ssrc = std::to_string(t.rtx_ssrc);
+    if (rtx) {
+      // RFC 5576 §4.2: FID groups a stream with its retransmissions (RFC 4588).
+      writer::line(out, {"a=ssrc-group:FID ", ssrc, " ", rtx_ssrc});
+    }
+    writer::line(out, {"a=ssrc:", ssrc, " cname:", cname});
+    writer::line(out, {"a=ssrc:", ssrc, " msid:", msid});
+    if (rtx) {
+      writer::line(out, {"a=ssrc:", rtx_ssrc, " cname:", cname});
+      writer::line(out, {"a=ssrc:", rtx_ssrc, " msid:", msid});
+    }
+  }
+  writer::candidates(out, local);
+}
+
+}  // namespace
+
+std::string offer_subscribe(const std::vector<OfferedTrack>& tracks, const LocalIce& local,
+                            std::uint64_t version, const std::string& session_id) {
+  std::string out;
+  writer::session_head(out, session_id, version);
+  if (tracks.empty()) {
+    return out;
+  }
+  // RFC 8843: one BUNDLE group with every mid. An inactive section keeps port 9 and stays in
+  // the group (port 0 would remove it), so its mid can be reused when a publisher comes back.
+  std::string group = "a=group:BUNDLE";
+  std::string streams = "a=msid-semantic: WMS";
+  std::vector<std::string_view> seen;
+  for (const OfferedTrack& t : tracks) {
+    group += " " + t.mid;
+    if (t.active && !t.msid_stream.empty() && t.msid_stream != "-" &&
+        std::find(seen.begin(), seen.end(), t.msid_stream) == seen.end()) {
+      seen.push_back(t.msid_stream);
+      streams += " " + t.msid_stream;
+    }
+  }
+  writer::line(out, {group});
+  writer::line(out, {streams});
+  for (const OfferedTrack& t : tracks) {
+    write_track(out, t, local);
+  }
+  return out;
+}
+
+std::optional<Codec> subscriber_codec(const Codec& publisher) {
+  const Numbering* n = numbering_of(publisher.name);
+  bool audio = n != nullptr && n->pt == 111;
+  if (n == nullptr || !writer::forwardable(publisher, audio ? "audio" : "video")) {
+    return std::nullopt;
+  }
+  Codec c = publisher;
+  c.pt = n->pt;
+  c.apt.reset();
+  c.rtcp_fb.clear();
+  if (!audio) {
+    c.rtcp_fb = {"nack", "nack pli", "ccm fir"};
+  }
+  return c;
+}
+
+std::optional<std::uint8_t> subscriber_rtx_pt(const std::string& codec_name) {
+  const Numbering* n = numbering_of(codec_name);
+  return n != nullptr ? n->rtx : std::nullopt;
+}
+
+std::optional<std::uint8_t> subscriber_extension_id(const std::string& uri) {
+  // Chromium's default ids for these two.
+  if (uri == "urn:ietf:params:rtp-hdrext:ssrc-audio-level") {
+    return 1;
+  }
+  if (uri == "urn:3gpp:video-orientation") {
+    return 13;
+  }
+  return std::nullopt;
+}
+
+std::optional<SubscribeAnswer> read_subscribe_answer(const Session& answer,
+                                                     const std::vector<OfferedTrack>& offered,
+                                                     ParseError& error) {
+  error = ParseError{};
+  // RFC 3264 §6: the answer has the offer's m-sections, in the offer's order.
+  if (answer.media.size() != offered.size()) {
+    return fail(error, 0,
+                "the answer has " + std::to_string(answer.media.size()) +
+                    " m-sections where the offer had " + std::to_string(offered.size()));
+  }
+  SubscribeAnswer out;
+  std::size_t transport = answer.media.size();  // the first accepted; past the end: session's
+  for (std::size_t i = 0; i < answer.media.size(); ++i) {
+    const Media& m = answer.media[i];
+    if (m.mid != offered[i].mid || m.kind != offered[i].kind) {
+      return fail(error, m.line,
+                  "m-section " + std::to_string(i + 1) + " is " + m.kind + " mid '" + m.mid +
+                      "' where the offer had " + offered[i].kind + " mid '" + offered[i].mid + "'");
+    }
+    bool bundled =
+        std::find(answer.bundle.begin(), answer.bundle.end(), m.mid) != answer.bundle.end();
+    bool receiving = m.direction == "recvonly" || m.direction == "sendrecv";
+    if (!receiving || (m.port == 0 && !bundled)) {
+      continue;
+    }
+    if (transport == answer.media.size()) {
+      transport = i;
+    }
+    out.accepted_mids.push_back(m.mid);
+    // RFC 8285 §6: an answer keeps or drops the offered extensions, it does not add any.
+    std::vector<Extension> kept;
+    for (const Extension& e : m.extensions) {
+      for (const Extension& o : offered[i].extensions) {
+        if (o.uri == e.uri) {
+          kept.push_back(e);
+          break;
+        }
+      }
+    }
+    out.extensions.emplace_back(m.mid, std::move(kept));
+  }
+  if (transport == answer.media.size() && !answer.media.empty()) {
+    transport = 0;
+  }
+  out.remote_ufrag = answer.ufrag_of(transport);
+  out.remote_pwd = answer.pwd_of(transport);
+  if (out.remote_ufrag.empty() || out.remote_pwd.empty()) {
+    return fail(error, 0, "the answer has no a=ice-ufrag/a=ice-pwd (RFC 8839 §5.4)");
+  }
+  auto fingerprint = sha256_fingerprint(answer.fingerprint_of(transport));
+  if (!fingerprint) {
+    return fail(error, 0, "the answer has no sha-256 a=fingerprint (RFC 8122, RFC 8827)");
+  }
+  out.remote_fingerprint = *fingerprint;
+  // RFC 5763 §5: to our actpass the answer must pick active or passive.
+  out.remote_setup = answer.setup_of(transport);
+  if (out.remote_setup != "active" && out.remote_setup != "passive") {
+    return fail(error, 0,
+                "the answer's a=setup is '" + out.remote_setup +
+                    "'; an answer to actpass must say active or passive (RFC 5763 §5)");
+  }
+  return out;
+}
+
+}  // namespace ringlane::control::sdp

@@ -1,0 +1,124 @@
+#include "writer.hpp"
+
+#include <string>
+
+namespace ringlane::control::sdp::writer {
+
+void line(std::string& out, std::initializer_list<std::string_view> parts) {
+  for (std::string_view p : parts) {
+    out.append(p);
+  }
+  out.append("\r\n");
+}
+
+void session_head(std::string& out, std::string_view session_id, std::uint64_t version) {
+  std::string v = std::to_string(version);
+  line(out, {"v=0"});
+  // RFC 8829 §5.2.1: username "-", address 0.0.0.0 (it is not used).
+  line(out, {"o=- ", session_id, " ", v, " IN IP4 0.0.0.0"});
+  line(out, {"s=-"});
+  line(out, {"t=0 0"});
+  line(out, {"a=ice-lite"});
+}
+
+void transport(std::string& out, const LocalIce& local, std::string_view setup) {
+  // RFC 8829 §5.2.1: port 9 and 0.0.0.0 until candidates say where media goes.
+  line(out, {"c=IN IP4 0.0.0.0"});
+  line(out, {"a=rtcp:9 IN IP4 0.0.0.0"});
+  line(out, {"a=ice-ufrag:", local.ufrag});
+  line(out, {"a=ice-pwd:", local.pwd});
+  line(out, {"a=fingerprint:sha-256 ", local.fingerprint});
+  line(out, {"a=setup:", setup});
+}
+
+void candidates(std::string& out, const LocalIce& local) {
+  // RFC 8445 §5.1.2.1: priority = 2^24 * type preference (126 for host) + 2^8 * local
+  // preference + (256 - component). Each address its own local preference, IPv6 below IPv4.
+  std::uint32_t index = 0;
+  for (const auto& [ip, port] : local.candidates) {
+    bool v6 = ip.find(':') != std::string::npos;
+    std::uint32_t local_pref = (v6 ? 65535u - 256u : 65535u) - index;
+    std::uint32_t priority = (126u << 24) + (local_pref << 8) + 255u;
+    ++index;
+    line(out, {"a=candidate:", std::to_string(index), " 1 udp ", std::to_string(priority), " ", ip,
+               " ", std::to_string(port), " typ host"});
+  }
+  line(out, {"a=end-of-candidates"});
+}
+
+void codec(std::string& out, const Codec& c, std::optional<std::uint8_t> rtx_pt) {
+  std::string pt = std::to_string(c.pt);
+  std::string rtpmap = c.name + "/" + std::to_string(c.clock);
+  if (c.channels != 0) {
+    rtpmap += "/" + std::to_string(c.channels);
+  }
+  line(out, {"a=rtpmap:", pt, " ", rtpmap});
+  for (const std::string& fb : c.rtcp_fb) {
+    line(out, {"a=rtcp-fb:", pt, " ", fb});
+  }
+  if (!c.fmtp.empty()) {
+    line(out, {"a=fmtp:", pt, " ", c.fmtp});
+  }
+  if (rtx_pt) {
+    std::string rtx = std::to_string(*rtx_pt);
+    line(out, {"a=rtpmap:", rtx, " rtx/", std::to_string(c.clock)});
+    line(out, {"a=fmtp:", rtx, " apt=", pt});
+  }
+}
+
+std::string local_problem(const LocalIce& local) {
+  auto printable = [](const std::string& s) {
+    for (char c : s) {
+      if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
+        return false;
+      }
+    }
+    return !s.empty();
+  };
+  if (!printable(local.ufrag) || !printable(local.pwd)) {
+    return "local ICE: empty ufrag or pwd, or one with spaces";
+  }
+  if (!sha256_fingerprint("sha-256 " + local.fingerprint)) {
+    return "local ICE: the fingerprint is not 32 hex pairs (SHA-256)";
+  }
+  // Bounds the local preferences used for candidate priorities.
+  constexpr std::size_t kMaxCandidates = 32;
+  if (local.candidates.size() > kMaxCandidates) {
+    return "local ICE: more than 32 candidates";
+  }
+  for (const auto& candidate : local.candidates) {
+    if (!printable(candidate.first)) {
+      return "local ICE: a candidate address is empty or has spaces";
+    }
+  }
+  return {};
+}
+
+bool forwardable(const Codec& c, std::string_view kind) {
+  if (kind == "audio") {
+    return iequals(c.name, "opus") && c.clock == 48000 && c.channels == 2;
+  }
+  if (kind != "video" || c.clock != 90000) {
+    return false;
+  }
+  if (iequals(c.name, "VP8") || iequals(c.name, "AV1")) {
+    return true;
+  }
+  if (iequals(c.name, "VP9")) {
+    // RFC 9628 (VP9 payload format): profile-id absent means 0.
+    auto profile = fmtp_parameter(c.fmtp, "profile-id");
+    return !profile || *profile == "0";
+  }
+  if (iequals(c.name, "H264")) {
+    // RFC 6184 §8.1: packetization-mode absent means 0 (single NAL unit), not what we take.
+    auto mode = fmtp_parameter(c.fmtp, "packetization-mode");
+    return mode && *mode == "1";
+  }
+  return false;
+}
+
+bool forwarded_feedback(std::string_view fb) {
+  return fb == "nack" || fb == "nack pli" || fb == "ccm fir";
+}
+
+}  // namespace ringlane::control::sdp::writer

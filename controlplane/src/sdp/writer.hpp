@@ -1,0 +1,40 @@
+#pragma once
+// What the server's answers and offers share (private to src/sdp/): the lines that describe our
+// ICE-lite/DTLS transport, codec lines, and which publisher codecs the SFU forwards.
+#include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "ringlane/controlplane/sdp/negotiate.hpp"
+#include "ringlane/controlplane/sdp/sdp.hpp"
+
+namespace ringlane::control::sdp::writer {
+
+// Appends the pieces and a CRLF (RFC 8866 §5: lines end in CRLF).
+void line(std::string& out, std::initializer_list<std::string_view> parts);
+
+// v= o= s= t= and a=ice-lite (RFC 8445 §2.5: a lite agent says so at session level).
+void session_head(std::string& out, std::string_view session_id, std::uint64_t version);
+
+// c=, a=rtcp, a=ice-ufrag, a=ice-pwd, a=fingerprint and a=setup of one m-section.
+void transport(std::string& out, const LocalIce& local, std::string_view setup);
+
+// Our host candidates and a=end-of-candidates (RFC 8840: a lite agent knows them all).
+void candidates(std::string& out, const LocalIce& local);
+
+// a=rtpmap, a=rtcp-fb and a=fmtp of one codec, then its rtx (RFC 4588 §8.1) if rtx_pt is set.
+void codec(std::string& out, const Codec& c, std::optional<std::uint8_t> rtx_pt);
+
+// Why `local` cannot be written into SDP, or "" when it can.
+std::string local_problem(const LocalIce& local);
+
+// A codec the SFU forwards: opus/48000/2 for audio; VP8, VP9 (profile-id 0), H264
+// (packetization-mode 1, RFC 6184 §6.3: non-interleaved, what browsers send) and AV1 for video.
+bool forwardable(const Codec& c, std::string_view kind);
+
+// The RTCP feedback we answer and offer for video (RFC 4585 §4.2, RFC 5104 §7.1): NACK, PLI, FIR.
+bool forwarded_feedback(std::string_view fb);
+
+}  // namespace ringlane::control::sdp::writer

@@ -1,0 +1,310 @@
+// The demo page: join a room with a name, see everyone in a grid. Tokens come from the node's
+// /api/dev-token (on for development nodes). URL parameters: ?room=R&name=N prefill the form,
+// &autojoin=1 joins at once, &relay=1 sends media through the node's TURN relay only.
+import { Room } from './ringlane.js';
+
+const params = new URLSearchParams(location.search);
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  joined: false,
+  identity: null,
+  room: null,
+  publisher: 'new',
+  subscriber: 'new',
+  reconnecting: false,
+  reconnects: 0,
+  errors: [],
+  events: [],
+};
+let room = null;
+let localStream = null;
+const tiles = new Map(); // identity -> {figure, video, stream, caption}
+
+function record(type, detail) {
+  state.events.push({ type, ...detail, at: Date.now() });
+  if (state.events.length > 200) state.events.shift();
+}
+
+function fail(code, message) {
+  state.errors.push({ code, message, at: Date.now() });
+  setStatus(message, true);
+}
+
+function setStatus(text, isError = false) {
+  const el = $('status');
+  el.textContent = text;
+  el.classList.toggle('error', isError);
+}
+
+// --- tiles ---
+
+function tile(identity, self = false) {
+  let t = tiles.get(identity);
+  if (t) return t;
+  const figure = document.createElement('figure');
+  figure.className = self ? 'tile self' : 'tile';
+  const video = document.createElement('video');
+  video.autoplay = true;
+  video.playsInline = true;
+  video.muted = self;
+  const caption = document.createElement('figcaption');
+  caption.textContent = self ? `${identity} (you)` : identity;
+  figure.append(video, caption);
+  $('grid').append(figure);
+  t = { figure, video, stream: new MediaStream(), caption };
+  video.srcObject = t.stream;
+  tiles.set(identity, t);
+  return t;
+}
+
+function play(video) {
+  // Without a user gesture (autojoin) a browser may refuse sound: play muted, unmute on a click.
+  video.play().catch(() => {
+    video.muted = true;
+    video.play().catch(() => {});
+    document.addEventListener('click', () => { video.muted = false; }, { once: true });
+  });
+}
+
+function removeTile(identity) {
+  tiles.get(identity)?.figure.remove();
+  tiles.delete(identity);
+}
+
+function markMuted(identity, kind, muted) {
+  const t = tiles.get(identity);
+  t?.figure.classList.toggle(kind === 'video' ? 'video-muted' : 'audio-muted', muted);
+}
+
+// --- the room ---
+
+function wire(r) {
+  r.addEventListener('participant_joined', (e) => {
+    record('participant_joined', e.detail);
+    tile(e.detail.identity);
+  });
+  r.addEventListener('participant_left', (e) => {
+    record('participant_left', e.detail);
+    removeTile(e.detail.identity);
+  });
+  r.addEventListener('track', (e) => {
+    const { identity, trackId, kind, track } = e.detail;
+    record('track', { identity, trackId, kind });
+    const t = tile(identity);
+    t.stream.addTrack(track);
+    const info = r.participants.get(identity)?.tracks.get(trackId);
+    if (info) markMuted(identity, kind, info.muted);
+    play(t.video);
+  });
+  r.addEventListener('track_ended', (e) => {
+    const { identity, trackId, kind, track } = e.detail;
+    record('track_ended', { identity, trackId, kind });
+    tiles.get(identity)?.stream.removeTrack(track);
+  });
+  r.addEventListener('track_muted', (e) => {
+    const { identity, trackId, muted } = e.detail;
+    record('track_muted', e.detail);
+    const kind = r.participants.get(identity)?.tracks.get(trackId)?.kind;
+    if (kind) markMuted(identity, kind, muted);
+  });
+  r.addEventListener('connection_state', (e) => {
+    state[e.detail.pc] = e.detail.state;
+    record('connection_state', e.detail);
+  });
+  r.addEventListener('error', (e) => fail(e.detail.code, e.detail.message));
+  r.addEventListener('reconnecting', (e) => {
+    state.reconnecting = true;
+    record('reconnecting', e.detail);
+    setStatus('connection lost; reconnecting...');
+  });
+  r.addEventListener('reconnected', () => {
+    state.reconnecting = false;
+    state.reconnects++;
+    record('reconnected', {});
+    setStatus(`in ${state.room} as ${state.identity}`);
+  });
+}
+
+// A server listening on every address hands out ws://0.0.0.0:...: reach it where the page came from.
+function reachable(wsUrl) {
+  const u = new URL(wsUrl);
+  if (u.hostname === '0.0.0.0' || u.hostname === '[::]') u.host = location.host;
+  return u.toString();
+}
+
+async function join() {
+  const roomName = $('room').value.trim();
+  const name = $('name').value.trim();
+  if (!roomName || !name) {
+    setStatus('a room and a name are needed', true);
+    return;
+  }
+  $('join').disabled = true;
+  setStatus('joining...');
+  try {
+    const query = new URLSearchParams({ room: roomName, identity: name });
+    const res = await fetch(`/api/dev-token?${query}`);
+    const grant = await res.json().catch(() => ({}));
+    if (!res.ok) {
+      throw Object.assign(new Error(res.status === 404
+        ? 'this node hands out no demo tokens (start it with --dev-tokens on)'
+        : grant.error?.message ?? `token request failed (${res.status})`), { code: grant.error?.code ?? 'token' });
+    }
+    localStream = await navigator.mediaDevices.getUserMedia({
+      audio: true,
+      video: { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 24 } },
+    });
+    const relay = params.get('relay') === '1';
+    room = new Room({
+      wsUrl: reachable(grant.ws_url),
+      token: grant.token,
+      iceServers: relay ? grant.ice_servers ?? [] : [],
+      iceTransportPolicy: relay ? 'relay' : 'all',
+    });
+    wire(room);
+    const joined = await room.join();
+    Object.assign(state, { joined: true, identity: joined.participant, room: joined.room });
+    $('join-form').hidden = true;
+    $('call').hidden = false;
+    setStatus(`in ${joined.room} as ${joined.participant}`);
+    const self = tile(joined.participant, true);
+    for (const track of localStream.getTracks()) self.stream.addTrack(track);
+    play(self.video);
+    await room.publish(localStream);
+  } catch (err) {
+    fail(err.code ?? err.name ?? 'error', err.message);
+    if (!state.joined) await leave(false);
+  } finally {
+    $('join').disabled = false;
+  }
+}
+
+async function leave(announce = true) {
+  const r = room;
+  room = null;
+  await r?.leave();
+  localStream?.getTracks().forEach((t) => t.stop());
+  localStream = null;
+  for (const identity of [...tiles.keys()]) removeTile(identity);
+  Object.assign(state, { joined: false, publisher: 'closed', subscriber: 'closed' });
+  $('call').hidden = true;
+  $('join-form').hidden = false;
+  for (const id of ['mic', 'camera']) setPressed(id, false);
+  if (announce) {
+    record('left', {});
+    setStatus('left the room');
+  }
+}
+
+function setPressed(id, pressed) {
+  const b = $(id);
+  b.setAttribute('aria-pressed', String(pressed));
+  b.textContent = { mic: ['Mute mic', 'Unmute mic'], camera: ['Stop camera', 'Start camera'] }[id][pressed ? 1 : 0];
+}
+
+function toggle(id, kind) {
+  const muted = $(id).getAttribute('aria-pressed') !== 'true';
+  setPressed(id, muted);
+  room?.setMuted(kind, muted);
+  if (state.identity) markMuted(state.identity, kind, muted);
+}
+
+// --- what tests read ---
+
+function selectedPair(report) {
+  for (const s of report.values()) {
+    if (s.type !== 'transport' || !s.selectedCandidatePairId) continue;
+    const pair = report.get(s.selectedCandidatePairId);
+    const local = report.get(pair?.localCandidateId);
+    const remote = report.get(pair?.remoteCandidateId);
+    if (local && remote) {
+      return { local: `${local.address}:${local.port}`, remote: `${remote.address}:${remote.port}`,
+               protocol: local.protocol, candidateType: local.candidateType };
+    }
+  }
+  return null;
+}
+
+// inbound-rtp per remote track, named by its publisher. A reused m-line may leave an older
+// SSRC's stats behind on the same mid: the one that received last is the track's.
+async function remoteStats(r) {
+  const pc = r.subscriber;
+  if (!pc) return { list: [], pair: null };
+  const entries = r.remoteTracks();
+  const byMid = new Map(entries.map((e) => [e.mid, e]));
+  const byTrack = new Map(entries.map((e) => [e.track.id, e]));
+  const report = await pc.getStats();
+  const best = new Map();
+  for (const s of report.values()) {
+    if (s.type !== 'inbound-rtp') continue;
+    const e = byMid.get(s.mid) ?? byTrack.get(s.trackIdentifier);
+    if (!e) continue;
+    const prev = best.get(e);
+    if (!prev || (s.lastPacketReceivedTimestamp ?? 0) > (prev.lastPacketReceivedTimestamp ?? 0)) best.set(e, s);
+  }
+  const list = [...best].map(([e, s]) => ({
+    identity: e.identity,
+    trackId: e.trackId,
+    kind: e.kind,
+    framesDecoded: s.framesDecoded ?? 0,
+    frameWidth: s.frameWidth ?? 0,
+    frameHeight: s.frameHeight ?? 0,
+    packetsReceived: s.packetsReceived ?? 0,
+    packetsLost: s.packetsLost ?? 0,
+    bytesReceived: s.bytesReceived ?? 0,
+    nackCount: s.nackCount ?? 0,
+    pliCount: s.pliCount ?? 0,
+  }));
+  return { list, pair: selectedPair(report) };
+}
+
+async function publisherStats(r) {
+  const pc = r.publisher;
+  if (!pc) return { outbound: [], pair: null };
+  const report = await pc.getStats();
+  const outbound = [...report.values()].filter((s) => s.type === 'outbound-rtp').map((s) => ({
+    kind: s.kind,
+    packetsSent: s.packetsSent ?? 0,
+    bytesSent: s.bytesSent ?? 0,
+    framesEncoded: s.framesEncoded ?? 0,
+    frameWidth: s.frameWidth ?? 0,
+    frameHeight: s.frameHeight ?? 0,
+    nackCount: s.nackCount ?? 0,
+    pliCount: s.pliCount ?? 0,
+  }));
+  return { outbound, pair: selectedPair(report) };
+}
+
+window.ringlaneTest = {
+  state: () => ({
+    ...state,
+    participants: room ? [...room.participants.keys()] : [],
+    publisher: room?.publisher?.connectionState ?? state.publisher,
+    subscriber: room?.subscriber?.connectionState ?? state.subscriber,
+  }),
+  async stats() {
+    const r = room;
+    if (!r) return { participants: [], remote: [], publisher: { connectionState: 'closed' }, subscriber: { connectionState: 'closed' } };
+    const [sub, pub] = await Promise.all([remoteStats(r), publisherStats(r)]);
+    return {
+      participants: [...r.participants.keys()],
+      remote: sub.list,
+      publisher: { connectionState: r.publisher?.connectionState ?? 'new', ...pub },
+      subscriber: { connectionState: r.subscriber?.connectionState ?? 'new', pair: sub.pair },
+    };
+  },
+};
+
+// --- the page ---
+
+$('room').value = params.get('room') ?? 'demo';
+$('name').value = params.get('name') ?? '';
+$('join-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  join();
+});
+$('mic').addEventListener('click', () => toggle('mic', 'audio'));
+$('camera').addEventListener('click', () => toggle('camera', 'video'));
+$('leave').addEventListener('click', () => leave());
+if (params.get('autojoin') === '1') join();

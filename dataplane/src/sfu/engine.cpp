@@ -1,0 +1,524 @@
+// The SFU engine: demultiplexing of the media port, ICE-lite, DTLS and the session commands.
+// Forwarding is in forwarder.cpp, RTCP in feedback.cpp.
+#include "ringlane/dataplane/sfu/engine.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "ringlane/crypto/digest.hpp"
+#include "ringlane/dataplane/rtp/demux.hpp"
+#include "ringlane/dataplane/sfu/ice_lite.hpp"
+#include "ringlane/dataplane/stun/message.hpp"
+#include "session.hpp"
+
+namespace ringlane::sfu {
+
+const char* drop_reason_name(Drop d) {
+  switch (d) {
+    case Drop::kUnknownKind: return "unknown_kind";
+    case Drop::kStunMalformed: return "stun_malformed";
+    case Drop::kStunNotRequest: return "stun_not_request";
+    case Drop::kUnknownUfrag: return "unknown_ufrag";
+    case Drop::kBadIntegrity: return "bad_integrity";
+    case Drop::kNoSession: return "no_session";
+    case Drop::kDtlsNotReady: return "dtls_not_ready";
+    case Drop::kSrtpNotReady: return "srtp_not_ready";
+    case Drop::kSrtpAuth: return "srtp_auth";
+    case Drop::kSrtpReplay: return "srtp_replay";
+    case Drop::kSrtpOther: return "srtp_other";
+    case Drop::kRtpMalformed: return "rtp_malformed";
+    case Drop::kRtcpMalformed: return "rtcp_malformed";
+    case Drop::kUnknownSsrc: return "unknown_ssrc";
+    case Drop::kSubscriberNotReady: return "subscriber_not_ready";
+    case Drop::kTxExhausted: return "tx_exhausted";
+    case Drop::kCount: break;
+  }
+  return "unknown";
+}
+
+Engine::Engine(EngineConfig config, Output& out)
+    : config_(std::move(config)), out_(out), store_(std::make_unique<RetransmitStore>()) {}
+
+Engine::~Engine() = default;
+
+Session* Engine::find(shm::SessionId id) {
+  auto it = sessions_.find(id.value);
+  return it == sessions_.end() ? nullptr : it->second.get();
+}
+
+void Engine::on_datagram(SocketId socket, const Endpoint& from, PacketBuffer& pkt,
+                         io::BufferId id, const Now& now) {
+  ++counters_.packets_in;
+  counters_.bytes_in += pkt.length;
+  rtp::PacketKind kind = rtp::classify(pkt.bytes());
+  if (kind == rtp::PacketKind::kStun) {
+    on_stun(socket, from, pkt, now);
+    out_.release(id);
+    return;
+  }
+  if (kind != rtp::PacketKind::kDtls && kind != rtp::PacketKind::kRtp &&
+      kind != rtp::PacketKind::kRtcp) {
+    counters_.drop(Drop::kUnknownKind);
+    out_.release(id);
+    return;
+  }
+  // DTLS and SRTP are accepted only from an address that passed a connectivity check: the
+  // check is what proves the peer knows the session's password (RFC 8445 §7.3).
+  auto it = by_address_.find(from);
+  if (it == by_address_.end()) {
+    counters_.drop(Drop::kNoSession);
+    out_.release(id);
+    return;
+  }
+  Session& s = *it->second;
+  if (kind == rtp::PacketKind::kDtls) {
+    on_dtls(s, pkt, now);
+  } else if (kind == rtp::PacketKind::kRtp) {
+    on_rtp(s, pkt, now);
+  } else {
+    on_rtcp(s, pkt, now);
+  }
+  out_.release(id);
+}
+
+void Engine::on_stun(SocketId socket, const Endpoint& from, PacketBuffer& pkt, const Now& now) {
+  auto msg = stun::Message::parse(pkt.bytes());
+  if (!msg) {
+    counters_.drop(Drop::kStunMalformed);
+    return;
+  }
+  if (msg->method() != stun::Method::kBinding || msg->message_class() != stun::Class::kRequest) {
+    counters_.drop(Drop::kStunNotRequest);
+    return;
+  }
+  auto ufrag = local_ufrag(*msg);
+  auto it = ufrag ? by_ufrag_.find(std::string(*ufrag)) : by_ufrag_.end();
+  if (it == by_ufrag_.end()) {
+    counters_.drop(Drop::kUnknownUfrag);
+    return;
+  }
+  Session& s = *it->second;
+  Check check = check_request(*msg, s.pwd);
+  if (check.result == CheckResult::kBadIntegrity) {
+    counters_.drop(Drop::kBadIntegrity);
+    return;
+  }
+  PacketBuffer reply;
+  auto tx = out_.acquire(reply);
+  if (!tx) {
+    counters_.drop(Drop::kTxExhausted);
+    return;
+  }
+  std::size_t n = write_response(*msg, check.result, from, s.pwd,
+                                 MutableBytes(reply.data(), reply.capacity - reply.offset));
+  if (n == 0) {
+    out_.release(*tx);
+    return;
+  }
+  reply.length = static_cast<std::uint32_t>(n);
+  out_.send(socket, from, reply, *tx);
+  if (check.result == CheckResult::kRoleConflict) {
+    ++counters_.ice_role_conflicts;
+    return;
+  }
+  ++counters_.ice_checks;
+  s.last_check_ms = now.mono_ms;
+  if (std::find(s.addresses.begin(), s.addresses.end(), from) == s.addresses.end()) {
+    if (s.addresses.size() >= Session::kMaxAddresses) {
+      if (auto old = by_address_.find(s.addresses.front());
+          old != by_address_.end() && old->second == &s) {
+        by_address_.erase(old);
+      }
+      s.addresses.erase(s.addresses.begin());
+    }
+    s.addresses.push_back(from);
+    by_address_[from] = &s;
+  }
+  // The first valid check sets the 5-tuple so DTLS can start; a nomination (USE-CANDIDATE)
+  // from another address moves the session there (the controlling side chose that pair, or
+  // the network changed).
+  if (!s.has_remote || (check.use_candidate && !(s.remote == from && s.socket == socket))) {
+    set_remote(s, socket, from, now);
+  }
+}
+
+void Engine::set_remote(Session& s, SocketId socket, const Endpoint& from, const Now& now) {
+  bool first = !s.has_remote;
+  s.has_remote = true;
+  s.socket = socket;
+  s.remote = from;
+  if (first) {
+    ++counters_.ice_connected;
+    emit(s, shm::SessionState::kIceConnected, now);
+    dtls_progress(s, now);
+  } else {
+    ++counters_.ice_moves;
+    emit(s, shm::SessionState::kIceConnected, now);
+  }
+}
+
+// Creates the DTLS endpoint once both the 5-tuple and the peer's fingerprint are known; as the
+// client, sends the first flight.
+void Engine::dtls_progress(Session& s, const Now& now) {
+  if (s.dtls || !s.fingerprint_known || !s.has_remote || s.failed) {
+    return;
+  }
+  std::string fp;
+  for (std::size_t i = 0; i < s.fingerprint.size(); ++i) {
+    static const char* hex = "0123456789ABCDEF";
+    fp += hex[s.fingerprint[i] >> 4];
+    fp += hex[s.fingerprint[i] & 15];
+    if (i + 1 < s.fingerprint.size()) {
+      fp += ':';
+    }
+  }
+  s.dtls = std::make_unique<crypto::DtlsEndpoint>(
+      config_.certificate, s.dtls_client ? crypto::DtlsRole::kClient : crypto::DtlsRole::kServer,
+      fp);
+  if (s.dtls_client) {
+    s.dtls->start();
+  }
+  flush_dtls(s);
+  auto t = s.dtls->timeout();
+  s.dtls_deadline_ms = t ? now.mono_ms + static_cast<std::uint64_t>(t->count()) : 0;
+}
+
+void Engine::on_dtls(Session& s, PacketBuffer& pkt, const Now& now) {
+  if (!s.dtls) {
+    counters_.drop(Drop::kDtlsNotReady);
+    return;
+  }
+  s.dtls->on_datagram(pkt.bytes());
+  flush_dtls(s);
+  auto timeout = s.dtls->timeout();
+  s.dtls_deadline_ms = timeout ? now.mono_ms + static_cast<std::uint64_t>(timeout->count()) : 0;
+  if (s.dtls->state() == crypto::DtlsState::kConnected && !s.connected()) {
+    auto profile = s.dtls->srtp_profile();
+    auto material = s.dtls->srtp_keying_material();
+    std::optional<crypto::SrtpMasters> masters;
+    if (profile && material) {
+      masters = crypto::split_srtp_keying_material(*profile, *material, s.dtls_client);
+    }
+    if (masters) {
+      s.srtp_in = crypto::SrtpSession::create(*profile, masters->remote,
+                                              crypto::SrtpDirection::kInbound);
+      s.srtp_out = crypto::SrtpSession::create(*profile, masters->local,
+                                               crypto::SrtpDirection::kOutbound);
+    }
+    if (!s.srtp_in || !s.srtp_out) {
+      s.srtp_in.reset();
+      s.srtp_out.reset();
+      s.failed = true;
+      ++counters_.dtls_failed;
+      emit(s, shm::SessionState::kFailed, now);
+      return;
+    }
+    ++counters_.dtls_connected;
+    ++counters_.sessions_connected;
+    std::uint64_t elapsed = now.mono_ms - s.created_ms;
+    counters_.connect_ms_sum += elapsed;
+    std::size_t b = 0;
+    while (b < kConnectBuckets.size() && elapsed > kConnectBuckets[b]) {
+      ++b;
+    }
+    ++counters_.connect_ms[b];
+    emit(s, shm::SessionState::kDtlsConnected, now);
+    // Media sent before the keys were up was dropped: a subscriber needs a keyframe now, and a
+    // publisher owes the keyframes requested while it was connecting.
+    for (const auto& sub : s.subscriptions) {
+      if (Session* p = find(sub.publisher)) {
+        bool rtx = false;
+        if (Track* t = p->track(sub.publisher_ssrc, rtx)) {
+          request_keyframe(*p, *t, now);
+        }
+      }
+    }
+    for (auto& t : s.tracks) {
+      if (t.keyframe_requested) {
+        request_keyframe(s, t, now);
+      }
+    }
+  } else if (s.dtls->state() == crypto::DtlsState::kFailed && !s.failed) {
+    s.failed = true;
+    ++counters_.dtls_failed;
+    emit(s, shm::SessionState::kFailed, now);
+  }
+}
+
+void Engine::flush_dtls(Session& s) {
+  std::vector<std::uint8_t> datagram;
+  while (s.dtls->pop(datagram)) {
+    PacketBuffer pkt;
+    auto id = out_.acquire(pkt);
+    if (!id) {
+      counters_.drop(Drop::kTxExhausted);
+      continue;
+    }
+    if (!pkt.assign(datagram)) {
+      out_.release(*id);
+      continue;
+    }
+    out_.send(s.socket, s.remote, pkt, *id);
+  }
+}
+
+void Engine::emit(const Session& s, shm::SessionState state, const Now& now) {
+  shm::SessionEvent e{s.id, state, static_cast<std::uint32_t>(now.mono_ms - s.created_ms)};
+  out_.event(shm::Event::kSessionEvent, shm::encode(e));
+}
+
+void Engine::on_timer(const Now& now) {
+  std::vector<Session*> expired;
+  for (auto& [id, sp] : sessions_) {
+    Session& s = *sp;
+    if (s.dtls && s.dtls_deadline_ms != 0 && now.mono_ms >= s.dtls_deadline_ms) {
+      s.dtls->on_timeout();
+      flush_dtls(s);
+      auto t = s.dtls->timeout();
+      s.dtls_deadline_ms = t ? now.mono_ms + static_cast<std::uint64_t>(t->count()) : 0;
+      if (s.dtls->state() == crypto::DtlsState::kFailed && !s.failed) {
+        s.failed = true;
+        ++counters_.dtls_failed;
+        emit(s, shm::SessionState::kFailed, now);
+      }
+    }
+    if (s.has_remote && now.mono_ms - s.last_check_ms > config_.consent_timeout_ms) {
+      ++counters_.consent_expired;
+      expired.push_back(&s);
+    } else if (!s.connected() && now.mono_ms - s.created_ms > config_.setup_timeout_ms) {
+      ++counters_.connect_timeouts;
+      expired.push_back(&s);
+    }
+  }
+  for (Session* s : expired) {
+    close(*s, true);
+  }
+  if (now.mono_ms >= next_report_ms_) {
+    next_report_ms_ = now.mono_ms + config_.report_interval_ms;
+    for (auto& [id, sp] : sessions_) {
+      if (sp->connected() && !sp->tracks.empty()) {
+        send_receiver_reports(*sp, now);
+      }
+    }
+  }
+}
+
+// Commands ---------------------------------------------------------------------------------
+
+bool Engine::on_command(shm::Command type, std::span<const std::uint8_t> payload,
+                        const Now& now) {
+  ++counters_.commands;
+  bool ok = false;
+  switch (type) {
+    case shm::Command::kSessionCreate:
+      if (auto m = shm::decode_session_create(payload)) ok = create(*m, now);
+      break;
+    case shm::Command::kSessionRemote:
+      if (auto m = shm::decode_session_remote(payload)) ok = remote(*m, now);
+      break;
+    case shm::Command::kSessionClose:
+      if (auto m = shm::decode_session_close(payload)) {
+        if (Session* s = find(m->session)) {
+          close(*s, false);
+          ok = true;
+        }
+      }
+      break;
+    case shm::Command::kTrackAdd:
+      if (auto m = shm::decode_track_add(payload)) ok = add_track(*m);
+      break;
+    case shm::Command::kTrackRemove:
+      if (auto m = shm::decode_track_remove(payload)) ok = remove_track(*m);
+      break;
+    case shm::Command::kSubscribe:
+      if (auto m = shm::decode_subscribe(payload)) ok = subscribe(*m, now);
+      break;
+    case shm::Command::kUnsubscribe:
+      if (auto m = shm::decode_unsubscribe(payload)) ok = unsubscribe(*m);
+      break;
+    case shm::Command::kKeyframeRequest:
+      if (auto m = shm::decode_keyframe_request(payload)) {
+        Session* s = find(m->publisher);
+        bool rtx = false;
+        Track* t = s ? s->track(m->ssrc, rtx) : nullptr;
+        if (t) {
+          request_keyframe(*s, *t, now);
+          ok = true;
+        }
+      }
+      break;
+    default:
+      break;
+  }
+  if (!ok) {
+    ++counters_.commands_refused;
+  }
+  return ok;
+}
+
+bool Engine::create(const shm::SessionCreate& c, const Now& now) {
+  if (sessions_.count(c.session.value) != 0 || by_ufrag_.count(c.ice_ufrag) != 0 ||
+      sessions_.size() >= config_.max_sessions) {
+    return false;
+  }
+  auto s = std::make_unique<Session>();
+  s->id = c.session;
+  s->ufrag = c.ice_ufrag;
+  s->pwd = c.ice_pwd;
+  s->dtls_client = c.dtls_client;
+  s->fingerprint = c.remote_fingerprint;
+  s->fingerprint_known = std::any_of(c.remote_fingerprint.begin(), c.remote_fingerprint.end(),
+                                     [](std::uint8_t b) { return b != 0; });
+  s->created_ms = now.mono_ms;
+  crypto::random_bytes(std::span(reinterpret_cast<std::uint8_t*>(&s->report_ssrc), 4));
+  by_ufrag_[s->ufrag] = s.get();
+  sessions_.emplace(c.session.value, std::move(s));
+  ++counters_.sessions;
+  return true;
+}
+
+bool Engine::remote(const shm::SessionRemote& r, const Now& now) {
+  Session* s = find(r.session);
+  if (s == nullptr || s->dtls) {
+    return false;  // unknown, or the handshake already runs with the first fingerprint
+  }
+  s->dtls_client = r.dtls_client;
+  s->fingerprint = r.remote_fingerprint;
+  s->fingerprint_known = true;
+  dtls_progress(*s, now);
+  return true;
+}
+
+bool Engine::add_track(const shm::TrackAdd& m) {
+  Session* s = find(m.session);
+  bool rtx = false;
+  if (s == nullptr || s->track(m.ssrc, rtx) != nullptr || s->tracks.size() >= 16) {
+    return false;
+  }
+  Track t;
+  t.ssrc = m.ssrc;
+  t.rtx_ssrc = m.rtx_ssrc;
+  t.kind = m.kind;
+  t.payload_type = m.payload_type;
+  t.rtx_payload_type = m.rtx_payload_type;
+  t.clock_rate = m.clock_rate == 0 ? 90000 : m.clock_rate;
+  if (t.kind == shm::MediaKind::kVideo) {
+    t.token = next_token_++;
+    t.cache = std::make_unique<RetransmitStore::Index>();
+  }
+  s->tracks.push_back(std::move(t));
+  ++counters_.tracks;
+  return true;
+}
+
+// Drops the routes of a track and the subscribers' records of them.
+static void drop_routes(Session& publisher, Track& t, Counters& counters) {
+  for (auto& r : t.routes) {
+    auto& subs = r.subscriber->subscriptions;
+    std::erase_if(subs, [&](const Subscription& x) {
+      return x.publisher == publisher.id && x.publisher_ssrc == t.ssrc;
+    });
+    --counters.subscriptions;
+  }
+  t.routes.clear();
+}
+
+bool Engine::remove_track(const shm::TrackRemove& m) {
+  Session* s = find(m.session);
+  if (s == nullptr) {
+    return false;
+  }
+  auto it = std::find_if(s->tracks.begin(), s->tracks.end(),
+                         [&](const Track& t) { return t.ssrc == m.ssrc; });
+  if (it == s->tracks.end()) {
+    return false;
+  }
+  drop_routes(*s, *it, counters_);
+  s->tracks.erase(it);
+  --counters_.tracks;
+  return true;
+}
+
+bool Engine::subscribe(const shm::Subscribe& m, const Now& now) {
+  Session* sub = find(m.subscriber);
+  Session* pub = find(m.publisher);
+  bool rtx = false;
+  Track* t = pub != nullptr ? pub->track(m.publisher_ssrc, rtx) : nullptr;
+  if (sub == nullptr || t == nullptr || rtx || sub == pub || sub->subscription(m.ssrc) != nullptr ||
+      sub->subscriptions.size() >= 256) {
+    return false;
+  }
+  Route r;
+  r.subscriber = sub;
+  r.ssrc = m.ssrc;
+  r.rtx_ssrc = m.rtx_ssrc;
+  r.payload_type = m.payload_type;
+  r.rtx_payload_type = m.rtx_payload_type;
+  r.extensions = m.extensions;
+  t->routes.push_back(r);
+  sub->subscriptions.push_back(Subscription{m.ssrc, m.rtx_ssrc, pub->id, t->ssrc});
+  ++counters_.subscriptions;
+  // A new subscriber can decode nothing before the next keyframe.
+  if (sub->connected() && t->kind == shm::MediaKind::kVideo) {
+    request_keyframe(*pub, *t, now);
+  }
+  return true;
+}
+
+bool Engine::unsubscribe(const shm::Unsubscribe& m) {
+  Session* sub = find(m.subscriber);
+  const Subscription* x = sub != nullptr ? sub->subscription(m.ssrc) : nullptr;
+  if (x == nullptr) {
+    return false;
+  }
+  if (Session* pub = find(x->publisher)) {
+    bool rtx = false;
+    if (Track* t = pub->track(x->publisher_ssrc, rtx)) {
+      std::erase_if(t->routes, [&](const Route& r) { return r.subscriber == sub && r.ssrc == m.ssrc; });
+    }
+  }
+  std::uint32_t ssrc = x->ssrc;
+  std::erase_if(sub->subscriptions, [&](const Subscription& s) { return s.ssrc == ssrc; });
+  --counters_.subscriptions;
+  return true;
+}
+
+void Engine::close(Session& s, bool report) {
+  // Routes to this session from the tracks it subscribes to, then routes of its own tracks.
+  for (const auto& x : s.subscriptions) {
+    if (Session* pub = find(x.publisher)) {
+      bool rtx = false;
+      if (Track* t = pub->track(x.publisher_ssrc, rtx)) {
+        std::erase_if(t->routes, [&](const Route& r) { return r.subscriber == &s; });
+      }
+    }
+    --counters_.subscriptions;
+  }
+  s.subscriptions.clear();
+  for (auto& t : s.tracks) {
+    drop_routes(s, t, counters_);
+    --counters_.tracks;
+  }
+  if (s.dtls && s.dtls->state() == crypto::DtlsState::kConnected) {
+    s.dtls->close();
+    flush_dtls(s);
+  }
+  if (s.connected()) {
+    --counters_.sessions_connected;
+  }
+  for (const auto& a : s.addresses) {
+    if (auto it = by_address_.find(a); it != by_address_.end() && it->second == &s) {
+      by_address_.erase(it);
+    }
+  }
+  by_ufrag_.erase(s.ufrag);
+  if (report) {
+    Now now{};
+    now.mono_ms = s.created_ms;  // elapsed 0: the event says closed, not when
+    emit(s, shm::SessionState::kClosed, now);
+  }
+  --counters_.sessions;
+  sessions_.erase(s.id.value);
+}
+
+}  // namespace ringlane::sfu

@@ -1,0 +1,258 @@
+// RTCP at the SFU: sender reports passed to subscribers under the SSRC they see, keyframe
+// requests from subscribers to the publisher (throttled per track), NACKs passed upstream, and
+// the SFU's own receiver reports to publishers.
+#include <array>
+#include <cstring>
+
+#include "ringlane/dataplane/rtp/rtcp.hpp"
+#include "ringlane/dataplane/sfu/engine.hpp"
+#include "session.hpp"
+
+namespace ringlane::sfu {
+
+void Engine::on_rtcp(Session& s, PacketBuffer& pkt, const Now& now) {
+  if (!s.srtp_in) {
+    counters_.drop(Drop::kSrtpNotReady);
+    return;
+  }
+  const crypto::SrtpCounters before = s.srtp_in->counters();
+  auto length = s.srtp_in->unprotect_rtcp(MutableBytes(pkt.data(), pkt.capacity - pkt.offset),
+                                          pkt.length);
+  if (!length) {
+    const crypto::SrtpCounters& after = s.srtp_in->counters();
+    counters_.drop(after.auth_failures != before.auth_failures       ? Drop::kSrtpAuth
+                   : after.replay_failures != before.replay_failures ? Drop::kSrtpReplay
+                                                                     : Drop::kSrtpOther);
+    return;
+  }
+  auto compound = rtcp::Compound::parse(Bytes(pkt.data(), *length));
+  if (!compound) {
+    counters_.drop(Drop::kRtcpMalformed);
+    return;
+  }
+  ++counters_.rtcp_in;
+  for (const rtcp::Packet& p : compound->packets()) {
+    if (p.type == rtcp::kSr) {
+      auto sr = rtcp::parse_sr(p);
+      bool rtx = false;
+      Track* t = sr ? s.track(sr->ssrc, rtx) : nullptr;
+      if (t != nullptr && !rtx) {
+        t->received.on_sender_report(sr->ntp, now.mono_ms);
+        forward_sender_report(s, p.bytes);
+      }
+    } else if (p.type == rtcp::kRtpfb || p.type == rtcp::kPsfb) {
+      on_feedback(s, p.bytes, now);
+    }
+    // RR, SDES, BYE, APP from a peer need nothing from the SFU today.
+  }
+}
+
+// RFC 3550 §6.4.1: the sender info (NTP and RTP time of one instant, counts) without the
+// publisher's report blocks, under the SSRC the subscriber sees. Timestamps are forwarded
+// unchanged, so the publisher's NTP/RTP mapping holds for the subscriber: lip sync keeps.
+void Engine::forward_sender_report(Session& publisher, Bytes sr) {
+  constexpr std::size_t kSenderInfo = 28;
+  if (sr.size() < kSenderInfo) {
+    return;
+  }
+  bool rtx = false;
+  Track* t = publisher.track(load_be32(sr.data() + 4), rtx);
+  if (t == nullptr) {
+    return;
+  }
+  for (const Route& r : t->routes) {
+    if (!r.subscriber->connected()) {
+      continue;
+    }
+    PacketBuffer pkt;
+    auto id = out_.acquire(pkt);
+    if (!id) {
+      counters_.drop(Drop::kTxExhausted);
+      continue;
+    }
+    std::uint8_t* d = pkt.data();
+    std::memcpy(d, sr.data(), kSenderInfo);
+    d[0] = 0x80;  // V=2, no padding, no report blocks
+    store_be16(d + 2, kSenderInfo / 4 - 1);
+    store_be32(d + 4, r.ssrc);
+    pkt.length = kSenderInfo;
+    ++counters_.sr_forwarded;
+    send_rtcp(*r.subscriber, pkt, *id);
+  }
+}
+
+void Engine::on_feedback(Session& subscriber, Bytes packet, const Now& now) {
+  rtcp::Packet p;
+  if (packet.size() < 12) {
+    return;
+  }
+  p.count = packet[0] & 0x1F;
+  p.type = packet[1];
+  p.bytes = packet;
+  auto fb = rtcp::parse_feedback(p);
+  if (!fb) {
+    return;
+  }
+  // FIR names its SSRCs in the FCI; PLI and NACK in the media SSRC field.
+  std::uint32_t media = fb->media_ssrc;
+  if (p.type == rtcp::kPsfb && fb->fmt == rtcp::kFmtFir && fb->fci.size() >= 8) {
+    media = load_be32(fb->fci.data());
+  }
+  const Subscription* x = subscriber.subscription(media);
+  Session* pub = x != nullptr ? find(x->publisher) : nullptr;
+  bool rtx = false;
+  Track* t = pub != nullptr ? pub->track(x->publisher_ssrc, rtx) : nullptr;
+  if (t == nullptr) {
+    return;
+  }
+  if (p.type == rtcp::kPsfb && (fb->fmt == rtcp::kFmtPli || fb->fmt == rtcp::kFmtFir)) {
+    ++counters_.pli_received;
+    request_keyframe(*pub, *t, now);
+  } else if (p.type == rtcp::kRtpfb && fb->fmt == rtcp::kFmtNack) {
+    ++counters_.nack_received;
+    if (auto lost = rtcp::parse_nack(*fb)) {
+      on_nack(subscriber, *pub, *t, media, packet, *lost, now);
+    }
+  }
+}
+
+// Answers a subscriber's NACK from the store (as RTX when that subscriber negotiated it, RFC
+// 4588; the packet itself otherwise). What is no longer kept is asked of the publisher.
+void Engine::on_nack(Session& subscriber, Session& publisher, Track& track,
+                     std::uint32_t media_ssrc, Bytes packet, std::span<const std::uint16_t> lost,
+                     const Now& now) {
+  Route* route = nullptr;
+  for (auto& r : track.routes) {
+    if (r.subscriber == &subscriber && r.ssrc == media_ssrc) {
+      route = &r;
+    }
+  }
+  if (route == nullptr || !subscriber.connected()) {
+    return;
+  }
+  bool missed = false;
+  for (std::uint16_t seq : lost) {
+    auto kept = track.cache ? store_->find(track.token, *track.cache, seq, now.mono_ms,
+                                           config_.retransmit_max_age_ms)
+                            : std::nullopt;
+    if (kept && send_copy(*route, *kept, route->rtx_ssrc != 0)) {
+      ++counters_.retransmitted;
+    } else {
+      ++counters_.retransmit_missed;
+      missed = true;
+    }
+  }
+  if (!missed || !publisher.connected()) {
+    return;
+  }
+  // Passed upstream renamed to the publisher's SSRC; the retransmission comes back through
+  // on_rtp and reaches every subscriber of the track.
+  PacketBuffer out;
+  auto id = out_.acquire(out);
+  if (!id || !out.assign(packet)) {
+    if (id) {
+      out_.release(*id);
+    }
+    counters_.drop(Drop::kTxExhausted);
+    return;
+  }
+  store_be32(out.data() + 4, publisher.report_ssrc);
+  store_be32(out.data() + 8, track.ssrc);
+  ++counters_.nack_forwarded;
+  send_rtcp(publisher, out, *id);
+}
+
+void Engine::nack_upstream(Session& publisher, Track& track, std::uint16_t from,
+                           std::uint16_t to) {
+  if (!publisher.connected()) {
+    return;
+  }
+  std::array<std::uint16_t, 32> lost;
+  std::size_t n = 0;
+  for (std::uint16_t seq = from; n < lost.size(); ++seq) {
+    lost[n++] = seq;
+    if (seq == to) {
+      break;
+    }
+  }
+  PacketBuffer pkt;
+  auto id = out_.acquire(pkt);
+  if (!id) {
+    counters_.drop(Drop::kTxExhausted);
+    return;
+  }
+  std::size_t len = rtcp::build_nack(MutableBytes(pkt.data(), pkt.capacity - pkt.offset),
+                                     publisher.report_ssrc, track.ssrc, std::span(lost.data(), n));
+  pkt.length = static_cast<std::uint32_t>(len);
+  ++counters_.upstream_nacks;
+  send_rtcp(publisher, pkt, *id);
+}
+
+void Engine::request_keyframe(Session& publisher, Track& track, const Now& now) {
+  if (track.kind != shm::MediaKind::kVideo) {
+    return;
+  }
+  if (!publisher.connected()) {
+    track.keyframe_requested = true;  // sent once its keys are up
+    return;
+  }
+  if (track.last_keyframe_request_ms != 0 &&
+      now.mono_ms - track.last_keyframe_request_ms < config_.keyframe_interval_ms) {
+    ++counters_.pli_throttled;
+    return;
+  }
+  PacketBuffer pkt;
+  auto id = out_.acquire(pkt);
+  if (!id) {
+    counters_.drop(Drop::kTxExhausted);
+    return;
+  }
+  std::size_t n = rtcp::build_pli(MutableBytes(pkt.data(), pkt.capacity - pkt.offset),
+                                  publisher.report_ssrc, track.ssrc);
+  pkt.length = static_cast<std::uint32_t>(n);
+  track.last_keyframe_request_ms = now.mono_ms;
+  track.keyframe_requested = false;
+  ++counters_.pli_sent;
+  send_rtcp(publisher, pkt, *id);
+}
+
+void Engine::send_receiver_reports(Session& publisher, const Now& now) {
+  std::array<rtcp::ReportBlock, 16> blocks;
+  std::size_t n = 0;
+  for (auto& t : publisher.tracks) {
+    if (t.received.started() && n < blocks.size()) {
+      blocks[n++] = t.received.report(t.ssrc, now.mono_ms);
+    }
+  }
+  if (n == 0) {
+    return;
+  }
+  PacketBuffer pkt;
+  auto id = out_.acquire(pkt);
+  if (!id) {
+    counters_.drop(Drop::kTxExhausted);
+    return;
+  }
+  std::size_t len = rtcp::build_rr(MutableBytes(pkt.data(), pkt.capacity - pkt.offset),
+                                   publisher.report_ssrc, std::span(blocks.data(), n));
+  pkt.length = static_cast<std::uint32_t>(len);
+  ++counters_.rr_sent;
+  send_rtcp(publisher, pkt, *id);
+}
+
+void Engine::send_rtcp(Session& s, PacketBuffer& pkt, io::BufferId id) {
+  if (pkt.length == 0 || !s.srtp_out) {
+    out_.release(id);
+    return;
+  }
+  auto n = s.srtp_out->protect_rtcp(MutableBytes(pkt.data(), pkt.capacity - pkt.offset),
+                                    pkt.length);
+  if (!n) {
+    out_.release(id);
+    return;
+  }
+  pkt.length = static_cast<std::uint32_t>(*n);
+  out_.send(s.socket, s.remote, pkt, id);
+}
+
+}  // namespace ringlane::sfu

@@ -1,0 +1,255 @@
+#!/usr/bin/env python3
+"""The SFU end to end with real browsers: inside a network namespace whose only interface is lo,
+`ringlane run` on embedded defaults serves its demo page, and three windows of one headless
+Chromium (fake camera and microphone) open it with ?autojoin=1, take tokens from
+/api/dev-token, publish, and receive each other through the SFU. Checked from the page's
+window.ringlaneTest.stats(): everyone decodes the two others' video (framesDecoded rising) and
+receives their audio (packetsReceived rising); when one leaves, the two others see its tracks
+end and it leave while their own video keeps flowing. A screenshot of one page is saved.
+Skips (77) when Chromium, chromedriver or `ip netns` is missing.
+
+Usage: sfu_browser_test.py --ringlane PATH --io uring|mmsg [--screenshot PATH]
+"""
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from testlib import FAILURES, check, free_port, http_get, summary, wait_http  # noqa: E402
+from webdriver import FAKE_MEDIA_FLAGS, Browser, find_chromium, run_in_loopback_netns  # noqa: E402
+
+NAMES = ["p1", "p2", "p3"]
+
+
+def free_port_pair():
+    """Two consecutive UDP ports free on 127.0.0.1 (media ports: worker i uses BASE+i)."""
+    for _ in range(50):
+        base = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", base + 1))
+                return base
+            except OSError:
+                continue
+    raise RuntimeError("no two consecutive free UDP ports")
+
+
+class Pages:
+    """The three participants' windows of one browser, by name."""
+
+    def __init__(self, browser):
+        self.browser = browser
+        self.handles = {}
+
+    def open(self, name, url):
+        handle = self.browser.window() if not self.handles else self.browser.new_window()
+        self.handles[name] = handle
+        self.browser.switch_to(handle)
+        self.browser.open(url)
+
+    def run(self, name, script, *args):
+        self.browser.switch_to(self.handles[name])
+        return self.browser.run(script, *args)
+
+    def state(self, name):
+        return self.run(name, "return window.ringlaneTest ? window.ringlaneTest.state() : null")
+
+    def stats(self, name):
+        return self.run(name, "return window.ringlaneTest.stats()")
+
+    def published(self, name):
+        """The page's state once its publisher connected or it reported an error, else None."""
+        s = self.state(name)
+        return s if s["publisher"] == "connected" or s["errors"] else None
+
+    def videos(self, name):
+        """The sizes of the videos playing in the page's grid, once all of them play."""
+        widths = self.run(name, "return [...document.querySelectorAll('#grid video')].map((v) => v.videoWidth)")
+        return widths if widths and all(widths) else None
+
+    def saw_leave(self, name, who):
+        """The page's state once it saw `who`'s audio and video end and `who` leave, else None."""
+        s = self.state(name)
+        ended = {e["kind"] for e in s["events"] if e["type"] == "track_ended" and e["identity"] == who}
+        left = any(e["type"] == "participant_left" and e["identity"] == who for e in s["events"])
+        return s if left and ended == {"audio", "video"} and who not in s["participants"] else None
+
+
+def wait_until(what, timeout, step=0.1):
+    """Calls what() until it returns something truthy or `timeout` seconds pass; the last value."""
+    deadline = time.time() + timeout
+    value = what()
+    while not value and time.time() < deadline:
+        time.sleep(step)
+        value = what()
+    return value
+
+
+def flowing(before, after, senders):
+    """Why the media from `senders` did not flow between two stats samples ("" if it did):
+    exactly one video and one audio track from each, video frames decoded and audio packets
+    received rising, and nothing from anyone else."""
+    def by_track(sample):
+        return {(r["identity"], r["trackId"]): r for r in sample["remote"]}
+
+    a, b = by_track(before), by_track(after)
+    strangers = sorted({i for i, _ in b} - set(senders))
+    if strangers:
+        return f"still receives {strangers}"
+    for who in senders:
+        for kind, counter in (("video", "framesDecoded"), ("audio", "packetsReceived")):
+            mine = [k for k, r in b.items() if k[0] == who and r["kind"] == kind]
+            if len(mine) != 1:
+                return f"{len(mine)} {kind} tracks from {who}"
+            k = mine[0]
+            if k not in a or not b[k][counter] > a[k][counter] > 0:
+                return f"{who}'s {kind} {counter} not rising ({a.get(k, {}).get(counter)} -> {b[k][counter]})"
+    return ""
+
+
+def wait_flowing(pages, expect, timeout):
+    """Samples every page's stats twice, 1.2 s apart, until each receives from exactly the
+    senders `expect` names for it; returns the reasons of the last failed round ({} if none)."""
+    deadline = time.time() + timeout
+    while True:
+        first = {n: pages.stats(n) for n in expect}
+        t0 = time.time()
+        while time.time() < t0 + 1.2:
+            time.sleep(0.1)
+        second = {n: pages.stats(n) for n in expect}
+        why = {n: flowing(first[n], second[n], expect[n]) for n in expect}
+        why = {n: w for n, w in why.items() if w}
+        if not why or time.time() > deadline:
+            return why, second
+
+
+def loopback_only(stats):
+    """True when the page's media runs over 127.0.0.1 only (the selected candidate pairs)."""
+    pairs = [stats["publisher"].get("pair"), stats["subscriber"].get("pair")]
+    return all(p and p["local"].startswith("127.0.0.1:") and p["remote"].startswith("127.0.0.1:")
+               for p in pairs), pairs
+
+
+def run(a, tmp, log):
+    http_port = free_port(socket.SOCK_STREAM)
+    turn_port = free_port()
+    media_port = free_port_pair()
+    room = f"r{os.getpid()}"
+    env = dict(os.environ, RINGLANE_STATE_DIR=os.path.join(tmp, "state"))
+    server = subprocess.Popen(
+        [a.ringlane, "run", "--name", f"sfu-browser-{os.getpid()}", "--io", a.io, "--workers", "2",
+         "--listen", f"127.0.0.1:{turn_port}", "--media-ip", "127.0.0.1", "--media-port", str(media_port),
+         "--http", f"127.0.0.1:{http_port}"],
+        stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env)
+    browser = None
+    try:
+        check(wait_http(http_port), f"ringlane run answers HTTP on 127.0.0.1:{http_port} (io {a.io})")
+        check("dev tokens on" in open(log).read(), "on embedded defaults the node says its dev tokens are on")
+        status, body = http_get(http_port, "/")
+        check(status == 200 and 'src="/app.js"' in body, f"GET / serves the demo page ({status})")
+        status, body = http_get(http_port, f"/api/dev-token?room={room}&identity=probe")
+        grant = json.loads(body) if status == 200 else {}
+        check(grant.get("token") and grant.get("ws_url") == f"ws://127.0.0.1:{http_port}/ws"
+              and grant.get("ice_servers"), f"/api/dev-token hands out a token without a key ({status})")
+
+        browser = Browser(FAKE_MEDIA_FLAGS + ["--window-size=1280,800"])
+        pages = Pages(browser)
+        for name in NAMES:
+            pages.open(name, f"http://127.0.0.1:{http_port}/?room={room}&name={name}&autojoin=1")
+        for name in NAMES:
+            s = wait_until(lambda n=name: (pages.state(n) or {}).get("joined") and pages.state(n), 20)
+            s = s or pages.state(name) or {}
+            check(s.get("joined"), f"{name}'s page joined {room} (participants {s.get('participants')}, "
+                                   f"errors {s.get('errors')})")
+        for name in NAMES:
+            s = wait_until(lambda n=name: pages.published(n), 30) or pages.state(name)
+            check(s["publisher"] == "connected" and not s["errors"],
+                  f"{name} publishes: its publisher connection is connected, no errors "
+                  f"({s['publisher']}, errors {s['errors']})")
+        if FAILURES:
+            return
+
+        everyone = {n: [m for m in NAMES if m != n] for n in NAMES}
+        why, last = wait_flowing(pages, everyone, 60)
+        check(not why, f"each page decodes the 2 others' video and receives their audio ({why or 'all rising'})")
+        for name in NAMES:
+            ok, pairs = loopback_only(last[name])
+            check(ok, f"{name}'s media runs over loopback only ({pairs})")
+        v = last["p1"]["remote"]
+        print("  p1 receives: " + ", ".join(
+            f"{r['identity']} {r['kind']} {r['frameWidth']}x{r['frameHeight']} frames {r['framesDecoded']} "
+            f"packets {r['packetsReceived']} nack {r['nackCount']} pli {r['pliCount']}" for r in v), flush=True)
+
+        widths = wait_until(lambda: pages.videos("p1"), 10)
+        check(widths and len(widths) == 3, f"p1's grid shows three playing videos (widths {widths})")
+        names = pages.run("p1", "return [...document.querySelectorAll('#grid figcaption')].map((c) => c.textContent)")
+        check(sorted(names) == ["p1 (you)", "p2", "p3"], f"p1's tiles are labelled with the names ({names})")
+        shot = a.screenshot or os.path.join(tmp, "sfu-browser-p1.png")
+        browser.switch_to(pages.handles["p1"])
+        browser.screenshot(shot)
+        print(f"  screenshot of p1's page: {shot}", flush=True)
+
+        pages.run("p3", "document.getElementById('leave').click()")
+        left = wait_until(lambda: not pages.state("p3")["joined"], 5)
+        check(left, "p3 clicks Leave")
+        for name in ("p1", "p2"):
+            s = wait_until(lambda n=name: pages.saw_leave(n, "p3"), 5)
+            seen = s or pages.state(name)
+            about = [{k: e.get(k) for k in ("type", "kind")} for e in seen["events"] if e.get("identity") == "p3"]
+            check(bool(s), f"{name} sees p3's audio and video end and p3 leave within 5 s "
+                           f"(its events about p3: {about}; participants {seen['participants']})")
+        why, _ = wait_flowing(pages, {"p1": ["p2"], "p2": ["p1"]}, 15)
+        check(not why, f"p1 and p2 go on decoding each other's video, nothing from p3 ({why or 'all rising'})")
+        check(server.poll() is None, "ringlane run still running")
+    finally:
+        if browser:
+            browser.close()
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ringlane", required=True)
+    ap.add_argument("--io", choices=["uring", "mmsg"], required=True)
+    ap.add_argument("--screenshot")
+    ap.add_argument("--in-netns", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if not a.in_netns:
+        if not find_chromium() or not shutil.which("chromedriver"):
+            print("skip: chromium and chromium-driver are needed")
+            return 77
+        if not shutil.which("ip"):
+            print("skip: ip (iproute2) is needed for a loopback-only network namespace")
+            return 77
+        argv = [sys.executable, os.path.abspath(__file__), "--in-netns"] + sys.argv[1:]
+        code, why = run_in_loopback_netns(argv, "rl-sfu", 220)
+        if code is None:
+            print(f"skip: no network namespace ({why}); host candidates need one with only lo")
+            return 77
+        return code
+    tmp = tempfile.mkdtemp(prefix="sfu-browser-")
+    log = os.path.join(tmp, "ringlane.log")
+    try:
+        run(a, tmp, log)
+    except Exception as e:  # a broken page or driver is a failure too, with the server's log
+        check(False, f"{type(e).__name__}: {e}")
+    if summary():
+        if os.path.exists(log):
+            print(f"--- {log} (tail) ---")
+            print(open(log).read()[-4000:])
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
