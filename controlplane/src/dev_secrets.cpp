@@ -42,6 +42,11 @@ bool make_dirs(const std::string& dir) {
 
 }  // namespace
 
+std::string state_file_path(const std::string& node_name, const std::string& suffix) {
+  std::string dir = state_dir();
+  return make_dirs(dir) ? dir + "/" + node_name + suffix : std::string();
+}
+
 DevSecrets load_or_create_dev_secrets(const std::string& node_name) {
   DevSecrets s;
   std::string dir = state_dir();

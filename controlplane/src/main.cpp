@@ -93,9 +93,10 @@ int main(int argc, char** argv) {
   spdlog::info("ringlane-control up: http on {} | data plane stats '{}'", server->address(),
                config.stats_name);
   if (config.dev_tokens) {
-    spdlog::warn("--dev-tokens on: anyone who reaches http://{}/api/dev-token gets join tokens "
-                 "without an API key",
-                 server->address());
+    spdlog::warn(
+        "--dev-tokens on: anyone who reaches http://{}/api/dev-token gets join tokens "
+        "without an API key",
+        server->address());
   }
   std::fflush(stderr);
   io.run();

@@ -101,7 +101,7 @@ int run_node(int argc, char** argv) {
       std::fputs(node_options_help(), stdout);
       std::fputs(
           "control plane:\n"
-          "  --http ADDR:PORT|off        HTTP API, signaling (/ws), demo page (/) [127.0.0.1:8080]\n"
+          "  --http ADDR:PORT|off        HTTP API, signaling (/ws), demo page [127.0.0.1:8080]\n"
           "  --api-key KEY               Bearer key for /api/*, repeatable [generated]\n"
           "  --turn-uri URI              TURN URI handed out with credentials, repeatable\n"
           "  --dev-tokens on|off         GET /api/dev-token: join tokens for anyone, no API key\n"
@@ -198,6 +198,10 @@ int run_node(int argc, char** argv) {
     // are the media ports' public addresses (--external-ip), else the host's own.
     control_options.signaling.media = supervisor.get();
     control_options.signaling.candidate_ips = media_candidates(o);
+    // Rooms, sessions and tracks outlive this process: a successor that adopts the data plane
+    // reads them back, and the clients that reconnect resume their media.
+    control_options.signaling.media_state_file = control::state_file_path(o.name, ".media.json");
+    control_options.signaling.media_restore = supervisor->adopted();
     server = control::ApiServer::start(
         io, *ep, ac, control_options, [&supervisor] { return supervisor->metrics(); }, error);
     if (!server) {

@@ -51,7 +51,8 @@ function tile(identity, self = false) {
   const caption = document.createElement('figcaption');
   caption.textContent = self ? `${identity} (you)` : identity;
   figure.append(video, caption);
-  $('grid').append(figure);
+  if (self) $('grid').prepend(figure);
+  else $('grid').append(figure);
   t = { figure, video, stream: new MediaStream(), caption };
   video.srcObject = t.stream;
   tiles.set(identity, t);
@@ -103,9 +104,8 @@ function wire(r) {
     tiles.get(identity)?.stream.removeTrack(track);
   });
   r.addEventListener('track_muted', (e) => {
-    const { identity, trackId, muted } = e.detail;
+    const { identity, kind, muted } = e.detail;
     record('track_muted', e.detail);
-    const kind = r.participants.get(identity)?.tracks.get(trackId)?.kind;
     if (kind) markMuted(identity, kind, muted);
   });
   r.addEventListener('connection_state', (e) => {
@@ -147,9 +147,10 @@ async function join() {
     const res = await fetch(`/api/dev-token?${query}`);
     const grant = await res.json().catch(() => ({}));
     if (!res.ok) {
-      throw Object.assign(new Error(res.status === 404
+      const message = res.status === 404
         ? 'this node hands out no demo tokens (start it with --dev-tokens on)'
-        : grant.error?.message ?? `token request failed (${res.status})`), { code: grant.error?.code ?? 'token' });
+        : grant.error?.message ?? `token request failed (${res.status})`;
+      throw Object.assign(new Error(message), { code: grant.error?.code ?? 'token' });
     }
     localStream = await navigator.mediaDevices.getUserMedia({
       audio: true,
@@ -200,7 +201,8 @@ async function leave(announce = true) {
 function setPressed(id, pressed) {
   const b = $(id);
   b.setAttribute('aria-pressed', String(pressed));
-  b.textContent = { mic: ['Mute mic', 'Unmute mic'], camera: ['Stop camera', 'Start camera'] }[id][pressed ? 1 : 0];
+  const labels = { mic: ['Mute mic', 'Unmute mic'], camera: ['Stop camera', 'Start camera'] };
+  b.textContent = labels[id][pressed ? 1 : 0];
 }
 
 function toggle(id, kind) {
@@ -235,13 +237,13 @@ async function remoteStats(r) {
   const byMid = new Map(entries.map((e) => [e.mid, e]));
   const byTrack = new Map(entries.map((e) => [e.track.id, e]));
   const report = await pc.getStats();
+  const last = (s) => s?.lastPacketReceivedTimestamp ?? 0;
   const best = new Map();
   for (const s of report.values()) {
     if (s.type !== 'inbound-rtp') continue;
     const e = byMid.get(s.mid) ?? byTrack.get(s.trackIdentifier);
     if (!e) continue;
-    const prev = best.get(e);
-    if (!prev || (s.lastPacketReceivedTimestamp ?? 0) > (prev.lastPacketReceivedTimestamp ?? 0)) best.set(e, s);
+    if (!best.has(e) || last(s) > last(best.get(e))) best.set(e, s);
   }
   const list = [...best].map(([e, s]) => ({
     identity: e.identity,
@@ -285,7 +287,10 @@ window.ringlaneTest = {
   }),
   async stats() {
     const r = room;
-    if (!r) return { participants: [], remote: [], publisher: { connectionState: 'closed' }, subscriber: { connectionState: 'closed' } };
+    if (!r) {
+      const closed = { connectionState: 'closed' };
+      return { participants: [], remote: [], publisher: closed, subscriber: { ...closed } };
+    }
     const [sub, pub] = await Promise.all([remoteStats(r), publisherStats(r)]);
     return {
       participants: [...r.participants.keys()],

@@ -52,7 +52,9 @@ export class Room extends EventTarget {
     this._wsUrl = wsUrl;
     this._token = token;
     this._autoSubscribe = autoSubscribe;
-    this._rtcConfig = { iceServers, iceTransportPolicy, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' };
+    this._rtcConfig = {
+      iceServers, iceTransportPolicy, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require',
+    };
     this.participants = new Map(); // identity -> {identity, tracks: Map trackId -> {kind, muted}}
     this.identity = null;
     this.room = null;
@@ -107,10 +109,17 @@ export class Room extends EventTarget {
   unsubscribe(track) { return this._request({ type: 'unsubscribe', track }); }
 
   async leave() {
+    this._close(true);
+  }
+
+  // --- the socket ---
+
+  // Ends this Room for good: no more reconnects.
+  _close(sayLeave) {
     if (this._left) return;
     this._left = true;
     clearTimeout(this._retryTimer);
-    this._send({ type: 'leave' });
+    if (sayLeave) this._send({ type: 'leave' });
     this._teardownMedia();
     const ws = this._ws;
     this._ws = null;
@@ -119,8 +128,6 @@ export class Room extends EventTarget {
     // A close after the leave frame: the server reads the leave first.
     ws?.close(1000, 'left');
   }
-
-  // --- the socket ---
 
   _emit(type, detail = {}) { this.dispatchEvent(new CustomEvent(type, { detail })); }
 
@@ -219,9 +226,11 @@ export class Room extends EventTarget {
         this._rejectPending(new RoomError('disconnected', `signaling closed (${e.code})`));
         if (!settled) {
           const code = refusal?.code ?? (e.code === 4001 ? 'bad_token' : 'disconnected');
-          fail(new RoomError(code, refusal?.message ?? `signaling closed (${e.code})`, !FATAL_CODES.has(code)));
+          const message = refusal?.message ?? `signaling closed (${e.code})`;
+          fail(new RoomError(code, message, !FATAL_CODES.has(code)));
         } else if (!this._left) {
-          this._teardownMedia();
+          // Media keeps flowing without signaling: the peer connections stay up, and the
+          // server resumes them when this socket's successor joins (joined.resumed).
           this._scheduleReconnect();
         }
       };
@@ -251,9 +260,13 @@ export class Room extends EventTarget {
         return;
       }
       this._attempt = 0;
+      if (!joined.resumed) this._teardownMedia(); // the server forgot our media: start over
       this._emit('reconnected', { joined });
-      if (this._stream) {
-        this._publish().catch((err) => this._emit('error', { code: err.code ?? 'publish_failed', message: err.message }));
+      const live = this._publisher?.connectionState === 'connected' && this._published.size > 0;
+      if (this._stream && !(joined.resumed && live)) {
+        this._publish().catch((err) => {
+          this._emit('error', { code: err.code ?? 'publish_failed', message: err.message });
+        });
       }
     }, delayMs);
   }
@@ -267,7 +280,8 @@ export class Room extends EventTarget {
       try {
         await this._onMessage(msg);
       } catch (err) {
-        if (epoch === this._epoch) this._emit('error', { code: `bad_${msg.type}`, message: String(err?.message ?? err) });
+        if (epoch !== this._epoch) return;
+        this._emit('error', { code: `bad_${msg.type}`, message: String(err?.message ?? err) });
       }
     });
   }
@@ -309,7 +323,8 @@ export class Room extends EventTarget {
         if (msg.participant === this.identity) break;
         const t = this.participants.get(msg.participant)?.tracks.get(msg.track);
         if (t) t.muted = msg.muted;
-        this._emit('track_muted', { identity: msg.participant, trackId: msg.track, muted: msg.muted });
+        const detail = { identity: msg.participant, trackId: msg.track, kind: t?.kind, muted: msg.muted };
+        this._emit('track_muted', detail);
         break;
       }
       case 'offer':
@@ -318,7 +333,7 @@ export class Room extends EventTarget {
         // Another connection joined with our identity: it wins, and we must not fight it.
         if (msg.reason === 'replaced' && !this._left) {
           this._emit('error', { code: 'replaced', message: 'this identity joined from elsewhere' });
-          this.leave();
+          this._close(false);
         }
         break;
       default:
@@ -373,7 +388,8 @@ export class Room extends EventTarget {
     // The server is ICE-lite and ignores these; sent so that a full-ICE server could use them.
     pc.onicecandidate = (e) => {
       if (e.candidate?.candidate && this[`_${name}`] === pc) {
-        this._send({ type: 'candidate', pc: name, candidate: e.candidate.candidate, sdp_mid: e.candidate.sdpMid });
+        const { candidate, sdpMid } = e.candidate;
+        this._send({ type: 'candidate', pc: name, candidate, sdp_mid: sdpMid });
       }
     };
     return pc;
@@ -412,7 +428,8 @@ export class Room extends EventTarget {
     if (!this._subscriber) {
       const pc = this._peerConnection('subscriber');
       pc.ontrack = (e) => {
-        if (e.transceiver?.mid != null && e.streams[0]) this._streamsByMid.set(e.transceiver.mid, e.streams[0]);
+        const mid = e.transceiver?.mid;
+        if (mid != null && e.streams[0]) this._streamsByMid.set(mid, e.streams[0]);
       };
       this._subscriber = pc;
     }
@@ -433,7 +450,8 @@ export class Room extends EventTarget {
     for (const transceiver of this._subscriber.getTransceivers()) {
       const mid = transceiver.mid;
       const s = sections.get(mid);
-      const receiving = s && !s.rejected && transceiver.currentDirection !== 'stopped' && (s.direction === 'sendonly' || s.direction === 'sendrecv');
+      const receiving = s && !s.rejected && transceiver.currentDirection !== 'stopped' &&
+        (s.direction === 'sendonly' || s.direction === 'sendrecv');
       const track = transceiver.receiver.track;
       const identity = s?.streamId ?? this._streamsByMid.get(mid)?.id;
       const trackId = s?.trackId ?? track.id;
@@ -442,7 +460,9 @@ export class Room extends EventTarget {
       live.add(key);
       if (this._remote.has(key)) continue;
       let stream = this._streamsByMid.get(mid);
-      if (!stream || stream.id !== identity || !stream.getTracks().includes(track)) stream = new MediaStream([track]);
+      if (!stream || stream.id !== identity || !stream.getTracks().includes(track)) {
+        stream = new MediaStream([track]);
+      }
       const entry = { identity, trackId, kind: track.kind, mid, track, stream, transceiver };
       this._remote.set(key, entry);
       stream.addEventListener('removetrack', (e) => {
@@ -463,7 +483,8 @@ export class Room extends EventTarget {
     this._emit('track_ended', { identity: e.identity, trackId: e.trackId, kind: e.kind, track: e.track });
   }
 
-  // The server forgets a dropped socket's media: both peer connections start over.
+  // The server forgot our media (it restarted without its state, or the grace after a dropped
+  // socket passed): both peer connections start over.
   _teardownMedia() {
     for (const key of [...this._remote.keys()]) this._endRemote(key);
     this._publisher?.close();

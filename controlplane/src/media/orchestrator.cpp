@@ -88,6 +88,34 @@ json::array Orchestrator::join(const std::string& room, unsigned worker,
     r.worker = worker;
   }
   json::array tracks;
+  changed_ = true;
+  auto existing = r.members.find(identity);
+  if (existing != r.members.end()) {
+    // The same participant again (a reconnect, or a new connection replacing the old one):
+    // its sessions and tracks go on. An offer that was waiting for an answer is sent anew, as
+    // the answer may have been lost with the old connection.
+    Participant& p = existing->second;
+    p.detached = false;
+    ++resumed_;
+    if (p.awaiting) {
+      p.awaiting = false;
+      p.dirty = true;
+    }
+    for (const auto& [name, other] : r.members) {
+      if (name == identity) {
+        continue;
+      }
+      for (const auto& t : other.tracks) {
+        tracks.push_back(track_json(name, t.id, t.desc.kind, t.muted));
+        if (p.auto_subscribe) {
+          std::size_t before = p.out.size();
+          add_out(p, other, t);
+          p.dirty = p.dirty || p.out.size() != before;
+        }
+      }
+    }
+    return tracks;
+  }
   Participant& p = r.members[identity];
   p.identity = identity;
   p.auto_subscribe = auto_subscribe;
@@ -102,14 +130,55 @@ json::array Orchestrator::join(const std::string& room, unsigned worker,
       }
     }
   }
+  p.dirty = true;
   return tracks;
 }
 
 void Orchestrator::start(const std::string& room, const std::string& identity) {
   Room* r = nullptr;
-  if (Participant* p = find(room, identity, &r)) {
+  Participant* p = find(room, identity, &r);
+  if (p != nullptr && p->dirty) {
     renegotiate(room, *r, *p);
   }
+}
+
+void Orchestrator::detach(const std::string& room, const std::string& identity) {
+  if (Participant* p = find(room, identity)) {
+    p->detached = true;
+    p->detached_until = std::chrono::steady_clock::now() + config_.resume_grace;
+    changed_ = true;
+  }
+}
+
+std::vector<std::pair<std::string, std::string>> Orchestrator::expire(
+    std::chrono::steady_clock::time_point now) {
+  std::vector<std::pair<std::string, std::string>> gone;
+  for (const auto& [name, r] : rooms_) {
+    for (const auto& [identity, p] : r.members) {
+      if (p.detached && now >= p.detached_until) {
+        gone.emplace_back(name, identity);
+      }
+    }
+  }
+  for (const auto& [room, identity] : gone) {
+    spdlog::info("participant {} of room {} did not come back: its media ends", identity, room);
+    leave(room, identity);
+  }
+  return gone;
+}
+
+std::optional<unsigned> Orchestrator::hosted_worker(const std::string& room) const {
+  auto it = rooms_.find(room);
+  return it == rooms_.end() ? std::nullopt : std::optional<unsigned>(it->second.worker);
+}
+
+bool Orchestrator::has_members(const std::string& room) const {
+  return rooms_.count(room) != 0;
+}
+
+bool Orchestrator::has_participant(const std::string& room, const std::string& identity) const {
+  auto it = rooms_.find(room);
+  return it != rooms_.end() && it->second.members.count(identity) != 0;
 }
 
 void Orchestrator::leave(const std::string& room, const std::string& identity) {
@@ -134,6 +203,7 @@ void Orchestrator::leave(const std::string& room, const std::string& identity) {
   if (r->members.empty()) {
     rooms_.erase(room);
   }
+  changed_ = true;
 }
 
 bool Orchestrator::ensure_session(Room& r, Participant& p, Peer& peer, const DataPlaneInfo&,
@@ -206,6 +276,7 @@ Reply Orchestrator::publish(const std::string& room, const std::string& identity
   }
   p->pub.remote_ufrag = answer->remote_ufrag;
   ++publishes_;
+  changed_ = true;
   // Tracks by mid: kept when unchanged, replaced when the SSRC changed, removed when gone.
   std::vector<std::string> gone;
   for (const auto& t : p->tracks) {
@@ -348,6 +419,7 @@ void Orchestrator::renegotiate(const std::string& room, Room& r, Participant& p)
   p.awaiting = true;
   p.dirty = false;
   ++offers_;
+  changed_ = true;
   json::object o;
   o["type"] = "offer";
   o["seq"] = ++p.seq;
@@ -376,6 +448,7 @@ Reply Orchestrator::answer(const std::string& room, const std::string& identity,
   }
   ++answers_;
   p->awaiting = false;
+  changed_ = true;
   if (!p->sub.remote_set) {
     shm::SessionRemote remote{shm::SessionId{p->sub.session}, a->remote_setup == "passive", *fp};
     if (!link_.push(r->worker, shm::Command::kSessionRemote, shm::encode(remote))) {
@@ -455,6 +528,7 @@ void Orchestrator::remove_track(const std::string& room, Room& r, Participant& p
     ++push_failures_;
   }
   p.tracks.erase(it);
+  changed_ = true;
   json::object e;
   e["type"] = "track_unpublished";
   e["participant"] = p.identity;
@@ -511,6 +585,7 @@ Reply Orchestrator::mute(const std::string& room, const std::string& identity,
   for (auto& t : p->tracks) {
     if (t.id == track) {
       t.muted = muted;
+      changed_ = true;
       json::object e = track_json(identity, t.id, t.desc.kind, muted);
       e["type"] = "track_muted";
       broadcast(room, *r, identity, e);
@@ -635,6 +710,8 @@ std::string Orchestrator::metrics() const {
   line("ringlane_sfu_answers_total", "counter", answers_);
   line("ringlane_sfu_sdp_errors_total", "counter", sdp_errors_);
   line("ringlane_sfu_command_push_failures_total", "counter", push_failures_);
+  line("ringlane_sfu_resumed_total", "counter", resumed_);
+  line("ringlane_sfu_restored_participants_total", "counter", restored_);
   out += "# TYPE ringlane_sfu_session_events_total counter\n";
   for (const auto& [state, n] : session_events_) {
     out += "ringlane_sfu_session_events_total{state=\"" + state + "\"} " + std::to_string(n) + "\n";

@@ -18,6 +18,8 @@ SignalingServer::SignalingServer(boost::asio::io_context& io, SignalingConfig co
   if (config_.media != nullptr) {
     media::OrchestratorConfig mc;
     mc.candidate_ips = config_.candidate_ips;
+    mc.state_file = config_.media_state_file;
+    mc.resume_grace = config_.media_resume_grace;
     media_ = std::make_unique<media::Orchestrator>(
         *config_.media, mc, [this](const std::string& room, const std::string& identity,
                                    std::string text) {
@@ -30,6 +32,11 @@ SignalingServer::SignalingServer(boost::asio::io_context& io, SignalingConfig co
             m->second->send(std::move(text));
           }
         });
+    if (config_.media_restore) {
+      std::size_t n = media_->restore();
+      spdlog::info("media state restored from {}: {} participant(s) await their clients",
+                   config_.media_state_file, n);
+    }
   }
   heartbeat();
   tick();
@@ -133,6 +140,12 @@ void SignalingServer::join(const std::shared_ptr<Session>& s, const std::string&
   if (auto local = rooms_.find(room_name); local != rooms_.end()) {
     return complete_join(s, room_name, id, local->second.placement);
   }
+  if (auto worker = media_ ? media_->hosted_worker(room_name) : std::nullopt) {
+    // Media of this room still runs here (members reconnecting, or state restored after a
+    // restart): the room stays on its worker.
+    return complete_join(s, room_name, id,
+                         placement::Placement{config_.node_id, config_.ws_url, *worker, false});
+  }
   // A room this node does not host yet: ask the store (on its own thread when it is Redis).
   s->joining_ = true;
   store_.place(room_name, [this, s, room_name, id](std::optional<placement::Placement> placed,
@@ -206,6 +219,7 @@ void SignalingServer::complete_join(const std::shared_ptr<Session>& s, const std
   r.members.emplace(s->identity_, s);
   s->room_ = room_name;
   json::array tracks;
+  bool resumed = media_ && media_->has_participant(room_name, s->identity_);
   if (media_) {
     tracks = media_->join(room_name, where.worker, s->identity_, s->auto_subscribe_);
   }
@@ -221,6 +235,9 @@ void SignalingServer::complete_join(const std::shared_ptr<Session>& s, const std
   o["participants"] = std::move(others);
   o["protocol"] = kProtocolVersion;
   o["tracks"] = std::move(tracks);
+  // The participant's media (sessions, tracks, subscriptions) went on from before: the client
+  // keeps its peer connections instead of starting over.
+  o["resumed"] = resumed;
   s->send(json::serialize(o));
   json::object event;
   event["type"] = "participant_joined";
@@ -243,10 +260,16 @@ void SignalingServer::leave(Session& s, const std::string& id, const char* reaso
   std::string name = s.room_;
   auto member = room.members.find(s.identity_);
   std::shared_ptr<Session> keep_alive;
+  // Media: a requested leave ends it; a dropped connection keeps it for a reconnect to resume
+  // (participant_left is said when that grace ends); a replacing connection takes it over.
+  bool detached = false;
   if (member != room.members.end() && member->second.get() == &s) {
     keep_alive = member->second;
-    if (media_) {
+    if (media_ && std::string_view(reason) == "requested") {
       media_->leave(name, s.identity_);
+    } else if (media_ && std::string_view(reason) == "disconnected") {
+      media_->detach(name, s.identity_);
+      detached = true;
     }
     room.members.erase(member);
     --participants_;
@@ -259,14 +282,38 @@ void SignalingServer::leave(Session& s, const std::string& id, const char* reaso
   o["room"] = name;
   o["reason"] = reason;
   s.send(json::serialize(o));
-  json::object event;
-  event["type"] = "participant_left";
-  event["room"] = name;
-  event["participant"] = s.identity_;
-  broadcast(room, json::serialize(event), &s);
-  if (room.members.empty() && release_if_empty) {
+  if (!detached) {
+    json::object event;
+    event["type"] = "participant_left";
+    event["room"] = name;
+    event["participant"] = s.identity_;
+    broadcast(room, json::serialize(event), &s);
+  }
+  if (room.members.empty() && release_if_empty && !(media_ && media_->has_members(name))) {
     store_.release(name, config_.node_id);
     rooms_.erase(it);
+  }
+}
+
+// Participants whose connection dropped and who did not come back: now they have left.
+void SignalingServer::expire_media() {
+  for (const auto& [name, identity] : media_->expire(std::chrono::steady_clock::now())) {
+    auto it = rooms_.find(name);
+    if (it == rooms_.end()) {
+      if (!media_->has_members(name)) {
+        store_.release(name, config_.node_id);
+      }
+      continue;
+    }
+    json::object event;
+    event["type"] = "participant_left";
+    event["room"] = name;
+    event["participant"] = identity;
+    broadcast(it->second, json::serialize(event), nullptr);
+    if (it->second.members.empty() && !media_->has_members(name)) {
+      store_.release(name, config_.node_id);
+      rooms_.erase(it);
+    }
   }
 }
 
@@ -296,6 +343,10 @@ void SignalingServer::tick() {
     // the addresses active in the last few seconds).
     std::erase_if(join_buckets_,
                   [&](const auto& kv) { return now - kv.second.at > std::chrono::seconds(10); });
+  }
+  if (media_) {
+    expire_media();
+    media_->save();
   }
   timer_.expires_after(std::chrono::milliseconds(250));
   timer_.async_wait([this](const boost::system::error_code& ec) {

@@ -474,7 +474,8 @@ bool Engine::unsubscribe(const shm::Unsubscribe& m) {
   if (Session* pub = find(x->publisher)) {
     bool rtx = false;
     if (Track* t = pub->track(x->publisher_ssrc, rtx)) {
-      std::erase_if(t->routes, [&](const Route& r) { return r.subscriber == sub && r.ssrc == m.ssrc; });
+      // By the subscription's own SSRC: m.ssrc may name its RTX stream.
+      std::erase_if(t->routes, [&](const Route& r) { return r.subscriber == sub && r.ssrc == x->ssrc; });
     }
   }
   std::uint32_t ssrc = x->ssrc;

@@ -161,6 +161,14 @@ bool Engine::send_copy(Route& r, std::span<const std::uint8_t> rtp, bool as_rtx)
     counters_.drop(Drop::kTxExhausted);
     return false;
   }
+  // A receive view may start earlier in its slot than a transmit view: what would not fit with
+  // room for the SRTP tag is not copied (protect_rtp would refuse it anyway).
+  std::size_t need = as_rtx ? view->header_size() + 2 + view->payload().size() : rtp.size();
+  if (need + crypto::SrtpSession::kMaxTrailer > copy.capacity - copy.offset) {
+    out_.release(*id);
+    counters_.drop(Drop::kSrtpOther);
+    return false;
+  }
   std::uint8_t* d = copy.data();
   std::size_t header = view->header_size();
   std::size_t length = rtp.size();

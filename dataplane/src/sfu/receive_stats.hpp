@@ -31,8 +31,10 @@ class ReceiveStats {
     auto arrival = static_cast<std::uint32_t>(arrival_ms * clock_rate / 1000);
     auto transit = static_cast<std::int32_t>(arrival - rtp_timestamp);
     if (has_transit_) {
-      std::int32_t d = transit - transit_;
-      d = d < 0 ? -d : d;
+      // Modulo 2^32, as the clocks are (a signed subtraction could overflow).
+      auto diff = static_cast<std::int32_t>(static_cast<std::uint32_t>(transit) -
+                                            static_cast<std::uint32_t>(transit_));
+      std::int64_t d = diff < 0 ? -std::int64_t{diff} : diff;
       jitter_ += (static_cast<double>(d) - jitter_) / 16.0;
     }
     transit_ = transit;

@@ -136,6 +136,12 @@ TEST_F(FeedbackTest, ReceiverReportCarriesTheExtendedHighestSequenceAndLoss) {
     send_rtp(a_, {.sequence = seq});
   }
   rtp_at(b_);
+  // The gap was NACKed upstream at once (the loss still counts in the report).
+  auto nacks = rtcp_at(a_);
+  ASSERT_EQ(nacks.size(), 1u);
+  auto fb = rtcp::parse_feedback(view(nacks[0]));
+  ASSERT_TRUE(fb);
+  EXPECT_EQ(rtcp::parse_nack(*fb), std::vector<std::uint16_t>{1});
   advance(999);
   timer();
   EXPECT_TRUE(rtcp_at(a_).empty());
@@ -171,6 +177,27 @@ TEST_F(FeedbackTest, ReceiverReportCarriesTheExtendedHighestSequenceAndLoss) {
   EXPECT_EQ(rr->blocks[0].fraction_lost, 0);
   // B is connected but publishes nothing: it gets no report.
   EXPECT_TRUE(rtcp_at(b_).empty());
+}
+
+// RFC 3550 A.8 with RTP's modular clocks: transit times a few ticks apart either side of the
+// int32 boundary differ by those few ticks (and computing it must not overflow).
+TEST_F(FeedbackTest, JitterAcrossTheSignedBoundaryOfTransitTime) {
+  ASSERT_NO_FATAL_FAILURE(call());
+  timer();  // the first report time passes with nothing to report
+  EXPECT_EQ(plis_at_a(), 1u);
+  auto arrival = static_cast<std::uint32_t>(now_.mono_ms * 90);  // 90 kHz ticks
+  const std::uint32_t transit1 = 0x7FFFFFFFu - 799;
+  const std::uint32_t transit2 = 0x80000000u + 800;  // 1600 ticks later, modulo 2^32
+  send_rtp(a_, {.sequence = 1, .timestamp = arrival - transit1});
+  send_rtp(a_, {.sequence = 2, .timestamp = arrival - transit2});
+  advance(1000);
+  timer();
+  auto got = rtcp_at(a_);
+  ASSERT_EQ(got.size(), 1u);
+  auto rr = rtcp::parse_rr(view(got[0]));
+  ASSERT_TRUE(rr);
+  ASSERT_EQ(rr->blocks.size(), 1u);
+  EXPECT_EQ(rr->blocks[0].jitter, 1600u / 16);
 }
 
 TEST_F(FeedbackTest, SenderReportReachesTheSubscriberUnderItsSsrc) {
@@ -238,6 +265,118 @@ TEST_F(FeedbackTest, NackFromTheSubscriberReachesThePublisherRenamed) {
   send_rtcp(b_, other);
   EXPECT_TRUE(rtcp_at(a_).empty());
   EXPECT_EQ(counters().nack_received, 1u);
+}
+
+// A subscriber's NACK is answered from the packets the SFU kept, as RTX when the subscriber
+// negotiated it (RFC 4588 §4: own SSRC, payload type and sequence; the OSN, then the payload).
+TEST_F(FeedbackTest, NackIsAnsweredFromTheStoreAsRtx) {
+  ASSERT_NO_FATAL_FAILURE(connect(a_));
+  ASSERT_TRUE(add_track(a_, kVideo, shm::MediaKind::kVideo, 96, 0x1112, 97));
+  ASSERT_NO_FATAL_FAILURE(connect(b_));
+  ASSERT_TRUE(subscribe(b_, a_, kVideo, kSubVideo, 100, kSubRtx, 101));
+  EXPECT_EQ(plis_at_a(), 1u);
+  std::vector<std::vector<std::uint8_t>> sent;
+  for (std::uint16_t seq = 1000; seq < 1004; ++seq) {
+    sent.push_back(build_rtp({.sequence = seq}));
+    send_rtp(a_, {.sequence = seq});
+  }
+  // 1001 and 1003 are lost on the way to B.
+  auto wire = take(b_, rtp::PacketKind::kRtp);
+  ASSERT_EQ(wire.size(), 4u);
+  b_.inbox.push_back(std::move(wire[0]));
+  b_.inbox.push_back(std::move(wire[2]));
+  ASSERT_EQ(rtp_at(b_).size(), 2u);
+  advance(20);
+  std::vector<std::uint8_t> nack(64);
+  const std::uint16_t lost[] = {1001, 1003};
+  nack.resize(rtcp::build_nack(nack, 0xB0B0, kSubVideo, lost));
+  send_rtcp(b_, nack);
+  auto got = rtp_at(b_);
+  ASSERT_EQ(got.size(), 2u);
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    auto p = rtp::RtpPacket::parse(got[i]);
+    auto in = rtp::RtpPacket::parse(sent[1 + 2 * i]);
+    ASSERT_TRUE(p && in);
+    EXPECT_EQ(p->ssrc(), kSubRtx);
+    EXPECT_EQ(p->payload_type(), 101);
+    EXPECT_EQ(p->sequence(), i);  // the RTX stream's own numbering
+    ASSERT_TRUE(p->extension(3));
+    auto pay = p->payload();
+    ASSERT_GE(pay.size(), 2u);
+    EXPECT_EQ(load_be16(pay.data()), lost[i]);
+    auto want = in->payload();
+    EXPECT_EQ(std::vector<std::uint8_t>(pay.begin() + 2, pay.end()),
+              std::vector<std::uint8_t>(want.begin(), want.end()));
+  }
+  EXPECT_EQ(counters().nack_received, 1u);
+  EXPECT_EQ(counters().retransmitted, 2u);
+  EXPECT_EQ(counters().retransmit_missed, 0u);
+  EXPECT_EQ(counters().nack_forwarded, 0u);  // nothing to ask the publisher
+  EXPECT_TRUE(rtcp_at(a_).empty());
+}
+
+TEST_F(FeedbackTest, NackWithoutRtxGetsThePacketAndWhatIsNotKeptGoesUpstream) {
+  ASSERT_NO_FATAL_FAILURE(call());
+  EXPECT_EQ(plis_at_a(), 1u);
+  send_rtp(a_, {.sequence = 1000});
+  take(b_, rtp::PacketKind::kRtp);  // lost on the way to B
+  std::vector<std::uint8_t> nack(64);
+  const std::uint16_t lost[] = {1000, 1500};
+  nack.resize(rtcp::build_nack(nack, 0xB0B0, kSubVideo, lost));
+  send_rtcp(b_, nack);
+  auto got = rtp_at(b_);
+  ASSERT_EQ(got.size(), 1u);
+  auto p = rtp::RtpPacket::parse(got[0]);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->ssrc(), kSubVideo);
+  EXPECT_EQ(p->payload_type(), 100);
+  EXPECT_EQ(p->sequence(), 1000);
+  EXPECT_EQ(counters().retransmitted, 1u);
+  EXPECT_EQ(counters().retransmit_missed, 1u);
+  // 1500 was never seen: the NACK goes to A under A's numbering.
+  auto up = rtcp_at(a_);
+  ASSERT_EQ(up.size(), 1u);
+  auto fb = rtcp::parse_feedback(view(up[0]));
+  ASSERT_TRUE(fb);
+  EXPECT_EQ(fb->media_ssrc, kVideo);
+  EXPECT_EQ(counters().nack_forwarded, 1u);
+
+  // Kept packets age out: a second later the store no longer answers.
+  advance(1001);
+  std::vector<std::uint8_t> late(64);
+  const std::uint16_t again[] = {1000};
+  late.resize(rtcp::build_nack(late, 0xB0B0, kSubVideo, again));
+  send_rtcp(b_, late);
+  EXPECT_TRUE(rtp_at(b_).empty());
+  EXPECT_EQ(counters().retransmit_missed, 2u);
+  EXPECT_EQ(rtcp_at(a_).size(), 1u);
+  EXPECT_EQ(counters().nack_forwarded, 2u);
+}
+
+// RFC 4585 §3.5.1: a gap in what the publisher sends is NACKed at once, at most 32 packets.
+TEST_F(FeedbackTest, GapFromThePublisherIsNackedUpstream) {
+  ASSERT_NO_FATAL_FAILURE(call());
+  EXPECT_EQ(plis_at_a(), 1u);
+  send_rtp(a_, {.sequence = 1000});
+  send_rtp(a_, {.sequence = 1003});
+  auto up = rtcp_at(a_);
+  ASSERT_EQ(up.size(), 1u);
+  EXPECT_EQ(up[0].type, rtcp::kRtpfb);
+  auto fb = rtcp::parse_feedback(view(up[0]));
+  ASSERT_TRUE(fb);
+  EXPECT_EQ(fb->fmt, rtcp::kFmtNack);
+  EXPECT_EQ(fb->sender_ssrc, sfu_ssrc_);
+  EXPECT_EQ(fb->media_ssrc, kVideo);
+  EXPECT_EQ(rtcp::parse_nack(*fb), (std::vector<std::uint16_t>{1001, 1002}));
+  EXPECT_EQ(counters().upstream_nacks, 1u);
+  // 33 missing: past repair. Old packets (reordering) and audio gaps ask for nothing.
+  send_rtp(a_, {.sequence = 1037});
+  send_rtp(a_, {.sequence = 1001});
+  send_rtp(a_, {.ssrc = kAudio, .payload_type = 111, .sequence = 1, .extensions = false});
+  send_rtp(a_, {.ssrc = kAudio, .payload_type = 111, .sequence = 9, .extensions = false});
+  EXPECT_TRUE(rtcp_at(a_).empty());
+  EXPECT_EQ(counters().upstream_nacks, 1u);
+  EXPECT_EQ(rtp_at(b_).size(), 4u);
 }
 
 TEST_F(FeedbackTest, TamperedAndReplayedSrtcpAreDropped) {

@@ -54,8 +54,8 @@ TEST_P(IceCheck, ValidCheckIsAnsweredFromItsSocketAndSetsTheAddress) {
   EXPECT_EQ(counters().ice_checks, 1u);
   EXPECT_EQ(counters().ice_connected, 1u);
 
-  // A second check refreshes consent but is not a new connection.
-  deliver(p.address, binding_request(p.username(), p.server_pwd, {.tid_seed = 41}));
+  // A second check on the same 5-tuple refreshes consent but is not a new connection.
+  deliver(p.address, binding_request(p.username(), p.server_pwd, {.tid_seed = 41}), SocketId{3});
   EXPECT_EQ(take(p, rtp::PacketKind::kStun).size(), 1u);
   EXPECT_TRUE(take_events().empty());
   EXPECT_EQ(counters().ice_checks, 2u);
@@ -63,6 +63,11 @@ TEST_P(IceCheck, ValidCheckIsAnsweredFromItsSocketAndSetsTheAddress) {
   // The address may now talk DTLS: the session gets it (and waits for a real handshake).
   deliver(p.address, kDtlsish);
   EXPECT_EQ(dropped(Drop::kNoSession), 0u);
+  // The same address on another local socket is another 5-tuple: a nomination there moves.
+  deliver(p.address, binding_request(p.username(), p.server_pwd, {.tid_seed = 42}));
+  EXPECT_EQ(take(p, rtp::PacketKind::kStun).size(), 1u);
+  EXPECT_EQ(take_events().size(), 1u);
+  EXPECT_EQ(counters().ice_moves, 1u);
 }
 
 std::string family_name(const ::testing::TestParamInfo<bool>& param) {
@@ -150,7 +155,7 @@ TEST_F(EngineTest, WhatIsNotACheckIsCountedByKind) {
   auto request = binding_request(a_.username(), a_.server_pwd);
   // The same message as a success response and as an indication: not requests.
   auto response = request;
-  response[1] = 0x01;  // Binding success (0x0101)
+  response[0] = 0x01;  // Binding success (0x0101)
   deliver(a_.address, response);
   auto indication = request;
   indication[1] = 0x11;  // Binding indication (0x0011)

@@ -18,4 +18,8 @@ struct DevSecrets {
 
 DevSecrets load_or_create_dev_secrets(const std::string& node_name);
 
+// A file of this node in the same state directory (created 0700 if missing), e.g. the media
+// state a restarted control plane reads back; "" when the directory cannot be made.
+std::string state_file_path(const std::string& node_name, const std::string& suffix);
+
 }  // namespace ringlane::control

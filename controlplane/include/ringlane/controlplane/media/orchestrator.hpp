@@ -46,6 +46,12 @@ struct OrchestratorConfig {
   // ICE host candidates: the addresses the media ports are reached at (--external-ip), else
   // the host's own non-loopback addresses (loopback ones when it has no other).
   std::vector<IpAddress> candidate_ips;
+  // A participant whose WebSocket dropped keeps its sessions and tracks this long, so that a
+  // reconnect (same token) resumes it without renegotiating; then it leaves.
+  std::chrono::milliseconds resume_grace{20000};
+  // Where the media state is kept for a restarted control plane ("" = nowhere): written after
+  // every change, read back at start when the data plane was adopted.
+  std::string state_file;
 };
 
 class Orchestrator {
@@ -58,6 +64,19 @@ class Orchestrator {
                           bool auto_subscribe);
   void start(const std::string& room, const std::string& identity);
   void leave(const std::string& room, const std::string& identity);
+  // The participant's WebSocket is gone: it keeps its media for resume_grace.
+  void detach(const std::string& room, const std::string& identity);
+  // Participants detached past their grace leave; returns them as (room, identity).
+  std::vector<std::pair<std::string, std::string>> expire(std::chrono::steady_clock::time_point now);
+  // The worker of a room this node hosts media for (restored or with detached members).
+  std::optional<unsigned> hosted_worker(const std::string& room) const;
+  bool has_members(const std::string& room) const;
+  bool has_participant(const std::string& room, const std::string& identity) const;
+  // Rebuilds the state a previous control plane kept (its data plane was adopted, the sessions
+  // still run): every participant is detached until its client reconnects. Returns how many.
+  std::size_t restore();
+  // Writes the state file if something changed since the last write.
+  void save();
 
   Reply publish(const std::string& room, const std::string& identity, const std::string& sdp);
   Reply unpublish(const std::string& room, const std::string& identity, const std::string& track);
@@ -107,6 +126,8 @@ class Orchestrator {
     unsigned next_mid = 0;
     bool awaiting = false;
     bool dirty = false;
+    bool detached = false;
+    std::chrono::steady_clock::time_point detached_until{};
   };
   struct Room {
     unsigned worker = 0;
@@ -124,6 +145,8 @@ class Orchestrator {
   void broadcast(const std::string& room, const Room& r, const std::string& except,
                  const boost::json::object& event);
   std::uint32_t next_session();
+  boost::json::value to_json() const;
+  void from_json(const boost::json::value& v);
 
   Link& link_;
   OrchestratorConfig config_;
@@ -138,6 +161,9 @@ class Orchestrator {
   std::uint64_t sdp_errors_ = 0;
   std::uint64_t push_failures_ = 0;
   std::map<std::string, std::uint64_t> session_events_;
+  std::uint64_t resumed_ = 0;
+  std::uint64_t restored_ = 0;
+  bool changed_ = false;
 };
 
 }  // namespace ringlane::control::media

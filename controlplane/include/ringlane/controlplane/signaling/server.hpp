@@ -51,6 +51,9 @@ struct SignalingConfig {
   // the addresses its media ports are reached at (ICE host candidates).
   media::Link* media = nullptr;
   std::vector<IpAddress> candidate_ips;
+  std::string media_state_file;  // kept for a restarted control plane ("" = not kept)
+  bool media_restore = false;    // read it back at start (the data plane was adopted)
+  std::chrono::milliseconds media_resume_grace{20000};
 };
 
 class Session;
@@ -96,6 +99,7 @@ class SignalingServer {
   void leave(Session& s, const std::string& id, const char* reason, bool release_if_empty = true);
   void broadcast(const Room& room, const std::string& text, const Session* except);
   void media(Session& s, const ClientMessage& m);
+  void expire_media();
   bool take(std::unordered_map<std::string, Bucket>& buckets, const std::string& key, double rate);
   void count_error(const std::string& code) { ++errors_[code]; }
 
