@@ -99,12 +99,19 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     r.version(req.version());
     r.keep_alive(req.keep_alive());
-    write(std::move(r));
+    r.prepare_payload();
+    if (req.method() == http::verb::head) {
+      // RFC 9110 §9.3.2: the headers a GET would get, Content-Length included, and no body.
+      r.body().clear();
+    }
+    write(std::move(r), false);
   }
 
-  void write(Response r) {
+  void write(Response r, bool prepare = true) {
     auto shared = std::make_shared<Response>(std::move(r));
-    shared->prepare_payload();
+    if (prepare) {
+      shared->prepare_payload();
+    }
     http::async_write(stream_, *shared,
                       [self = shared_from_this(), shared](beast::error_code ec, std::size_t) {
                         if (ec || !shared->keep_alive()) {

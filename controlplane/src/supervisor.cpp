@@ -301,7 +301,53 @@ std::string Supervisor::metrics() const {
           "ringlane_ring_backpressure_total" + labels + std::to_string(ring->full_count()) + "\n";
     }
   }
-  return out + depth + messages + full;
+  return out + depth + messages + full + sfu_metrics();
+}
+
+// The SFU's seed KPIs over all workers, from the stats page: peer connections with DTLS up, and
+// the time from session creation to DTLS connected as a Prometheus histogram plus its p95 (the
+// upper bound of the bucket that holds the 95th percentile).
+std::string Supervisor::sfu_metrics() const {
+  StatsSnapshot snap;
+  std::string error;
+  if (stats_name_.empty() || !read_stats(stats_name_, snap, error)) {
+    return "";
+  }
+  std::uint64_t active = 0;
+  std::uint64_t sum = 0;
+  std::array<std::uint64_t, sfu::kConnectBuckets.size() + 1> buckets{};
+  for (const auto& w : snap.workers) {
+    active += w.sfu.sessions_connected;
+    sum += w.sfu.connect_ms_sum;
+    for (std::size_t i = 0; i < buckets.size(); ++i) {
+      buckets[i] += w.sfu.connect_ms[i];
+    }
+  }
+  std::string out = "# TYPE webrtc_peer_connections_active gauge\nwebrtc_peer_connections_active " +
+                    std::to_string(active) + "\n";
+  out += "# TYPE ringlane_sfu_connect_ms histogram\n";
+  std::uint64_t total = 0;
+  for (std::size_t i = 0; i < buckets.size(); ++i) {
+    total += buckets[i];
+    std::string le = i < sfu::kConnectBuckets.size() ? std::to_string(sfu::kConnectBuckets[i]) : "+Inf";
+    out += "ringlane_sfu_connect_ms_bucket{le=\"" + le + "\"} " + std::to_string(total) + "\n";
+  }
+  out += "ringlane_sfu_connect_ms_sum " + std::to_string(sum) + "\n";
+  out += "ringlane_sfu_connect_ms_count " + std::to_string(total) + "\n";
+  if (total > 0) {
+    std::uint64_t seen = 0;
+    std::string p95 = "+Inf";
+    for (std::size_t i = 0; i < buckets.size(); ++i) {
+      seen += buckets[i];
+      if (seen * 100 >= total * 95) {
+        p95 = i < sfu::kConnectBuckets.size() ? std::to_string(sfu::kConnectBuckets[i]) : "+Inf";
+        break;
+      }
+    }
+    out += "# TYPE connection_establishment_time_p95 gauge\nconnection_establishment_time_p95 " +
+           p95 + "\n";
+  }
+  return out;
 }
 
 }  // namespace ringlane::control

@@ -253,6 +253,7 @@ export class Room extends EventTarget {
         if (this._left) return;
         if (FATAL_CODES.has(err.code) || err.retryable === false) {
           this._left = true;
+          this._teardownMedia();
           this._emit('error', { code: err.code, message: err.message });
           return;
         }
@@ -260,7 +261,6 @@ export class Room extends EventTarget {
         return;
       }
       this._attempt = 0;
-      if (!joined.resumed) this._teardownMedia(); // the server forgot our media: start over
       this._emit('reconnected', { joined });
       const live = this._publisher?.connectionState === 'connected' && this._published.size > 0;
       if (this._stream && !(joined.resumed && live)) {
@@ -364,8 +364,11 @@ export class Room extends EventTarget {
     this.participants.get(participant).tracks.set(track, { kind, muted: !!muted });
   }
 
-  // `joined` lists who is here now: after a reconnect, the differences become events.
+  // `joined` lists who is here now: after a reconnect, the differences become events. A server
+  // that forgot our media (resumed: false) gets new peer connections; the old ones go here, in
+  // message order, so that the offers after this `joined` meet a fresh subscriber.
   _applyJoined(msg) {
+    if (this._joined && !msg.resumed) this._teardownMedia();
     this.room = msg.room;
     this.identity = msg.participant;
     const present = new Set(msg.participants ?? []);

@@ -697,6 +697,19 @@ std::string Orchestrator::metrics() const {
     }
   }
   std::string out;
+  // Per room and worker (room names are 1-128 of [A-Za-z0-9_.:-]: safe as label values).
+  std::string per_room = "# TYPE ringlane_sfu_room_participants gauge\n";
+  std::string per_room_tracks = "# TYPE ringlane_sfu_room_tracks gauge\n";
+  for (const auto& [name, r] : rooms_) {
+    std::size_t n = 0;
+    for (const auto& [id, p] : r.members) {
+      n += p.tracks.size();
+    }
+    std::string labels = "{room=\"" + name + "\",worker=\"" + std::to_string(r.worker) + "\"} ";
+    per_room += "ringlane_sfu_room_participants" + labels + std::to_string(r.members.size()) + "\n";
+    per_room_tracks += "ringlane_sfu_room_tracks" + labels + std::to_string(n) + "\n";
+  }
+  out += per_room + per_room_tracks;
   auto line = [&](const char* metric, const char* type, std::uint64_t v) {
     out += std::string("# TYPE ") + metric + " " + type + "\n" + metric + " " + std::to_string(v) +
            "\n";

@@ -125,11 +125,15 @@ void Engine::on_stun(SocketId socket, const Endpoint& from, PacketBuffer& pkt, c
   s.last_check_ms = now.mono_ms;
   if (std::find(s.addresses.begin(), s.addresses.end(), from) == s.addresses.end()) {
     if (s.addresses.size() >= Session::kMaxAddresses) {
-      if (auto old = by_address_.find(s.addresses.front());
-          old != by_address_.end() && old->second == &s) {
+      // The oldest address goes, unless it is the one media is sent to.
+      auto victim = s.addresses.begin();
+      if (s.has_remote && *victim == s.remote) {
+        ++victim;
+      }
+      if (auto old = by_address_.find(*victim); old != by_address_.end() && old->second == &s) {
         by_address_.erase(old);
       }
-      s.addresses.erase(s.addresses.begin());
+      s.addresses.erase(victim);
     }
     s.addresses.push_back(from);
     by_address_[from] = &s;

@@ -1,6 +1,7 @@
 // RTCP at the SFU: sender reports passed to subscribers under the SSRC they see, keyframe
 // requests from subscribers to the publisher (throttled per track), NACKs passed upstream, and
 // the SFU's own receiver reports to publishers.
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -130,8 +131,23 @@ void Engine::on_nack(Session& subscriber, Session& publisher, Track& track,
   if (route == nullptr || !subscriber.connected()) {
     return;
   }
+  // One NACK may name thousands of packets (296 FCI entries of 17 in a 1,200-byte packet): a
+  // subscriber could make the worker resend its whole store. Each sequence number counts once,
+  // and at most kMaxResendPerNack of them are resent; the rest count as missed.
+  constexpr std::size_t kMaxResendPerNack = 64;
+  std::array<std::uint16_t, kMaxResendPerNack> done;
+  std::size_t n = 0;
   bool missed = false;
   for (std::uint16_t seq : lost) {
+    if (std::find(done.begin(), done.begin() + static_cast<std::ptrdiff_t>(n), seq) !=
+        done.begin() + static_cast<std::ptrdiff_t>(n)) {
+      continue;
+    }
+    if (n == done.size()) {
+      ++counters_.retransmit_missed;
+      continue;
+    }
+    done[n++] = seq;
     auto kept = track.cache ? store_->find(track.token, *track.cache, seq, now.mono_ms,
                                            config_.retransmit_max_age_ms)
                             : std::nullopt;

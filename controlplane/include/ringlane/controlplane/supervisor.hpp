@@ -58,6 +58,7 @@ class Supervisor final : public media::Link {
  private:
   explicit Supervisor(SupervisorConfig config) : config_(std::move(config)) {}
   void replay();
+  std::string sfu_metrics() const;
   // 1: adopted; 0: nothing to adopt; -1: a data plane runs but cannot be adopted (error set).
   int adopt(const std::string& stats_name, std::string& error);
   bool exited(int& status);
