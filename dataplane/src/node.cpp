@@ -145,6 +145,21 @@ int run_dataplane(int argc, char** argv) {
   server_config.policy = policy;
   server_config.quota = std::make_shared<turn::UserQuota>();
   crypto::random_bytes(server_config.nonce_secret);
+  if (o.media_port != 0) {
+    // The relay may reach this node's own SFU media ports (and nothing else at those IPs).
+    for (const auto& ip : o.media_ips) {
+      if (is_any(ip)) {
+        auto all = host_addresses(ip.family);
+        server_config.own_media_ips.insert(server_config.own_media_ips.end(), all.begin(),
+                                           all.end());
+      } else {
+        server_config.own_media_ips.push_back(ip);
+      }
+    }
+    server_config.own_media_port_min = o.media_port;
+    server_config.own_media_port_max =
+        static_cast<std::uint16_t>(o.media_port + worker_count(o) - 1);
+  }
 
   // SO_REUSEPORT would let a second node join our listeners and silently take part of the
   // traffic; a lock per listener makes the second one refuse to start instead.

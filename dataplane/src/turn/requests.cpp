@@ -350,7 +350,7 @@ SendDecision Server::on_create_permission(Reply& r, Allocation& a) {
       bad = true;
     } else if (ep->family() != a.relay.address.family()) {
       mismatch = true;
-    } else if (!policy_->peer_allowed(ep->ip)) {
+    } else if (!policy_->peer_allowed(ep->ip) && !own_media_ip(ep->ip)) {
       forbidden = true;
     } else {
       peers[n++] = ep->ip;
@@ -395,7 +395,7 @@ SendDecision Server::on_channel_bind(Reply& r, Allocation& a) {
   if (peer->family() != a.relay.address.family()) {
     return error(r, err::kPeerAddressFamilyMismatch, "Peer Address Family Mismatch");
   }
-  if (!policy_->peer_allowed(peer->ip)) {
+  if (!policy_->peer_allowed(peer->ip) && !own_media(*peer)) {
     ++counters_.forbidden_peers;
     return error(r, err::kForbidden, "Forbidden");
   }

@@ -51,7 +51,10 @@ Server::Server(ServerConfig config, RelayPorts& relay_ports)
     : policy_(std::move(config.policy)),
       quota_(config.quota ? std::move(config.quota) : std::make_shared<UserQuota>()),
       nonces_(config.nonce_secret),
-      relay_ports_(relay_ports) {}
+      relay_ports_(relay_ports),
+      own_media_ips_(std::move(config.own_media_ips)),
+      own_media_port_min_(config.own_media_port_min),
+      own_media_port_max_(config.own_media_port_max) {}
 
 Server::~Server() {
   for (std::uint32_t i = 0; i < allocations_.size(); ++i) {
@@ -148,6 +151,24 @@ SendDecision Server::on_channel_data(SocketId listener, const Endpoint& client, 
   return {true, a->relay.id, ch->peer};
 }
 
+bool Server::own_media_ip(const IpAddress& ip) const {
+  if (own_media_port_min_ == 0) {
+    return false;
+  }
+  IpAddress plain = ip.unmapped();
+  for (const auto& own : own_media_ips_) {
+    if (own == plain) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool Server::own_media(const Endpoint& peer) const {
+  return own_media_ip(peer.ip) && peer.port >= own_media_port_min_ &&
+         peer.port <= own_media_port_max_;
+}
+
 SendDecision Server::on_send_indication(const stun::Message& msg, SocketId listener,
                                         const Endpoint& client, PacketBuffer& pkt, const Now& now) {
   Allocation* a = find_allocation(listener, client);
@@ -162,7 +183,9 @@ SendDecision Server::on_send_indication(const stun::Message& msg, SocketId liste
     return {};
   }
   // RFC 8656 §10.2: no permission, no relay; indications get no error reply.
-  if (a->find_permission(peer->ip, now.mono_ms) == nullptr) {
+  if (a->find_permission(peer->ip, now.mono_ms) == nullptr ||
+      (!policy_->peer_allowed(peer->ip) && !own_media(*peer))) {
+    // The second test: a permission for this node's own media IP admits its media ports only.
     counters_.drop(Drop::kNoPermission);
     return {};
   }

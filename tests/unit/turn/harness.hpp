@@ -84,7 +84,8 @@ class Harness {
  public:
   static constexpr SocketId kListener{1};
 
-  explicit Harness(std::function<void(Policy&)> tweak = {}) {
+  explicit Harness(std::function<void(Policy&)> tweak = {},
+                   std::function<void(ServerConfig&)> config_tweak = {}) {
     auto p = std::make_shared<Policy>();
     p->realm = "ringlane.test";
     p->add_user("alice", "alice-pass");
@@ -97,6 +98,8 @@ class Harness {
     cfg.policy = p;
     cfg.quota = std::make_shared<UserQuota>();
     cfg.nonce_secret.fill(7);
+    if (config_tweak)
+      config_tweak(cfg);
     server = std::make_unique<Server>(cfg, ports);
     now.mono_ms = 1'000'000;
     now.unix_s = 1'700'000'000;

@@ -290,6 +290,54 @@ TEST(TurnPermission, AllowListAdmitsLoopback) {
       403);
 }
 
+// The node's own SFU media ports are peers the deny list would refuse (here loopback): those
+// ports of that IP and nothing else there.
+TEST(TurnPermission, OwnMediaPortsOnlyOfADeniedIp) {
+  Harness h({}, [](ServerConfig& cfg) {
+    cfg.own_media_ips = {*IpAddress::parse("127.0.0.1")};
+    cfg.own_media_port_min = 7882;
+    cfg.own_media_port_max = 7883;
+  });
+  Client c(h, "192.0.2.10:5000", "alice", "alice-pass");
+  ASSERT_EQ(c.allocate().error_code(), 0);
+  auto media = *Endpoint::parse("127.0.0.1:7883");
+  auto other = *Endpoint::parse("127.0.0.1:6379");
+  EXPECT_EQ(c.request(Method::kCreatePermission, peer_attr(media)).error_code(), 0);
+  EXPECT_EQ(c.request(Method::kChannelBind, channel_attrs(0x4000, other)).error_code(), 403);
+  EXPECT_EQ(c.request(Method::kChannelBind, channel_attrs(0x4001, media)).error_code(), 0);
+  EXPECT_EQ(c.request(Method::kChannelBind, channel_attrs(0x4002, *Endpoint::parse("127.0.0.1:7884")))
+                .error_code(),
+            403);
+  EXPECT_EQ(c.request(Method::kCreatePermission, peer_attr(*Endpoint::parse("10.0.0.1:7882")))
+                .error_code(),
+            403);
+  auto send_to = [&](const Endpoint& to) {
+    return c.build(
+        Method::kSend, Class::kIndication,
+        [&](stun::Builder& b) {
+          b.add_xor_address(attr::kXorPeerAddress, to);
+          b.add_string(attr::kData, "abc");
+        },
+        false, false);
+  };
+  // The IP's permission exists, yet only the media ports get data.
+  EXPECT_FALSE(h.from_client(c.addr, send_to(other)).decision.send);
+  Out to_media = h.from_client(c.addr, send_to(media));
+  ASSERT_TRUE(to_media.decision.send);
+  EXPECT_EQ(to_media.decision.to, media);
+  EXPECT_EQ(h.server->counters().dropped(Drop::kNoPermission), 1u);
+}
+
+// Without an SFU (no media ports) nothing changes: loopback stays forbidden.
+TEST(TurnPermission, NoOwnMediaPortsNoException) {
+  Harness h({}, [](ServerConfig& cfg) { cfg.own_media_ips = {*IpAddress::parse("127.0.0.1")}; });
+  Client c(h, "192.0.2.10:5000", "alice", "alice-pass");
+  ASSERT_EQ(c.allocate().error_code(), 0);
+  EXPECT_EQ(c.request(Method::kCreatePermission, peer_attr(*Endpoint::parse("127.0.0.1:7882")))
+                .error_code(),
+            403);
+}
+
 TEST(TurnRequests, WithoutAllocationIs437AndOtherUserIs441) {
   Harness h;
   Client c(h, "192.0.2.10:5000", "alice", "alice-pass");

@@ -22,6 +22,12 @@ struct ServerConfig {
   std::shared_ptr<const Policy> policy;
   std::shared_ptr<UserQuota> quota;  // shared by the workers of one process
   std::array<std::uint8_t, 32> nonce_secret{};
+  // This node's own SFU media ports: a client behind a UDP-hostile network reaches the SFU
+  // through the relay, so these addresses are peers even where the deny list (loopback,
+  // private) would refuse their IP; only these ports of them, never another service there.
+  std::vector<IpAddress> own_media_ips;
+  std::uint16_t own_media_port_min = 0;  // 0: no SFU
+  std::uint16_t own_media_port_max = 0;
 };
 
 class Server {
@@ -96,6 +102,9 @@ class Server {
   SendDecision challenge(Reply& r, std::uint16_t code, const char* reason);
 
   Allocation* find_allocation(SocketId listener, const Endpoint& client);
+  // A peer the deny list would refuse but that is one of this node's SFU media ports.
+  bool own_media_ip(const IpAddress& ip) const;
+  bool own_media(const Endpoint& peer) const;
   void free_allocation(std::uint32_t index, bool expired);
   void install_permission(Allocation& a, const IpAddress& peer, std::uint64_t now_ms);
   std::uint32_t lifetime_for(std::optional<std::uint32_t> requested) const;
@@ -105,6 +114,9 @@ class Server {
   std::shared_ptr<UserQuota> quota_;
   NonceIssuer nonces_;
   RelayPorts& relay_ports_;
+  std::vector<IpAddress> own_media_ips_;
+  std::uint16_t own_media_port_min_ = 0;
+  std::uint16_t own_media_port_max_ = 0;
   Counters counters_;
 
   std::vector<Allocation> allocations_;

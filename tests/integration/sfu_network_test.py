@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""The SFU on a bad network and through its own TURN relay, with real browsers, inside a network
+namespace whose only interface is lo:
+
+1. Loss: p1 and p2 are in a call; an nftables rule in the namespace drops 3% of the datagrams
+   the SFU's media port sends (numgen random). The subscribers NACK what they miss, the worker
+   answers from its retransmission store (RTX), and decoding goes on: framesDecoded keeps
+   rising, the pages' nackCount rises, and the data plane's sfu_retransmitted counter rises.
+2. Relay: with the rule gone, p3 joins with iceTransportPolicy 'relay' and the ICE servers its
+   token came with (ringlane's own TURN, REST credentials): its selected candidate pairs are
+   relay candidates, and it decodes p1 and p2 while they decode it. The relay and the SFU run in
+   one node; the relay reaches the SFU's media port on 127.0.0.1, which the default deny list
+   refuses for any other loopback port.
+
+Skips (77) when Chromium, chromedriver, `ip netns` or nft is missing.
+Usage: sfu_network_test.py --ringlane PATH [--io uring|mmsg]
+"""
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sfu_browser_test import Pages, free_port_pair, wait_flowing, wait_until  # noqa: E402
+from testlib import FAILURES, check, free_port, summary, wait_http  # noqa: E402
+from webdriver import FAKE_MEDIA_FLAGS, Browser, find_chromium, run_in_loopback_netns  # noqa: E402
+
+
+def sfu_stats(binary, name):
+    out = subprocess.run([binary, "stats", "--name", name], capture_output=True, text=True, timeout=5)
+    workers = json.loads(out.stdout)["workers"]
+    return {k: sum(w[k] for w in workers) for k in ("sfu_retransmitted", "sfu_nack_received",
+                                                   "sfu_rtp_forwarded")}
+
+
+def nacks(stats):
+    return sum(r["nackCount"] for r in stats["remote"] if r["kind"] == "video")
+
+
+def run(a, tmp, log):
+    http_port = free_port(socket.SOCK_STREAM)
+    turn_port = free_port()
+    media_port = free_port_pair()
+    room = f"n{os.getpid()}"
+    name = f"sfu-net-{os.getpid()}"
+    env = dict(os.environ, RINGLANE_STATE_DIR=os.path.join(tmp, "state"))
+    server = subprocess.Popen(
+        [a.ringlane, "run", "--name", name, "--io", a.io, "--workers", "2",
+         "--listen", f"127.0.0.1:{turn_port}", "--media-ip", "127.0.0.1",
+         "--media-port", str(media_port), "--http", f"127.0.0.1:{http_port}"],
+        stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env)
+    browser = None
+    try:
+        check(wait_http(http_port), "ringlane run is up")
+        browser = Browser(FAKE_MEDIA_FLAGS + ["--window-size=1280,800"])
+        pages = Pages(browser)
+        url = f"http://127.0.0.1:{http_port}/?room={room}&autojoin=1&name="
+        for who in ("p1", "p2"):
+            pages.open(who, url + who)
+        for who in ("p1", "p2"):
+            s = wait_until(lambda n=who: pages.published(n), 30) or pages.state(who)
+            check(s["publisher"] == "connected" and not s["errors"], f"{who} joins and publishes")
+        if FAILURES:
+            return
+        pair = {"p1": ["p2"], "p2": ["p1"]}
+        why, clean = wait_flowing(pages, pair, 40)
+        check(not why, f"p1 and p2 decode each other ({why or 'all rising'})")
+
+        # 1. 3% of what the SFU sends is lost on the way.
+        rule = ["nft", "add", "rule", "inet", "rl", "out", "udp", "sport",
+                f"{media_port}-{media_port + 1}", "numgen", "random", "mod", "100", "<", "3", "drop"]
+        for cmd in (["nft", "add", "table", "inet", "rl"],
+                    ["nft", "add", "chain", "inet", "rl", "out", "{ type filter hook output priority 0 ; }"],
+                    rule):
+            subprocess.run(cmd, check=True)
+        before = sfu_stats(a.ringlane, name)
+        nacks_before = {w: nacks(clean[w]) for w in pair}
+        why, lossy = wait_flowing(pages, pair, 5)
+        # Several seconds of loss, sampled: decoding must keep going all along.
+        stalls = []
+        for _ in range(4):
+            why, lossy = wait_flowing(pages, pair, 5)
+            if why:
+                stalls.append(why)
+        check(not stalls, f"under 3% loss both keep decoding ({stalls or 'all rising'})")
+        after = sfu_stats(a.ringlane, name)
+        grew = {w: nacks(lossy[w]) - nacks_before[w] for w in pair}
+        check(all(v > 0 for v in grew.values()), f"the pages NACK what they miss (nackCount +{grew})")
+        check(after["sfu_nack_received"] > before["sfu_nack_received"]
+              and after["sfu_retransmitted"] > before["sfu_retransmitted"],
+              f"the SFU answers NACKs from its store (retransmitted {before['sfu_retransmitted']} -> "
+              f"{after['sfu_retransmitted']}, NACKs {before['sfu_nack_received']} -> {after['sfu_nack_received']})")
+        subprocess.run(["nft", "delete", "table", "inet", "rl"], check=True)
+
+        # 2. p3 through ringlane's own TURN relay only.
+        pages.open("p3", url + "p3" + "&relay=1")
+        s = wait_until(lambda: pages.published("p3"), 30) or pages.state("p3")
+        check(s["publisher"] == "connected" and not s["errors"],
+              f"p3 publishes through the relay ({s['publisher']}, {s['errors']})")
+        everyone = {"p1": ["p2", "p3"], "p2": ["p1", "p3"], "p3": ["p1", "p2"]}
+        why, last = wait_flowing(pages, everyone, 40)
+        check(not why, f"all three decode each other ({why or 'all rising'})")
+        pairs = [last["p3"]["publisher"].get("pair"), last["p3"]["subscriber"].get("pair")]
+        check(all(p and p["candidateType"] == "relay" for p in pairs),
+              f"p3's selected pairs use relay candidates ({pairs})")
+    finally:
+        subprocess.run(["nft", "delete", "table", "inet", "rl"], capture_output=True)
+        if browser:
+            browser.close()
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ringlane", required=True)
+    ap.add_argument("--io", choices=["uring", "mmsg"], default="uring")
+    ap.add_argument("--in-netns", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if not a.in_netns:
+        for tool in ("chromedriver", "ip", "nft"):
+            if not shutil.which(tool):
+                print(f"skip: {tool} is needed")
+                return 77
+        if not find_chromium():
+            print("skip: chromium is needed")
+            return 77
+        argv = [sys.executable, os.path.abspath(__file__), "--in-netns"] + sys.argv[1:]
+        code, why = run_in_loopback_netns(argv, "rl-sfunet", 220)
+        if code is None:
+            print(f"skip: no network namespace ({why})")
+            return 77
+        return code
+    tmp = tempfile.mkdtemp(prefix="sfu-net-")
+    log = os.path.join(tmp, "ringlane.log")
+    try:
+        run(a, tmp, log)
+    except Exception as e:
+        check(False, f"{type(e).__name__}: {e}")
+    if summary():
+        print(open(log).read()[-4000:])
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
