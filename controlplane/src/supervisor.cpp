@@ -329,7 +329,8 @@ std::string Supervisor::sfu_metrics() const {
   std::uint64_t total = 0;
   for (std::size_t i = 0; i < buckets.size(); ++i) {
     total += buckets[i];
-    std::string le = i < sfu::kConnectBuckets.size() ? std::to_string(sfu::kConnectBuckets[i]) : "+Inf";
+    std::string le =
+        i < sfu::kConnectBuckets.size() ? std::to_string(sfu::kConnectBuckets[i]) : "+Inf";
     out += "ringlane_sfu_connect_ms_bucket{le=\"" + le + "\"} " + std::to_string(total) + "\n";
   }
   out += "ringlane_sfu_connect_ms_sum " + std::to_string(sum) + "\n";

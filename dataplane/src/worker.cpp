@@ -302,7 +302,7 @@ void Worker::run_commands() {
     auto type = static_cast<shm::Command>(m->type);
     std::string error;
     bool policy_part = type == shm::Command::kPolicyBegin || type == shm::Command::kPolicyChunk ||
-                  type == shm::Command::kPolicyCommit;
+                       type == shm::Command::kPolicyCommit;
     bool media = m->type >= static_cast<std::uint16_t>(shm::Command::kSessionCreate) &&
                  m->type <= static_cast<std::uint16_t>(shm::Command::kKeyframeRequest);
     if (m->version == shm::kMessageVersion && media) {

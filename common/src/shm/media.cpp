@@ -124,11 +124,7 @@ std::optional<SessionCreate> decode_session_create(Payload p) {
 }
 
 std::vector<std::uint8_t> encode(const SessionRemote& m) {
-  return Writer()
-      .u32(m.session.value)
-      .u8(m.dtls_client ? 1 : 0)
-      .bytes(m.remote_fingerprint)
-      .take();
+  return Writer().u32(m.session.value).u8(m.dtls_client ? 1 : 0).bytes(m.remote_fingerprint).take();
 }
 std::optional<SessionRemote> decode_session_remote(Payload p) {
   Reader r(p);
@@ -249,7 +245,8 @@ std::optional<SessionEvent> decode_session_event(Payload p) {
   return finish(r, m);
 }
 
-std::optional<std::array<std::uint8_t, kFingerprintBytes>> fingerprint_bytes(std::string_view text) {
+std::optional<std::array<std::uint8_t, kFingerprintBytes>> fingerprint_bytes(
+    std::string_view text) {
   // 32 pairs of hex digits separated by 31 colons.
   if (text.size() != kFingerprintBytes * 3 - 1) {
     return std::nullopt;

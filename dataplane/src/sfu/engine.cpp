@@ -15,23 +15,40 @@ namespace ringlane::sfu {
 
 const char* drop_reason_name(Drop d) {
   switch (d) {
-    case Drop::kUnknownKind: return "unknown_kind";
-    case Drop::kStunMalformed: return "stun_malformed";
-    case Drop::kStunNotRequest: return "stun_not_request";
-    case Drop::kUnknownUfrag: return "unknown_ufrag";
-    case Drop::kBadIntegrity: return "bad_integrity";
-    case Drop::kNoSession: return "no_session";
-    case Drop::kDtlsNotReady: return "dtls_not_ready";
-    case Drop::kSrtpNotReady: return "srtp_not_ready";
-    case Drop::kSrtpAuth: return "srtp_auth";
-    case Drop::kSrtpReplay: return "srtp_replay";
-    case Drop::kSrtpOther: return "srtp_other";
-    case Drop::kRtpMalformed: return "rtp_malformed";
-    case Drop::kRtcpMalformed: return "rtcp_malformed";
-    case Drop::kUnknownSsrc: return "unknown_ssrc";
-    case Drop::kSubscriberNotReady: return "subscriber_not_ready";
-    case Drop::kTxExhausted: return "tx_exhausted";
-    case Drop::kCount: break;
+    case Drop::kUnknownKind:
+      return "unknown_kind";
+    case Drop::kStunMalformed:
+      return "stun_malformed";
+    case Drop::kStunNotRequest:
+      return "stun_not_request";
+    case Drop::kUnknownUfrag:
+      return "unknown_ufrag";
+    case Drop::kBadIntegrity:
+      return "bad_integrity";
+    case Drop::kNoSession:
+      return "no_session";
+    case Drop::kDtlsNotReady:
+      return "dtls_not_ready";
+    case Drop::kSrtpNotReady:
+      return "srtp_not_ready";
+    case Drop::kSrtpAuth:
+      return "srtp_auth";
+    case Drop::kSrtpReplay:
+      return "srtp_replay";
+    case Drop::kSrtpOther:
+      return "srtp_other";
+    case Drop::kRtpMalformed:
+      return "rtp_malformed";
+    case Drop::kRtcpMalformed:
+      return "rtcp_malformed";
+    case Drop::kUnknownSsrc:
+      return "unknown_ssrc";
+    case Drop::kSubscriberNotReady:
+      return "subscriber_not_ready";
+    case Drop::kTxExhausted:
+      return "tx_exhausted";
+    case Drop::kCount:
+      break;
   }
   return "unknown";
 }
@@ -46,8 +63,8 @@ Session* Engine::find(shm::SessionId id) {
   return it == sessions_.end() ? nullptr : it->second.get();
 }
 
-void Engine::on_datagram(SocketId socket, const Endpoint& from, PacketBuffer& pkt,
-                         io::BufferId id, const Now& now) {
+void Engine::on_datagram(SocketId socket, const Endpoint& from, PacketBuffer& pkt, io::BufferId id,
+                         const Now& now) {
   ++counters_.packets_in;
   counters_.bytes_in += pkt.length;
   rtp::PacketKind kind = rtp::classify(pkt.bytes());
@@ -204,10 +221,10 @@ void Engine::on_dtls(Session& s, PacketBuffer& pkt, const Now& now) {
       masters = crypto::split_srtp_keying_material(*profile, *material, s.dtls_client);
     }
     if (masters) {
-      s.srtp_in = crypto::SrtpSession::create(*profile, masters->remote,
-                                              crypto::SrtpDirection::kInbound);
-      s.srtp_out = crypto::SrtpSession::create(*profile, masters->local,
-                                               crypto::SrtpDirection::kOutbound);
+      s.srtp_in =
+          crypto::SrtpSession::create(*profile, masters->remote, crypto::SrtpDirection::kInbound);
+      s.srtp_out =
+          crypto::SrtpSession::create(*profile, masters->local, crypto::SrtpDirection::kOutbound);
     }
     if (!s.srtp_in || !s.srtp_out) {
       s.srtp_in.reset();
@@ -309,16 +326,17 @@ void Engine::on_timer(const Now& now) {
 
 // Commands ---------------------------------------------------------------------------------
 
-bool Engine::on_command(shm::Command type, std::span<const std::uint8_t> payload,
-                        const Now& now) {
+bool Engine::on_command(shm::Command type, std::span<const std::uint8_t> payload, const Now& now) {
   ++counters_.commands;
   bool ok = false;
   switch (type) {
     case shm::Command::kSessionCreate:
-      if (auto m = shm::decode_session_create(payload)) ok = create(*m, now);
+      if (auto m = shm::decode_session_create(payload))
+        ok = create(*m, now);
       break;
     case shm::Command::kSessionRemote:
-      if (auto m = shm::decode_session_remote(payload)) ok = remote(*m, now);
+      if (auto m = shm::decode_session_remote(payload))
+        ok = remote(*m, now);
       break;
     case shm::Command::kSessionClose:
       if (auto m = shm::decode_session_close(payload)) {
@@ -329,16 +347,20 @@ bool Engine::on_command(shm::Command type, std::span<const std::uint8_t> payload
       }
       break;
     case shm::Command::kTrackAdd:
-      if (auto m = shm::decode_track_add(payload)) ok = add_track(*m);
+      if (auto m = shm::decode_track_add(payload))
+        ok = add_track(*m);
       break;
     case shm::Command::kTrackRemove:
-      if (auto m = shm::decode_track_remove(payload)) ok = remove_track(*m);
+      if (auto m = shm::decode_track_remove(payload))
+        ok = remove_track(*m);
       break;
     case shm::Command::kSubscribe:
-      if (auto m = shm::decode_subscribe(payload)) ok = subscribe(*m, now);
+      if (auto m = shm::decode_subscribe(payload))
+        ok = subscribe(*m, now);
       break;
     case shm::Command::kUnsubscribe:
-      if (auto m = shm::decode_unsubscribe(payload)) ok = unsubscribe(*m);
+      if (auto m = shm::decode_unsubscribe(payload))
+        ok = unsubscribe(*m);
       break;
     case shm::Command::kKeyframeRequest:
       if (auto m = shm::decode_keyframe_request(payload)) {
@@ -479,7 +501,8 @@ bool Engine::unsubscribe(const shm::Unsubscribe& m) {
     bool rtx = false;
     if (Track* t = pub->track(x->publisher_ssrc, rtx)) {
       // By the subscription's own SSRC: m.ssrc may name its RTX stream.
-      std::erase_if(t->routes, [&](const Route& r) { return r.subscriber == sub && r.ssrc == x->ssrc; });
+      std::erase_if(t->routes,
+                    [&](const Route& r) { return r.subscriber == sub && r.ssrc == x->ssrc; });
     }
   }
   std::uint32_t ssrc = x->ssrc;

@@ -17,8 +17,8 @@ void Engine::on_rtcp(Session& s, PacketBuffer& pkt, const Now& now) {
     return;
   }
   const crypto::SrtpCounters before = s.srtp_in->counters();
-  auto length = s.srtp_in->unprotect_rtcp(MutableBytes(pkt.data(), pkt.capacity - pkt.offset),
-                                          pkt.length);
+  auto length =
+      s.srtp_in->unprotect_rtcp(MutableBytes(pkt.data(), pkt.capacity - pkt.offset), pkt.length);
   if (!length) {
     const crypto::SrtpCounters& after = s.srtp_in->counters();
     counters_.drop(after.auth_failures != before.auth_failures       ? Drop::kSrtpAuth
@@ -178,8 +178,7 @@ void Engine::on_nack(Session& subscriber, Session& publisher, Track& track,
   send_rtcp(publisher, out, *id);
 }
 
-void Engine::nack_upstream(Session& publisher, Track& track, std::uint16_t from,
-                           std::uint16_t to) {
+void Engine::nack_upstream(Session& publisher, Track& track, std::uint16_t from, std::uint16_t to) {
   if (!publisher.connected()) {
     return;
   }
@@ -261,8 +260,8 @@ void Engine::send_rtcp(Session& s, PacketBuffer& pkt, io::BufferId id) {
     out_.release(id);
     return;
   }
-  auto n = s.srtp_out->protect_rtcp(MutableBytes(pkt.data(), pkt.capacity - pkt.offset),
-                                    pkt.length);
+  auto n =
+      s.srtp_out->protect_rtcp(MutableBytes(pkt.data(), pkt.capacity - pkt.offset), pkt.length);
   if (!n) {
     out_.release(id);
     return;

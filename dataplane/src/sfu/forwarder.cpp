@@ -88,8 +88,8 @@ void Engine::on_rtp(Session& s, PacketBuffer& pkt, const Now& now) {
     return;
   }
   const crypto::SrtpCounters before = s.srtp_in->counters();
-  auto length = s.srtp_in->unprotect_rtp(MutableBytes(pkt.data(), pkt.capacity - pkt.offset),
-                                         pkt.length);
+  auto length =
+      s.srtp_in->unprotect_rtp(MutableBytes(pkt.data(), pkt.capacity - pkt.offset), pkt.length);
   if (!length) {
     const crypto::SrtpCounters& after = s.srtp_in->counters();
     counters_.drop(after.auth_failures != before.auth_failures       ? Drop::kSrtpAuth
@@ -151,7 +151,8 @@ void Engine::forward(Track& track, std::span<std::uint8_t> rtp) {
 bool Engine::send_copy(Route& r, std::span<const std::uint8_t> rtp, bool as_rtx) {
   Session& sub = *r.subscriber;
   // The copy is parsed from the original, which on_rtp (or the store) already validated.
-  auto view = rtp::RtpPacket::parse(MutableBytes(const_cast<std::uint8_t*>(rtp.data()), rtp.size()));
+  auto view =
+      rtp::RtpPacket::parse(MutableBytes(const_cast<std::uint8_t*>(rtp.data()), rtp.size()));
   if (!view) {
     return false;
   }

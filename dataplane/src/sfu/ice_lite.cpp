@@ -27,8 +27,8 @@ Check check_request(const stun::Message& request, std::string_view local_pwd) {
   c.use_candidate = request.has(stun::attr::kUseCandidate);
   // A lite agent is controlled; a peer that says it is controlled too has a conflict it must
   // resolve by switching to controlling (§7.3.1.1).
-  c.result = request.has(stun::attr::kIceControlled) ? CheckResult::kRoleConflict
-                                                      : CheckResult::kValid;
+  c.result =
+      request.has(stun::attr::kIceControlled) ? CheckResult::kRoleConflict : CheckResult::kValid;
   return c;
 }
 

@@ -55,7 +55,9 @@ class ReceiveStats {
     std::int64_t expected = static_cast<std::int64_t>(extended) - base_ + 1;
     std::int64_t lost = expected - static_cast<std::int64_t>(received_);
     // 24-bit signed, clamped (A.3).
-    b.cumulative_lost = static_cast<std::int32_t>(lost > 0x7FFFFF ? 0x7FFFFF : lost < -0x800000 ? -0x800000 : lost);
+    b.cumulative_lost = static_cast<std::int32_t>(lost > 0x7FFFFF    ? 0x7FFFFF
+                                                  : lost < -0x800000 ? -0x800000
+                                                                     : lost);
     std::int64_t expected_interval = expected - expected_prior_;
     std::int64_t received_interval = static_cast<std::int64_t>(received_) - received_prior_;
     std::int64_t lost_interval = expected_interval - received_interval;

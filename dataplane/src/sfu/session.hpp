@@ -6,13 +6,13 @@
 #include <string>
 #include <vector>
 
+#include "receive_stats.hpp"
+#include "retransmit_store.hpp"
 #include "ringlane/common/endpoint.hpp"
 #include "ringlane/crypto/dtls.hpp"
 #include "ringlane/crypto/srtp.hpp"
 #include "ringlane/dataplane/packet.hpp"
 #include "ringlane/shm/media.hpp"
-#include "receive_stats.hpp"
-#include "retransmit_store.hpp"
 
 namespace ringlane::sfu {
 

@@ -34,19 +34,18 @@ TEST(SignalingMessage, ParsesEachType) {
   EXPECT_EQ(media.type, ClientType::kMedia);
   EXPECT_EQ(media.media_type, "publish");
   EXPECT_EQ(media.sdp, "v=0");
-  auto answer = std::get<ClientMessage>(
-      parse_client_message(R"({"type":"answer","seq":3,"sdp":"v=0"})"));
+  auto answer =
+      std::get<ClientMessage>(parse_client_message(R"({"type":"answer","seq":3,"sdp":"v=0"})"));
   EXPECT_EQ(answer.seq, 3u);
   auto mute = std::get<ClientMessage>(
       parse_client_message(R"({"type":"mute","track":"TR_a","muted":true})"));
   EXPECT_EQ(mute.track, "TR_a");
   EXPECT_EQ(mute.muted, true);
-  auto quiet = std::get<ClientMessage>(
-      parse_client_message(R"({"type":"join","auto_subscribe":false})"));
+  auto quiet =
+      std::get<ClientMessage>(parse_client_message(R"({"type":"join","auto_subscribe":false})"));
   EXPECT_EQ(quiet.auto_subscribe, false);
   // The server sends offers; a client offer is no message of this protocol.
-  EXPECT_EQ(std::get<ParseError>(parse_client_message(R"({"type":"offer"})")).code,
-            "unknown_type");
+  EXPECT_EQ(std::get<ParseError>(parse_client_message(R"({"type":"offer"})")).code, "unknown_type");
 }
 
 TEST(SignalingMessage, RefusesBadMediaFields) {

@@ -305,9 +305,10 @@ TEST(TurnPermission, OwnMediaPortsOnlyOfADeniedIp) {
   EXPECT_EQ(c.request(Method::kCreatePermission, peer_attr(media)).error_code(), 0);
   EXPECT_EQ(c.request(Method::kChannelBind, channel_attrs(0x4000, other)).error_code(), 403);
   EXPECT_EQ(c.request(Method::kChannelBind, channel_attrs(0x4001, media)).error_code(), 0);
-  EXPECT_EQ(c.request(Method::kChannelBind, channel_attrs(0x4002, *Endpoint::parse("127.0.0.1:7884")))
-                .error_code(),
-            403);
+  EXPECT_EQ(
+      c.request(Method::kChannelBind, channel_attrs(0x4002, *Endpoint::parse("127.0.0.1:7884")))
+          .error_code(),
+      403);
   EXPECT_EQ(c.request(Method::kCreatePermission, peer_attr(*Endpoint::parse("10.0.0.1:7882")))
                 .error_code(),
             403);

@@ -8,22 +8,22 @@ namespace ringlane::sfu {
 
 // Why a datagram on the media port was dropped. Keep names in sync with drop_reason_name().
 enum class Drop : std::uint8_t {
-  kUnknownKind,      // first byte fits no RFC 7983 range
+  kUnknownKind,  // first byte fits no RFC 7983 range
   kStunMalformed,
-  kStunNotRequest,   // not a Binding request (responses, indications, other methods)
-  kUnknownUfrag,     // USERNAME names no session (or is missing)
-  kBadIntegrity,     // MESSAGE-INTEGRITY or FINGERPRINT wrong: a forged or stale check
-  kNoSession,        // DTLS/SRTP from an address no valid check came from
-  kDtlsNotReady,     // DTLS before the peer's fingerprint is known
-  kSrtpNotReady,     // SRTP/SRTCP before DTLS finished
-  kSrtpAuth,         // SRTP/SRTCP authentication failed
-  kSrtpReplay,       // replayed or too old
+  kStunNotRequest,  // not a Binding request (responses, indications, other methods)
+  kUnknownUfrag,    // USERNAME names no session (or is missing)
+  kBadIntegrity,    // MESSAGE-INTEGRITY or FINGERPRINT wrong: a forged or stale check
+  kNoSession,       // DTLS/SRTP from an address no valid check came from
+  kDtlsNotReady,    // DTLS before the peer's fingerprint is known
+  kSrtpNotReady,    // SRTP/SRTCP before DTLS finished
+  kSrtpAuth,        // SRTP/SRTCP authentication failed
+  kSrtpReplay,      // replayed or too old
   kSrtpOther,
   kRtpMalformed,
   kRtcpMalformed,
-  kUnknownSsrc,      // RTP of an SSRC the session does not publish
+  kUnknownSsrc,         // RTP of an SSRC the session does not publish
   kSubscriberNotReady,  // a copy for a subscriber whose DTLS is not up yet
-  kTxExhausted,      // no transmit buffer for a copy
+  kTxExhausted,         // no transmit buffer for a copy
   kCount
 };
 const char* drop_reason_name(Drop d);
@@ -32,35 +32,35 @@ const char* drop_reason_name(Drop d);
 inline constexpr std::array<std::uint64_t, 7> kConnectBuckets = {25, 50, 100, 250, 500, 1000, 5000};
 
 struct Counters {
-  std::uint64_t sessions = 0;       // gauge
+  std::uint64_t sessions = 0;            // gauge
   std::uint64_t sessions_connected = 0;  // gauge: DTLS up
-  std::uint64_t tracks = 0;         // gauge: published tracks
-  std::uint64_t subscriptions = 0;  // gauge: track -> subscriber routes
+  std::uint64_t tracks = 0;              // gauge: published tracks
+  std::uint64_t subscriptions = 0;       // gauge: track -> subscriber routes
   std::uint64_t packets_in = 0;
   std::uint64_t bytes_in = 0;
   std::uint64_t rtp_in = 0;
   std::uint64_t rtcp_in = 0;
   std::uint64_t rtp_forwarded = 0;  // copies sent to subscribers
   std::uint64_t bytes_forwarded = 0;
-  std::uint64_t ice_checks = 0;     // valid Binding requests answered
+  std::uint64_t ice_checks = 0;  // valid Binding requests answered
   std::uint64_t ice_role_conflicts = 0;
   std::uint64_t ice_connected = 0;  // sessions whose 5-tuple was set (first time)
   std::uint64_t ice_moves = 0;      // nominated address changed (network change)
   std::uint64_t dtls_connected = 0;
   std::uint64_t dtls_failed = 0;
-  std::uint64_t consent_expired = 0;  // RFC 7675: no valid check for the consent timeout
-  std::uint64_t connect_timeouts = 0; // never connected within the setup timeout
-  std::uint64_t pli_received = 0;     // PLI/FIR from subscribers
-  std::uint64_t pli_sent = 0;         // keyframe requests sent to publishers
+  std::uint64_t consent_expired = 0;   // RFC 7675: no valid check for the consent timeout
+  std::uint64_t connect_timeouts = 0;  // never connected within the setup timeout
+  std::uint64_t pli_received = 0;      // PLI/FIR from subscribers
+  std::uint64_t pli_sent = 0;          // keyframe requests sent to publishers
   std::uint64_t pli_throttled = 0;
-  std::uint64_t nack_received = 0;    // NACK messages from subscribers
-  std::uint64_t nack_forwarded = 0;   // passed upstream to the publisher (packets not kept)
-  std::uint64_t retransmitted = 0;    // NACKed packets resent from the store (RTX or plain)
+  std::uint64_t nack_received = 0;      // NACK messages from subscribers
+  std::uint64_t nack_forwarded = 0;     // passed upstream to the publisher (packets not kept)
+  std::uint64_t retransmitted = 0;      // NACKed packets resent from the store (RTX or plain)
   std::uint64_t retransmit_missed = 0;  // NACKed packets no longer (or never) kept
-  std::uint64_t upstream_nacks = 0;   // NACKs the SFU sent publishers for gaps it saw
-  std::uint64_t rtx_received = 0;     // RTX packets from publishers, unwrapped and forwarded
+  std::uint64_t upstream_nacks = 0;     // NACKs the SFU sent publishers for gaps it saw
+  std::uint64_t rtx_received = 0;       // RTX packets from publishers, unwrapped and forwarded
   std::uint64_t sr_forwarded = 0;
-  std::uint64_t rr_sent = 0;          // receiver reports to publishers
+  std::uint64_t rr_sent = 0;  // receiver reports to publishers
   std::uint64_t commands = 0;
   std::uint64_t commands_refused = 0;
   std::array<std::uint64_t, kConnectBuckets.size() + 1> connect_ms{};  // histogram, last = +Inf

@@ -36,10 +36,10 @@ class Output {
 
 struct EngineConfig {
   std::shared_ptr<const crypto::DtlsCertificate> certificate;
-  std::uint64_t consent_timeout_ms = 30000;  // RFC 7675 §5.1: 30 s without a valid check
-  std::uint64_t setup_timeout_ms = 60000;    // created but never connected
-  std::uint64_t keyframe_interval_ms = 200;  // at most one PLI per track per interval
-  std::uint64_t report_interval_ms = 1000;   // receiver reports to publishers
+  std::uint64_t consent_timeout_ms = 30000;    // RFC 7675 §5.1: 30 s without a valid check
+  std::uint64_t setup_timeout_ms = 60000;      // created but never connected
+  std::uint64_t keyframe_interval_ms = 200;    // at most one PLI per track per interval
+  std::uint64_t report_interval_ms = 1000;     // receiver reports to publishers
   std::uint64_t retransmit_max_age_ms = 1000;  // older packets are not resent
   std::size_t max_sessions = 4096;
 };
