@@ -173,10 +173,22 @@ std::shared_ptr<const DtlsCertificate> DtlsCertificate::generate(std::string* er
   c->x509_ = x;
   c->key_ = key;
   c->fingerprint_ = certificate_fingerprint(x);
+  // One context for every endpoint of this certificate: an SSL_CTX costs tens of KB and a
+  // certificate load, per session otherwise. Read-only once made, so threads may share it.
+  SSL_CTX* ctx = SSL_CTX_new(DTLS_method());
+  SSL_CTX_set_min_proto_version(ctx, DTLS1_2_VERSION);
+  SSL_CTX_set_max_proto_version(ctx, DTLS1_2_VERSION);
+  SSL_CTX_use_certificate(ctx, x);
+  SSL_CTX_use_PrivateKey(ctx, key);
+  // RFC 7714 §14.2: AEAD_AES_128_GCM first; RFC 5764's AES128_CM_SHA1_80 still accepted.
+  SSL_CTX_set_tlsext_use_srtp(ctx, "SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80");
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, DtlsAccess::verify);
+  c->ctx_ = ctx;
   return c;
 }
 
 DtlsCertificate::~DtlsCertificate() {
+  SSL_CTX_free(static_cast<SSL_CTX*>(ctx_));
   X509_free(static_cast<X509*>(x509_));
   EVP_PKEY_free(static_cast<EVP_PKEY*>(key_));
 }
@@ -195,14 +207,8 @@ DtlsEndpoint::DtlsEndpoint(std::shared_ptr<const DtlsCertificate> certificate, D
                            std::string expected_peer_fingerprint)
     : certificate_(std::move(certificate)), role_(role) {
   expected_fingerprint_ = normalize_fingerprint(expected_peer_fingerprint).value_or("");
-  SSL_CTX* ctx = SSL_CTX_new(DTLS_method());
-  SSL_CTX_set_min_proto_version(ctx, DTLS1_2_VERSION);
-  SSL_CTX_set_max_proto_version(ctx, DTLS1_2_VERSION);
-  SSL_CTX_use_certificate(ctx, static_cast<X509*>(certificate_->x509()));
-  SSL_CTX_use_PrivateKey(ctx, static_cast<EVP_PKEY*>(certificate_->key()));
-  // RFC 7714 §14.2: AEAD_AES_128_GCM first; RFC 5764's AES128_CM_SHA1_80 still accepted.
-  SSL_CTX_set_tlsext_use_srtp(ctx, "SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80");
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, DtlsAccess::verify);
+  auto* ctx = static_cast<SSL_CTX*>(certificate_->context());
+  SSL_CTX_up_ref(ctx);
   SSL* ssl = SSL_new(ctx);
   SSL_set_ex_data(ssl, DtlsAccess::ssl_index(), this);
   BIO* bio = BIO_new(DtlsAccess::method());

@@ -25,11 +25,13 @@ class DtlsCertificate {
   std::string pem() const;
   void* x509() const { return x509_; }
   void* key() const { return key_; }
+  void* context() const { return ctx_; }  // SSL_CTX* shared by the certificate's endpoints
 
  private:
   DtlsCertificate() = default;
   void* x509_ = nullptr;  // X509*
   void* key_ = nullptr;   // EVP_PKEY*
+  void* ctx_ = nullptr;   // SSL_CTX*
   std::string fingerprint_;
 };
 
