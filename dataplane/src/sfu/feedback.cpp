@@ -11,19 +11,41 @@
 
 namespace ringlane::sfu {
 
-void Engine::on_rtcp(Session& s, PacketBuffer& pkt, const Now& now) {
+std::optional<std::size_t> Engine::unprotect(Session& s, PacketBuffer& pkt, bool rtcp) {
   if (!s.srtp_in) {
     counters_.drop(Drop::kSrtpNotReady);
-    return;
+    return std::nullopt;
   }
   const crypto::SrtpCounters before = s.srtp_in->counters();
-  auto length =
-      s.srtp_in->unprotect_rtcp(MutableBytes(pkt.data(), pkt.capacity - pkt.offset), pkt.length);
+  MutableBytes room(pkt.data(), pkt.capacity - pkt.offset);
+  auto length = rtcp ? s.srtp_in->unprotect_rtcp(room, pkt.length)
+                     : s.srtp_in->unprotect_rtp(room, pkt.length);
   if (!length) {
     const crypto::SrtpCounters& after = s.srtp_in->counters();
     counters_.drop(after.auth_failures != before.auth_failures       ? Drop::kSrtpAuth
                    : after.replay_failures != before.replay_failures ? Drop::kSrtpReplay
                                                                      : Drop::kSrtpOther);
+  }
+  return length;
+}
+
+template <typename Build>
+bool Engine::send_new_rtcp(Session& s, Build&& build) {
+  PacketBuffer pkt;
+  auto id = out_.acquire(pkt);
+  if (!id) {
+    counters_.drop(Drop::kTxExhausted);
+    return false;
+  }
+  pkt.length =
+      static_cast<std::uint32_t>(build(MutableBytes(pkt.data(), pkt.capacity - pkt.offset)));
+  send_rtcp(s, pkt, *id);
+  return true;
+}
+
+void Engine::on_rtcp(Session& s, PacketBuffer& pkt, const Now& now) {
+  auto length = unprotect(s, pkt, true);
+  if (!length) {
     return;
   }
   auto compound = rtcp::Compound::parse(Bytes(pkt.data(), *length));
@@ -190,17 +212,11 @@ void Engine::nack_upstream(Session& publisher, Track& track, std::uint16_t from,
       break;
     }
   }
-  PacketBuffer pkt;
-  auto id = out_.acquire(pkt);
-  if (!id) {
-    counters_.drop(Drop::kTxExhausted);
-    return;
+  if (send_new_rtcp(publisher, [&](MutableBytes out) {
+        return rtcp::build_nack(out, publisher.report_ssrc, track.ssrc, std::span(lost.data(), n));
+      })) {
+    ++counters_.upstream_nacks;
   }
-  std::size_t len = rtcp::build_nack(MutableBytes(pkt.data(), pkt.capacity - pkt.offset),
-                                     publisher.report_ssrc, track.ssrc, std::span(lost.data(), n));
-  pkt.length = static_cast<std::uint32_t>(len);
-  ++counters_.upstream_nacks;
-  send_rtcp(publisher, pkt, *id);
 }
 
 void Engine::request_keyframe(Session& publisher, Track& track, const Now& now) {
@@ -216,19 +232,13 @@ void Engine::request_keyframe(Session& publisher, Track& track, const Now& now) 
     ++counters_.pli_throttled;
     return;
   }
-  PacketBuffer pkt;
-  auto id = out_.acquire(pkt);
-  if (!id) {
-    counters_.drop(Drop::kTxExhausted);
-    return;
+  if (send_new_rtcp(publisher, [&](MutableBytes out) {
+        return rtcp::build_pli(out, publisher.report_ssrc, track.ssrc);
+      })) {
+    track.last_keyframe_request_ms = now.mono_ms;
+    track.keyframe_requested = false;
+    ++counters_.pli_sent;
   }
-  std::size_t n = rtcp::build_pli(MutableBytes(pkt.data(), pkt.capacity - pkt.offset),
-                                  publisher.report_ssrc, track.ssrc);
-  pkt.length = static_cast<std::uint32_t>(n);
-  track.last_keyframe_request_ms = now.mono_ms;
-  track.keyframe_requested = false;
-  ++counters_.pli_sent;
-  send_rtcp(publisher, pkt, *id);
 }
 
 void Engine::send_receiver_reports(Session& publisher, const Now& now) {
@@ -242,17 +252,11 @@ void Engine::send_receiver_reports(Session& publisher, const Now& now) {
   if (n == 0) {
     return;
   }
-  PacketBuffer pkt;
-  auto id = out_.acquire(pkt);
-  if (!id) {
-    counters_.drop(Drop::kTxExhausted);
-    return;
+  if (send_new_rtcp(publisher, [&](MutableBytes out) {
+        return rtcp::build_rr(out, publisher.report_ssrc, std::span(blocks.data(), n));
+      })) {
+    ++counters_.rr_sent;
   }
-  std::size_t len = rtcp::build_rr(MutableBytes(pkt.data(), pkt.capacity - pkt.offset),
-                                   publisher.report_ssrc, std::span(blocks.data(), n));
-  pkt.length = static_cast<std::uint32_t>(len);
-  ++counters_.rr_sent;
-  send_rtcp(publisher, pkt, *id);
 }
 
 void Engine::send_rtcp(Session& s, PacketBuffer& pkt, io::BufferId id) {

@@ -83,18 +83,8 @@ bool unwrap_rtx(rtp::RtpPacket& p, std::span<std::uint8_t>& rtp, const Track& t)
 }  // namespace
 
 void Engine::on_rtp(Session& s, PacketBuffer& pkt, const Now& now) {
-  if (!s.srtp_in) {
-    counters_.drop(Drop::kSrtpNotReady);
-    return;
-  }
-  const crypto::SrtpCounters before = s.srtp_in->counters();
-  auto length =
-      s.srtp_in->unprotect_rtp(MutableBytes(pkt.data(), pkt.capacity - pkt.offset), pkt.length);
+  auto length = unprotect(s, pkt, false);
   if (!length) {
-    const crypto::SrtpCounters& after = s.srtp_in->counters();
-    counters_.drop(after.auth_failures != before.auth_failures       ? Drop::kSrtpAuth
-                   : after.replay_failures != before.replay_failures ? Drop::kSrtpReplay
-                                                                     : Drop::kSrtpOther);
     return;
   }
   std::span<std::uint8_t> bytes(pkt.data(), *length);

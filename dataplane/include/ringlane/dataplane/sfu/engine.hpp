@@ -84,6 +84,12 @@ class Engine {
   void send_receiver_reports(Session& publisher, const Now& now);
   // Protects an RTCP packet built in `pkt` with the session's keys and sends it.
   void send_rtcp(Session& s, PacketBuffer& pkt, io::BufferId id);
+  // Builds an RTCP packet into a transmit buffer (build(out) returns its length, 0 to give up)
+  // and sends it to the session; false when no buffer was free.
+  template <typename Build>
+  bool send_new_rtcp(Session& s, Build&& build);
+  // SRTP (or SRTCP) decrypted in place; nullopt with the drop counted by its reason.
+  std::optional<std::size_t> unprotect(Session& s, PacketBuffer& pkt, bool rtcp);
   void flush_dtls(Session& s);
   void dtls_progress(Session& s, const Now& now);
   void set_remote(Session& s, SocketId socket, const Endpoint& from, const Now& now);
