@@ -143,17 +143,66 @@ def loopback_only(stats):
                for p in pairs), pairs
 
 
+def start_node(a, tmp, name, log, http_port, turn_port, media_port, extra=()):
+    """`ringlane run` on embedded defaults for a browser test: 2 workers, TURN on turn_port, the
+    SFU's media ports from media_port on 127.0.0.1, state (secrets, media) kept in tmp."""
+    env = dict(os.environ, RINGLANE_STATE_DIR=os.path.join(tmp, "state"))
+    return subprocess.Popen(
+        [a.ringlane, "run", "--name", name, "--io", a.io, "--workers", "2",
+         "--listen", f"127.0.0.1:{turn_port}", "--media-ip", "127.0.0.1", "--media-port", str(media_port),
+         "--http", f"127.0.0.1:{http_port}", *extra],
+        stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env)
+
+
+def stop(server, browser):
+    if browser:
+        browser.close()
+    server.terminate()
+    try:
+        server.wait(15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def netns_main(a, script, prefix, run_fn, timeout=220, needs=("chromedriver", "ip")):
+    """Runs `script` again inside a fresh network namespace with only lo (skip, 77, when a tool or
+    the namespace is missing); inside it, calls run_fn(tmp, logs) and reports the checks,
+    printing the tail of each log in `logs` on failure."""
+    if not a.in_netns:
+        if not find_chromium():
+            print("skip: chromium and chromium-driver are needed")
+            return 77
+        for tool in needs:
+            if not shutil.which(tool):
+                print(f"skip: {tool} is needed")
+                return 77
+        argv = [sys.executable, os.path.abspath(script), "--in-netns"] + sys.argv[1:]
+        code, why = run_in_loopback_netns(argv, prefix, timeout)
+        if code is None:
+            print(f"skip: no network namespace ({why}); host candidates need one with only lo")
+            return 77
+        return code
+    tmp = tempfile.mkdtemp(prefix=prefix + "-")
+    logs = []
+    try:
+        run_fn(tmp, logs)
+    except Exception as e:  # a broken page or driver is a failure too, with the server's log
+        check(False, f"{type(e).__name__}: {e}")
+    if summary():
+        for log in logs:
+            if os.path.exists(log):
+                print(f"--- {log} (tail) ---")
+                print(open(log).read()[-4000:])
+        return 1
+    return 0
+
+
 def run(a, tmp, log):
     http_port = free_port(socket.SOCK_STREAM)
     turn_port = free_port()
     media_port = free_port_pair()
     room = f"r{os.getpid()}"
-    env = dict(os.environ, RINGLANE_STATE_DIR=os.path.join(tmp, "state"))
-    server = subprocess.Popen(
-        [a.ringlane, "run", "--name", f"sfu-browser-{os.getpid()}", "--io", a.io, "--workers", "2",
-         "--listen", f"127.0.0.1:{turn_port}", "--media-ip", "127.0.0.1", "--media-port", str(media_port),
-         "--http", f"127.0.0.1:{http_port}"],
-        stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env)
+    server = start_node(a, tmp, f"sfu-browser-{os.getpid()}", log, http_port, turn_port, media_port)
     browser = None
     try:
         check(wait_http(http_port), f"ringlane run answers HTTP on 127.0.0.1:{http_port} (io {a.io})")
@@ -222,13 +271,7 @@ def run(a, tmp, log):
         check(not why, f"p1 and p2 go on decoding each other's video, nothing from p3 ({why or 'all rising'})")
         check(server.poll() is None, "ringlane run still running")
     finally:
-        if browser:
-            browser.close()
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server, browser)
 
 
 def main():
@@ -238,32 +281,12 @@ def main():
     ap.add_argument("--screenshot")
     ap.add_argument("--in-netns", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
-    if not a.in_netns:
-        if not find_chromium() or not shutil.which("chromedriver"):
-            print("skip: chromium and chromium-driver are needed")
-            return 77
-        if not shutil.which("ip"):
-            print("skip: ip (iproute2) is needed for a loopback-only network namespace")
-            return 77
-        argv = [sys.executable, os.path.abspath(__file__), "--in-netns"] + sys.argv[1:]
-        code, why = run_in_loopback_netns(argv, "rl-sfu", 220)
-        if code is None:
-            print(f"skip: no network namespace ({why}); host candidates need one with only lo")
-            return 77
-        return code
-    tmp = tempfile.mkdtemp(prefix="sfu-browser-")
-    log = os.path.join(tmp, "ringlane.log")
-    try:
-        run(a, tmp, log)
-    except Exception as e:  # a broken page or driver is a failure too, with the server's log
-        check(False, f"{type(e).__name__}: {e}")
-    if summary():
-        if os.path.exists(log):
-            print(f"--- {log} (tail) ---")
-            print(open(log).read()[-4000:])
-        return 1
-    return 0
 
+    def go(tmp, logs):
+        logs.append(os.path.join(tmp, "ringlane.log"))
+        run(a, tmp, logs[0])
+
+    return netns_main(a, __file__, "rl-sfu", go)
 
 if __name__ == "__main__":
     sys.exit(main())

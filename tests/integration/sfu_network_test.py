@@ -18,16 +18,15 @@ Usage: sfu_network_test.py --ringlane PATH [--io uring|mmsg]
 import argparse
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sfu_browser_test import Pages, free_port_pair, wait_flowing, wait_until  # noqa: E402
-from testlib import FAILURES, check, free_port, summary, wait_http  # noqa: E402
-from webdriver import FAKE_MEDIA_FLAGS, Browser, find_chromium, run_in_loopback_netns  # noqa: E402
+from sfu_browser_test import (Pages, free_port_pair, netns_main, start_node, stop,  # noqa: E402
+                              wait_flowing, wait_until)
+from testlib import FAILURES, check, free_port, wait_http  # noqa: E402
+from webdriver import FAKE_MEDIA_FLAGS, Browser  # noqa: E402
 
 
 def sfu_stats(binary, name):
@@ -47,12 +46,7 @@ def run(a, tmp, log):
     media_port = free_port_pair()
     room = f"n{os.getpid()}"
     name = f"sfu-net-{os.getpid()}"
-    env = dict(os.environ, RINGLANE_STATE_DIR=os.path.join(tmp, "state"))
-    server = subprocess.Popen(
-        [a.ringlane, "run", "--name", name, "--io", a.io, "--workers", "2",
-         "--listen", f"127.0.0.1:{turn_port}", "--media-ip", "127.0.0.1",
-         "--media-port", str(media_port), "--http", f"127.0.0.1:{http_port}"],
-        stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env)
+    server = start_node(a, tmp, name, log, http_port, turn_port, media_port)
     browser = None
     try:
         check(wait_http(http_port), "ringlane run is up")
@@ -109,13 +103,7 @@ def run(a, tmp, log):
               f"p3's selected pairs use relay candidates ({pairs})")
     finally:
         subprocess.run(["nft", "delete", "table", "inet", "rl"], capture_output=True)
-        if browser:
-            browser.close()
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server, browser)
 
 
 def main():
@@ -124,31 +112,12 @@ def main():
     ap.add_argument("--io", choices=["uring", "mmsg"], default="uring")
     ap.add_argument("--in-netns", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
-    if not a.in_netns:
-        for tool in ("chromedriver", "ip", "nft"):
-            if not shutil.which(tool):
-                print(f"skip: {tool} is needed")
-                return 77
-        if not find_chromium():
-            print("skip: chromium is needed")
-            return 77
-        argv = [sys.executable, os.path.abspath(__file__), "--in-netns"] + sys.argv[1:]
-        code, why = run_in_loopback_netns(argv, "rl-sfunet", 220)
-        if code is None:
-            print(f"skip: no network namespace ({why})")
-            return 77
-        return code
-    tmp = tempfile.mkdtemp(prefix="sfu-net-")
-    log = os.path.join(tmp, "ringlane.log")
-    try:
-        run(a, tmp, log)
-    except Exception as e:
-        check(False, f"{type(e).__name__}: {e}")
-    if summary():
-        print(open(log).read()[-4000:])
-        return 1
-    return 0
 
+    def go(tmp, logs):
+        logs.append(os.path.join(tmp, "ringlane.log"))
+        run(a, tmp, logs[0])
+
+    return netns_main(a, __file__, "rl-sfunet", go, needs=("chromedriver", "ip", "nft"))
 
 if __name__ == "__main__":
     sys.exit(main())

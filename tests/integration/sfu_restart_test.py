@@ -12,18 +12,17 @@ Usage: sfu_restart_test.py --ringlane PATH [--io uring|mmsg]
 """
 import argparse
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sfu_browser_test import Pages, free_port_pair, wait_flowing, wait_until  # noqa: E402
-from testlib import FAILURES, check, free_port, http_get, summary, wait_http  # noqa: E402
-from webdriver import FAKE_MEDIA_FLAGS, Browser, find_chromium, run_in_loopback_netns  # noqa: E402
+from sfu_browser_test import (Pages, free_port_pair, netns_main, start_node, stop,  # noqa: E402
+                              wait_flowing, wait_until)
+from testlib import FAILURES, check, free_port, http_get, wait_http  # noqa: E402
+from webdriver import FAKE_MEDIA_FLAGS, Browser  # noqa: E402
 
 
 def metric(port, name):
@@ -42,14 +41,10 @@ def run(a, tmp, logs):
     media_port = free_port_pair()
     room = f"k{os.getpid()}"
     name = f"sfu-restart-{os.getpid()}"
-    env = dict(os.environ, RINGLANE_STATE_DIR=os.path.join(tmp, "state"))
-    args = [a.ringlane, "run", "--name", name, "--io", a.io, "--workers", "2",
-            "--listen", f"127.0.0.1:{turn_port}", "--media-ip", "127.0.0.1",
-            "--media-port", str(media_port), "--http", f"127.0.0.1:{http_port}"]
 
     def start(i):
         logs.append(os.path.join(tmp, f"ringlane-{i}.log"))
-        return subprocess.Popen(args, stdout=open(logs[-1], "w"), stderr=subprocess.STDOUT, env=env)
+        return start_node(a, tmp, name, logs[-1], http_port, turn_port, media_port)
 
     server = start(1)
     browser = None
@@ -116,13 +111,7 @@ def run(a, tmp, logs):
         why, _ = wait_flowing(pages, everyone, 40)
         check(not why, f"all three decode each other ({why or 'all rising'})")
     finally:
-        if browser:
-            browser.close()
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server, browser)
         if dataplane and os.path.exists(f"/proc/{dataplane}"):
             time.sleep(0.5)
             try:
@@ -137,32 +126,7 @@ def main():
     ap.add_argument("--io", choices=["uring", "mmsg"], default="uring")
     ap.add_argument("--in-netns", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
-    if not a.in_netns:
-        if not find_chromium() or not shutil.which("chromedriver"):
-            print("skip: chromium and chromium-driver are needed")
-            return 77
-        if not shutil.which("ip"):
-            print("skip: ip (iproute2) is needed for a loopback-only network namespace")
-            return 77
-        argv = [sys.executable, os.path.abspath(__file__), "--in-netns"] + sys.argv[1:]
-        code, why = run_in_loopback_netns(argv, "rl-sfurs", 220)
-        if code is None:
-            print(f"skip: no network namespace ({why}); host candidates need one with only lo")
-            return 77
-        return code
-    tmp = tempfile.mkdtemp(prefix="sfu-restart-")
-    logs = []
-    try:
-        run(a, tmp, logs)
-    except Exception as e:
-        check(False, f"{type(e).__name__}: {e}")
-    if summary():
-        for log in logs:
-            print(f"--- {log} (tail) ---")
-            print(open(log).read()[-3000:])
-        return 1
-    return 0
-
+    return netns_main(a, __file__, "rl-sfurs", lambda tmp, logs: run(a, tmp, logs))
 
 if __name__ == "__main__":
     sys.exit(main())
