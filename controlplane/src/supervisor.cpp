@@ -14,7 +14,7 @@
 #include "ringlane/common/log.hpp"
 #include "ringlane/dataplane/commands.hpp"
 #include "ringlane/dataplane/node.hpp"
-#include "ringlane/dataplane/stats.hpp"
+#include "ringlane/shm/stats.hpp"
 #include "ringlane/shm/messages.hpp"
 
 namespace ringlane::control {

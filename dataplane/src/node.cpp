@@ -20,7 +20,7 @@
 #include "ringlane/dataplane/io/sockaddr.hpp"
 #include "ringlane/dataplane/node.hpp"
 #include "ringlane/dataplane/node_options.hpp"
-#include "ringlane/dataplane/stats.hpp"
+#include "ringlane/shm/stats.hpp"
 #include "ringlane/dataplane/turn/credentials.hpp"
 #include "ringlane/dataplane/worker.hpp"
 #include "ringlane/shm/region.hpp"

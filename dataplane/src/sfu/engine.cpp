@@ -13,45 +13,6 @@
 
 namespace ringlane::sfu {
 
-const char* drop_reason_name(Drop d) {
-  switch (d) {
-    case Drop::kUnknownKind:
-      return "unknown_kind";
-    case Drop::kStunMalformed:
-      return "stun_malformed";
-    case Drop::kStunNotRequest:
-      return "stun_not_request";
-    case Drop::kUnknownUfrag:
-      return "unknown_ufrag";
-    case Drop::kBadIntegrity:
-      return "bad_integrity";
-    case Drop::kNoSession:
-      return "no_session";
-    case Drop::kDtlsNotReady:
-      return "dtls_not_ready";
-    case Drop::kSrtpNotReady:
-      return "srtp_not_ready";
-    case Drop::kSrtpAuth:
-      return "srtp_auth";
-    case Drop::kSrtpReplay:
-      return "srtp_replay";
-    case Drop::kSrtpOther:
-      return "srtp_other";
-    case Drop::kRtpMalformed:
-      return "rtp_malformed";
-    case Drop::kRtcpMalformed:
-      return "rtcp_malformed";
-    case Drop::kUnknownSsrc:
-      return "unknown_ssrc";
-    case Drop::kSubscriberNotReady:
-      return "subscriber_not_ready";
-    case Drop::kTxExhausted:
-      return "tx_exhausted";
-    case Drop::kCount:
-      break;
-  }
-  return "unknown";
-}
 
 Engine::Engine(EngineConfig config, Output& out)
     : config_(std::move(config)), out_(out), store_(std::make_unique<RetransmitStore>()) {}

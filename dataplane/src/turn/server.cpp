@@ -11,41 +11,6 @@ constexpr std::uint32_t kNoAllocation = UINT32_MAX;
 constexpr std::size_t kMaxUnauthorizedSources = 65536;
 }  // namespace
 
-const char* drop_reason_name(Drop d) {
-  switch (d) {
-    case Drop::kTooShort:
-      return "too_short";
-    case Drop::kNotTurn:
-      return "not_turn";
-    case Drop::kStunMalformed:
-      return "stun_malformed";
-    case Drop::kBadFingerprint:
-      return "bad_fingerprint";
-    case Drop::kUnexpectedClass:
-      return "unexpected_class";
-    case Drop::kUnknownMethod:
-      return "unknown_method";
-    case Drop::kNoAllocation:
-      return "no_allocation";
-    case Drop::kNoPermission:
-      return "no_permission";
-    case Drop::kNoChannel:
-      return "no_channel";
-    case Drop::kChannelMalformed:
-      return "channel_malformed";
-    case Drop::kSendMalformed:
-      return "send_malformed";
-    case Drop::kBandwidthCap:
-      return "bandwidth_cap";
-    case Drop::kRateLimited:
-      return "rate_limited";
-    case Drop::kNoRoom:
-      return "no_room";
-    case Drop::kCount:
-      break;
-  }
-  return "unknown";
-}
 
 Server::Server(ServerConfig config, RelayPorts& relay_ports)
     : policy_(std::move(config.policy)),

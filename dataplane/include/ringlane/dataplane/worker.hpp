@@ -14,7 +14,7 @@
 #include "ringlane/crypto/dtls.hpp"
 #include "ringlane/dataplane/reservations.hpp"
 #include "ringlane/dataplane/sfu/engine.hpp"
-#include "ringlane/dataplane/stats.hpp"
+#include "ringlane/shm/stats.hpp"
 #include "ringlane/dataplane/turn/policy_codec.hpp"
 #include "ringlane/dataplane/turn/relay_ports.hpp"
 #include "ringlane/dataplane/turn/server.hpp"

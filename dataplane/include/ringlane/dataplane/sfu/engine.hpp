@@ -18,7 +18,7 @@
 #include "ringlane/crypto/dtls.hpp"
 #include "ringlane/dataplane/io/backend.hpp"
 #include "ringlane/dataplane/packet.hpp"
-#include "ringlane/dataplane/sfu/counters.hpp"
+#include "ringlane/shm/sfu_counters.hpp"
 #include "ringlane/shm/media.hpp"
 #include "ringlane/shm/messages.hpp"
 

@@ -1,4 +1,4 @@
-#include "ringlane/dataplane/stats.hpp"
+#include "ringlane/shm/stats.hpp"
 
 #include <fcntl.h>
 #include <sys/mman.h>
