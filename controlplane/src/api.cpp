@@ -8,12 +8,13 @@
 
 #include <charconv>
 
+#include "ringlane/common/bytes.hpp"
 #include "ringlane/controlplane/signaling/message.hpp"
 #include "ringlane/controlplane/signaling/token.hpp"
 #include "ringlane/controlplane/web/files.hpp"
 #include "ringlane/crypto/digest.hpp"
-#include "ringlane/dataplane/stats.hpp"
 #include "ringlane/dataplane/turn/credentials.hpp"
+#include "ringlane/shm/stats.hpp"
 
 namespace ringlane::control {
 namespace http = boost::beast::http;
@@ -267,21 +268,25 @@ Response Api::issue_join_token(const Request& req, bool with_ice_servers) {
                         {"identity", grant.identity},
                         {"expires_at", grant.expires_at}};
   if (with_ice_servers) {
-    boost::json::array servers;
-    if (!config_.rest_secret.empty() && !config_.turn_uris.empty()) {
-      // The identity names the TURN user (quotas, logs) where TURN's username rules allow it.
-      std::string user = valid_turn_user(grant.identity) ? grant.identity : "";
-      boost::json::object credential = turn_credential(config_, user);
-      boost::json::array urls;
-      for (const auto& u : config_.turn_uris)
-        urls.emplace_back(u);
-      servers.push_back(boost::json::object{{"urls", urls},
-                                            {"username", credential["username"]},
-                                            {"credential", credential["password"]}});
-    }
-    o["ice_servers"] = std::move(servers);
+    o["ice_servers"] = ice_servers(grant.identity);
   }
   return reply(req, http::status::ok, "application/json", boost::json::serialize(o));
+}
+
+boost::json::array Api::ice_servers(const std::string& identity) const {
+  boost::json::array servers;
+  if (!config_.rest_secret.empty() && !config_.turn_uris.empty()) {
+    // The identity names the TURN user (quotas, logs) where TURN's username rules allow it.
+    std::string user = valid_turn_user(identity) ? identity : "";
+    boost::json::object credential = turn_credential(config_, user);
+    boost::json::array urls;
+    for (const auto& u : config_.turn_uris)
+      urls.emplace_back(u);
+    servers.push_back(boost::json::object{{"urls", urls},
+                                          {"username", credential["username"]},
+                                          {"credential", credential["password"]}});
+  }
+  return servers;
 }
 
 // draft-uberti-behave-turn-rest: GET ?service=turn&username=U -> {username, password, ttl, uris},

@@ -11,7 +11,7 @@
 #include "ringlane/controlplane/placement/memory_store.hpp"
 #include "ringlane/controlplane/placement/redis_store.hpp"
 #include "ringlane/crypto/digest.hpp"
-#include "ringlane/dataplane/stats.hpp"
+#include "ringlane/shm/stats.hpp"
 
 namespace ringlane::control {
 namespace {
@@ -254,6 +254,9 @@ std::unique_ptr<ApiServer> ApiServer::start(boost::asio::io_context& io, const E
       [self](boost::asio::ip::tcp::socket socket, Request req,
              const boost::asio::ip::address& peer) {
         self->signaling_->upgrade(std::move(socket), std::move(req), peer);
+      },
+      [self](const Request& r, const boost::asio::ip::address& peer, const Respond& respond) {
+        return self->whip_ && self->whip_->take(r, peer, respond);
       });
   s->address_ = Endpoint{at.ip, s->http_->port()}.to_string();
   s->signaling_ = start_signaling(io, options, s->address_, api.stats_name, error);
@@ -266,6 +269,7 @@ std::unique_ptr<ApiServer> ApiServer::start(boost::asio::io_context& io, const E
     return self->signaling_->metrics() + (more ? more() : std::string());
   };
   s->api_ = std::make_unique<Api>(std::move(api));
+  s->whip_ = std::make_unique<media::WhipEndpoint>(*s->signaling_, *s->api_);
   return s;
 }
 

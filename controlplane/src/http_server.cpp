@@ -46,8 +46,11 @@ namespace {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, std::shared_ptr<Handler> handler,
-          std::shared_ptr<UpgradeHandler> upgrade)
-      : stream_(std::move(socket)), handler_(std::move(handler)), upgrade_(std::move(upgrade)) {}
+          std::shared_ptr<UpgradeHandler> upgrade, std::shared_ptr<DeferHandler> defer)
+      : stream_(std::move(socket)),
+        handler_(std::move(handler)),
+        upgrade_(std::move(upgrade)),
+        defer_(std::move(defer)) {}
 
   void start() { read(); }
 
@@ -89,6 +92,9 @@ class Session : public std::enable_shared_from_this<Session> {
       (*upgrade_)(stream_.release_socket(), std::move(req), peer);
       return;
     }
+    if (*defer_ && deferred(req, peer)) {
+      return;
+    }
     Response r;
     try {
       r = (*handler_)(req, peer);
@@ -105,6 +111,36 @@ class Session : public std::enable_shared_from_this<Session> {
       r.body().clear();
     }
     write(std::move(r), false);
+  }
+
+  // Offers the request to the DeferHandler; true when it took it. Its response may come after
+  // the read's deadline: the write gets a deadline of its own.
+  bool deferred(const Request& req, const boost::asio::ip::address& peer) {
+    auto sent = std::make_shared<bool>(false);
+    Respond respond = [self = shared_from_this(), sent, version = req.version(),
+                       keep = req.keep_alive()](Response r) {
+      if (*sent) {
+        return;
+      }
+      *sent = true;
+      r.version(version);
+      r.keep_alive(keep);
+      r.prepare_payload();
+      if (r.result() == http::status::no_content) {
+        r.erase(http::field::content_length);  // RFC 9110 §8.6: never in a 204
+      }
+      self->stream_.expires_after(std::chrono::seconds(30));
+      self->write(std::move(r), false);
+    };
+    try {
+      return (*defer_)(req, peer, respond);
+    } catch (const std::exception& e) {
+      Response r{http::status::internal_server_error, req.version()};
+      r.set(http::field::content_type, "application/json");
+      r.body() = R"({"error":{"code":"internal","message":"internal error"}})";
+      respond(std::move(r));
+      return true;
+    }
   }
 
   void write(Response r, bool prepare = true) {
@@ -131,16 +167,18 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<Handler> handler_;
   std::shared_ptr<UpgradeHandler> upgrade_;
+  std::shared_ptr<DeferHandler> defer_;
 };
 
 }  // namespace
 
 HttpServer::HttpServer(boost::asio::io_context& io, const tcp::endpoint& at, Handler handler,
-                       UpgradeHandler upgrade)
+                       UpgradeHandler upgrade, DeferHandler defer)
     : io_(io),
       acceptor_(io, at),
       handler_(std::make_shared<Handler>(std::move(handler))),
-      upgrade_(std::make_shared<UpgradeHandler>(std::move(upgrade))) {
+      upgrade_(std::make_shared<UpgradeHandler>(std::move(upgrade))),
+      defer_(std::make_shared<DeferHandler>(std::move(defer))) {
   // Tens of thousands of signaling connections arrive in bursts: a deep accept queue.
   acceptor_.listen(4096);
   accept();
@@ -151,7 +189,7 @@ void HttpServer::accept() {
   acceptor_.async_accept(io_, [this](beast::error_code ec, tcp::socket socket) {
     if (!ec) {
       socket.set_option(tcp::no_delay(true), ec);
-      std::make_shared<Session>(std::move(socket), handler_, upgrade_)->start();
+      std::make_shared<Session>(std::move(socket), handler_, upgrade_, defer_)->start();
       accept();
     } else if (ec != boost::asio::error::operation_aborted) {
       // Out of descriptors (EMFILE) or similar: back off briefly instead of spinning.

@@ -1,7 +1,7 @@
 // ringlane: `run` is the node (control plane supervising the data plane, HTTP API);
 // `dataplane` is the data plane process it starts; `stats` reads a node's counters.
-#include <boost/asio/signal_set.hpp>
 #include <algorithm>
+#include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdio>
 #include <ctime>
@@ -41,8 +41,7 @@ std::vector<IpAddress> media_candidates(const NodeOptions& o) {
     }
     auto all = host_addresses(bound.family);
     bool other = std::any_of(all.begin(), all.end(), [](const IpAddress& a) {
-      return !(a.family == Family::kV4 ? a.bytes[0] == 127
-                                       : a == *IpAddress::parse("::1"));
+      return !(a.family == Family::kV4 ? a.bytes[0] == 127 : a == *IpAddress::parse("::1"));
     });
     for (const auto& a : all) {
       bool loopback = a.family == Family::kV4 ? a.bytes[0] == 127 : a == *IpAddress::parse("::1");

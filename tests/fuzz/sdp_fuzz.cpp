@@ -126,5 +126,31 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } else {
     check_error(error, lines);
   }
+
+  // The input as a WHEP viewer's offer, answered with what the publisher path made of it (or a
+  // fixed opus + VP8 pair): the answer parses, one m-section per offered one.
+  if (offered.empty()) {
+    for (const char* kind : {"audio", "video"}) {
+      OfferedTrack o;
+      o.mid = std::to_string(offered.size());
+      o.kind = kind;
+      Codec c;
+      c.name = o.kind == "audio" ? "opus" : "VP8";
+      c.clock = o.kind == "audio" ? 48000 : 90000;
+      c.channels = o.kind == "audio" ? 2 : 0;
+      o.codec = *subscriber_codec(c);
+      o.ssrc = 1000 + static_cast<std::uint32_t>(offered.size());
+      offered.push_back(o);
+    }
+  }
+  if (auto view = answer_subscribe(*session, offered, local, error)) {
+    check(view->sdp.empty() || reparse(view->sdp).media.size() == session->media.size());
+  } else {
+    check_error(error, lines);
+  }
+  // And as a trickle-ice-sdpfrag (RFC 8840) body.
+  if (!parse_ice_fragment(text, error)) {
+    check(!error.reason.empty());
+  }
   return 0;
 }

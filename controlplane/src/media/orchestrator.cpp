@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "ids.hpp"
 #include "ringlane/common/log.hpp"
 #include "ringlane/crypto/digest.hpp"
 #include "ringlane/shm/media.hpp"
@@ -10,32 +11,6 @@ namespace ringlane::control::media {
 namespace json = boost::json;
 
 namespace {
-
-// ICE credentials (RFC 8839 §5.4: ice-char is ALPHA / DIGIT / "+" / "/"; the ufrag has at least
-// 4 characters and the password at least 22): letters and digits only.
-std::string ice_token(std::size_t n) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-  std::vector<std::uint8_t> bytes(n);
-  crypto::random_bytes(bytes);
-  std::string out;
-  for (auto b : bytes) {
-    out += kAlphabet[b % (sizeof(kAlphabet) - 1)];
-  }
-  return out;
-}
-
-std::uint32_t random_ssrc() {
-  std::uint32_t v = 0;
-  while (v == 0) {
-    crypto::random_bytes(std::span(reinterpret_cast<std::uint8_t*>(&v), sizeof(v)));
-  }
-  return v;
-}
-
-std::uint64_t session_key(unsigned worker, std::uint32_t session) {
-  return (std::uint64_t{worker} << 32) | session;
-}
 
 json::object track_json(const std::string& participant, const std::string& id,
                         const std::string& kind, bool muted) {
@@ -82,6 +57,12 @@ Orchestrator::Participant* Orchestrator::find(const std::string& room, const std
 
 json::array Orchestrator::join(const std::string& room, unsigned worker,
                                const std::string& identity, bool auto_subscribe) {
+  if (const Participant* held = find(room, identity); held != nullptr && !held->resource.empty()) {
+    // The identity of a WHIP publisher joins over signaling: the newer wins, and the WHIP
+    // resource ends (it is not resumed: its media is the encoder's, not this client's).
+    std::string id = held->resource;
+    end_resource(id);
+  }
   auto [it, fresh] = rooms_.try_emplace(room);
   Room& r = it->second;
   if (fresh) {
@@ -153,10 +134,14 @@ void Orchestrator::detach(const std::string& room, const std::string& identity) 
 std::vector<std::pair<std::string, std::string>> Orchestrator::expire(
     std::chrono::steady_clock::time_point now) {
   std::vector<std::pair<std::string, std::string>> gone;
+  std::vector<std::pair<std::string, std::string>> announced;  // WHEP viewers leave unannounced
   for (const auto& [name, r] : rooms_) {
     for (const auto& [identity, p] : r.members) {
       if (p.detached && now >= p.detached_until) {
         gone.emplace_back(name, identity);
+        if (!p.viewer) {
+          announced.emplace_back(name, identity);
+        }
       }
     }
   }
@@ -164,7 +149,7 @@ std::vector<std::pair<std::string, std::string>> Orchestrator::expire(
     spdlog::info("participant {} of room {} did not come back: its media ends", identity, room);
     leave(room, identity);
   }
-  return gone;
+  return announced;
 }
 
 std::optional<unsigned> Orchestrator::hosted_worker(const std::string& room) const {
@@ -178,7 +163,11 @@ bool Orchestrator::has_members(const std::string& room) const {
 
 bool Orchestrator::has_participant(const std::string& room, const std::string& identity) const {
   auto it = rooms_.find(room);
-  return it != rooms_.end() && it->second.members.count(identity) != 0;
+  if (it == rooms_.end()) {
+    return false;
+  }
+  auto m = it->second.members.find(identity);
+  return m != it->second.members.end() && m->second.resource.empty();
 }
 
 void Orchestrator::leave(const std::string& room, const std::string& identity) {
@@ -201,6 +190,7 @@ void Orchestrator::leave(const std::string& room, const std::string& identity) {
   }
   r->members.erase(identity);
   if (r->members.empty()) {
+    emptied_.push_back(room);
     rooms_.erase(room);
   }
   changed_ = true;
@@ -304,6 +294,7 @@ Reply Orchestrator::publish(const std::string& room, const std::string& identity
     PubTrack t;
     t.id = "TR_" + ice_token(12);
     t.desc = a;
+    t.order = ++publish_counter_;
     if (a.ssrc != 0) {
       shm::TrackAdd add;
       add.session = shm::SessionId{p->pub.session};
@@ -326,12 +317,11 @@ Reply Orchestrator::publish(const std::string& room, const std::string& identity
     o["kind"] = a.kind;
     listed.push_back(std::move(o));
     p->tracks.push_back(t);
-    broadcast(room, *r, identity,
-              [&] {
-                json::object e = track_json(identity, t.id, a.kind, false);
-                e["type"] = "track_published";
-                return e;
-              }());
+    broadcast(room, *r, identity, [&] {
+      json::object e = track_json(identity, t.id, a.kind, false);
+      e["type"] = "track_published";
+      return e;
+    }());
     for (auto& [name, other] : r->members) {
       if (name != identity && other.auto_subscribe && a.ssrc != 0) {
         add_out(other, *p, t);
@@ -387,7 +377,8 @@ void Orchestrator::add_out(Participant& subscriber, const Participant& publisher
 }
 
 void Orchestrator::renegotiate(const std::string& room, Room& r, Participant& p) {
-  if (p.out.empty()) {
+  // A WHEP viewer is never renegotiated (no server offers): its sections go quiet instead.
+  if (p.out.empty() || p.viewer) {
     return;
   }
   if (p.awaiting) {
@@ -461,23 +452,6 @@ Reply Orchestrator::answer(const std::string& room, const std::string& identity,
     bool accepted = std::find(a->accepted_mids.begin(), a->accepted_mids.end(), o.offered.mid) !=
                     a->accepted_mids.end();
     if (o.offered.active && accepted && !o.routed) {
-      Participant* pub = find(room, o.publisher);
-      if (pub == nullptr) {
-        continue;
-      }
-      auto t = std::find_if(pub->tracks.begin(), pub->tracks.end(),
-                            [&](const PubTrack& x) { return x.id == o.track_id; });
-      if (t == pub->tracks.end()) {
-        continue;
-      }
-      shm::Subscribe s;
-      s.subscriber = shm::SessionId{p->sub.session};
-      s.publisher = shm::SessionId{pub->pub.session};
-      s.publisher_ssrc = t->desc.ssrc;
-      s.ssrc = o.offered.ssrc;
-      s.rtx_ssrc = o.offered.rtx_ssrc;
-      s.payload_type = o.offered.codec.pt;
-      s.rtx_payload_type = o.offered.rtx_pt.value_or(0);
       // Publisher id -> the id the subscriber kept for the same URI; anything else is removed.
       const std::vector<sdp::Extension>* kept = nullptr;
       for (const auto& [mid, list] : a->extensions) {
@@ -485,24 +459,11 @@ Reply Orchestrator::answer(const std::string& room, const std::string& identity,
           kept = &list;
         }
       }
-      for (const auto& e : t->desc.extensions) {
-        if (kept == nullptr || e.id >= shm::kExtensionMap) {
-          continue;
-        }
-        for (const auto& k : *kept) {
-          if (k.uri == e.uri && k.id < 15) {
-            s.extensions[e.id] = k.id;
-          }
-        }
-      }
-      if (!link_.push(r->worker, shm::Command::kSubscribe, shm::encode(s))) {
-        ++push_failures_;
-        continue;
-      }
-      o.routed = true;
+      route(room, *r, *p, o, kept);
     } else if ((!o.offered.active || !accepted) && o.routed) {
-      if (link_.push(r->worker, shm::Command::kUnsubscribe,
-                     shm::encode(shm::Unsubscribe{shm::SessionId{p->sub.session}, o.offered.ssrc}))) {
+      if (link_.push(
+              r->worker, shm::Command::kUnsubscribe,
+              shm::encode(shm::Unsubscribe{shm::SessionId{p->sub.session}, o.offered.ssrc}))) {
         o.routed = false;
       } else {
         ++push_failures_;
@@ -515,10 +476,47 @@ Reply Orchestrator::answer(const std::string& room, const std::string& identity,
   return {};
 }
 
+bool Orchestrator::route(const std::string& room, Room& r, Participant& p, OutTrack& o,
+                         const std::vector<sdp::Extension>* ids) {
+  Participant* pub = find(room, o.publisher);
+  if (pub == nullptr) {
+    return true;
+  }
+  auto t = std::find_if(pub->tracks.begin(), pub->tracks.end(),
+                        [&](const PubTrack& x) { return x.id == o.track_id; });
+  if (t == pub->tracks.end()) {
+    return true;
+  }
+  shm::Subscribe s;
+  s.subscriber = shm::SessionId{p.sub.session};
+  s.publisher = shm::SessionId{pub->pub.session};
+  s.publisher_ssrc = t->desc.ssrc;
+  s.ssrc = o.offered.ssrc;
+  s.rtx_ssrc = o.offered.rtx_ssrc;
+  s.payload_type = o.offered.codec.pt;
+  s.rtx_payload_type = o.offered.rtx_pt.value_or(0);
+  for (const auto& e : t->desc.extensions) {
+    if (ids == nullptr || e.id >= shm::kExtensionMap) {
+      continue;
+    }
+    for (const auto& k : *ids) {
+      if (k.uri == e.uri && k.id < 15) {
+        s.extensions[e.id] = k.id;
+      }
+    }
+  }
+  if (!link_.push(r.worker, shm::Command::kSubscribe, shm::encode(s))) {
+    ++push_failures_;
+    return false;
+  }
+  o.routed = true;
+  return true;
+}
+
 void Orchestrator::remove_track(const std::string& room, Room& r, Participant& p,
                                 const std::string& id) {
-  auto it = std::find_if(p.tracks.begin(), p.tracks.end(),
-                         [&](const PubTrack& t) { return t.id == id; });
+  auto it =
+      std::find_if(p.tracks.begin(), p.tracks.end(), [&](const PubTrack& t) { return t.id == id; });
   if (it == p.tracks.end()) {
     return;
   }
@@ -639,9 +637,9 @@ Reply Orchestrator::unsubscribe(const std::string& room, const std::string& iden
     if (o.track_id == track && o.offered.active) {
       o.offered.active = false;
       found = true;
-      if (o.routed &&
-          link_.push(r->worker, shm::Command::kUnsubscribe,
-                     shm::encode(shm::Unsubscribe{shm::SessionId{p->sub.session}, o.offered.ssrc}))) {
+      if (o.routed && link_.push(r->worker, shm::Command::kUnsubscribe,
+                                 shm::encode(shm::Unsubscribe{shm::SessionId{p->sub.session},
+                                                              o.offered.ssrc}))) {
         o.routed = false;
       }
     }
@@ -659,7 +657,8 @@ void Orchestrator::broadcast(const std::string& room, const Room& r, const std::
                              const json::object& event) {
   std::string text = json::serialize(event);
   for (const auto& [name, p] : r.members) {
-    if (name != except) {
+    // WHIP/WHEP participants have no connection to hear it.
+    if (name != except && p.resource.empty()) {
       send_(room, name, text);
     }
   }
@@ -682,6 +681,13 @@ void Orchestrator::on_session_event(unsigned worker, std::span<const std::uint8_
   if (e->state == shm::SessionState::kClosed || e->state == shm::SessionState::kFailed) {
     spdlog::info("worker {} session {} of {}: {}", worker, e->session.value, it->second.second,
                  name);
+    // A WHIP/WHEP client has no WebSocket to say it left: its session's end is its end, carried
+    // out (and announced) by the next expire().
+    Participant* p = find(it->second.first, it->second.second);
+    if (p != nullptr && !p->resource.empty() && !p->detached) {
+      p->detached = true;
+      p->detached_until = std::chrono::steady_clock::now();
+    }
   }
 }
 
@@ -725,6 +731,18 @@ std::string Orchestrator::metrics() const {
   line("ringlane_sfu_command_push_failures_total", "counter", push_failures_);
   line("ringlane_sfu_resumed_total", "counter", resumed_);
   line("ringlane_sfu_restored_participants_total", "counter", restored_);
+  std::uint64_t whip = 0;
+  std::uint64_t whep = 0;
+  for (const auto& [name, r] : rooms_) {
+    for (const auto& [id, p] : r.members) {
+      whip += !p.resource.empty() && !p.viewer ? 1 : 0;
+      whep += p.viewer ? 1 : 0;
+    }
+  }
+  line("ringlane_sfu_whip_resources", "gauge", whip);
+  line("ringlane_sfu_whep_resources", "gauge", whep);
+  line("ringlane_sfu_whip_created_total", "counter", whip_total_);
+  line("ringlane_sfu_whep_created_total", "counter", whep_total_);
   out += "# TYPE ringlane_sfu_session_events_total counter\n";
   for (const auto& [state, n] : session_events_) {
     out += "ringlane_sfu_session_events_total{state=\"" + state + "\"} " + std::to_string(n) + "\n";

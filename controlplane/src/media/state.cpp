@@ -58,7 +58,9 @@ std::uint64_t num(const json::object& o, std::string_view k) {
   if (v == nullptr) {
     return 0;
   }
-  return v->is_uint64() ? v->get_uint64() : v->is_int64() ? static_cast<std::uint64_t>(v->get_int64()) : 0;
+  return v->is_uint64()  ? v->get_uint64()
+         : v->is_int64() ? static_cast<std::uint64_t>(v->get_int64())
+                         : 0;
 }
 bool flag(const json::object& o, std::string_view k) {
   const json::value* v = o.if_contains(k);
@@ -131,6 +133,10 @@ json::value Orchestrator::to_json() const {
       m["version"] = p.version;
       m["next_mid"] = p.next_mid;
       m["awaiting"] = p.awaiting;
+      if (!p.resource.empty()) {
+        m["resource"] = p.resource;
+        m["viewer"] = p.viewer;
+      }
       json::array tracks;
       for (const auto& t : p.tracks) {
         json::object o;
@@ -148,6 +154,7 @@ json::value Orchestrator::to_json() const {
         o["msid_stream"] = t.desc.msid_stream;
         o["msid_track"] = t.desc.msid_track;
         o["cname"] = t.desc.cname;
+        o["order"] = t.order;
         tracks.push_back(std::move(o));
       }
       m["tracks"] = std::move(tracks);
@@ -181,6 +188,7 @@ json::value Orchestrator::to_json() const {
   json::object top;
   top["version"] = 1;
   top["session_counter"] = session_counter_;
+  top["publish_counter"] = publish_counter_;
   top["rooms"] = std::move(rooms);
   return top;
 }
@@ -191,6 +199,7 @@ void Orchestrator::from_json(const json::value& v) {
     return;
   }
   session_counter_ = static_cast<std::uint32_t>(num(top, "session_counter"));
+  publish_counter_ = num(top, "publish_counter");
   auto peer_from = [](const json::object& o) {
     Peer p;
     p.session = static_cast<std::uint32_t>(num(o, "session"));
@@ -221,6 +230,8 @@ void Orchestrator::from_json(const json::value& v) {
       p.version = num(m, "version");
       p.next_mid = static_cast<unsigned>(num(m, "next_mid"));
       p.awaiting = flag(m, "awaiting");
+      p.resource = str(m, "resource");
+      p.viewer = flag(m, "viewer");
       for (const auto& tv : arr(m, "tracks")) {
         const json::object& t = obj(tv);
         PubTrack pt;
@@ -238,6 +249,7 @@ void Orchestrator::from_json(const json::value& v) {
         pt.desc.msid_stream = str(t, "msid_stream");
         pt.desc.msid_track = str(t, "msid_track");
         pt.desc.cname = str(t, "cname");
+        pt.order = num(t, "order");
         p.tracks.push_back(std::move(pt));
       }
       for (const auto& ov : arr(m, "out")) {
@@ -261,13 +273,14 @@ void Orchestrator::from_json(const json::value& v) {
         o.offered.extensions = extensions_from(arr(t, "extensions"));
         p.out.push_back(std::move(o));
       }
-      // Until its client reconnects.
-      p.detached = true;
+      // Until its client reconnects. A WHIP/WHEP resource has no connection to come back: it
+      // goes on until DELETE or its session's end.
+      p.detached = p.resource.empty();
       p.detached_until = until;
       for (const Peer* peer : {&p.pub, &p.sub}) {
         if (peer->created) {
           sessions_[(std::uint64_t{r.worker} << 32) | peer->session] = {std::string(name),
-                                                                         p.identity};
+                                                                        p.identity};
         }
       }
       std::string identity = p.identity;

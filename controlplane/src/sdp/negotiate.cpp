@@ -69,31 +69,6 @@ std::optional<PublishAnswer> fail(ParseError& error, std::size_t line, std::stri
   return std::nullopt;
 }
 
-std::string section_name(const Media& m) {
-  return "the " + m.kind + " m-section (mid " + m.mid + ")";
-}
-
-// RFC 4145 §4.1 / RFC 5763 §5: the answerer takes the role the offer leaves it; no a=setup in
-// the offer means the offerer is active.
-std::optional<std::string> answer_setup(const std::string& offered) {
-  if (offered.empty() || offered == "actpass" || offered == "active") {
-    return "passive";
-  }
-  if (offered == "passive") {
-    return "active";
-  }
-  return std::nullopt;  // holdconn
-}
-
-// An o= session id stable for one ICE session (RFC 8829 §5.2.1: up to 63 bits), from our ufrag.
-std::string session_id_from(const std::string& ufrag) {
-  std::uint64_t h = 14695981039346656037ull;  // FNV-1a
-  for (char c : ufrag) {
-    h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
-  }
-  return std::to_string(h & 0x7fffffffffffffffull);
-}
-
 PublishedTrack track_of(const Media& m, const Choice& choice) {
   PublishedTrack t;
   t.mid = m.mid;
@@ -158,15 +133,6 @@ void write_accepted(std::string& out, const Media& m, const PublishedTrack& t,
   writer::candidates(out, local);
 }
 
-void write_rejected(std::string& out, const Media& m) {
-  // RFC 3264 §6 / RFC 8829 §5.3.1: port 0, the offer's first format, out of the BUNDLE group.
-  std::string_view format = m.formats.empty() ? std::string_view("0") : m.formats.front();
-  writer::line(out, {"m=", m.kind, " 0 ", m.protocol, " ", format});
-  writer::line(out, {"c=IN IP4 0.0.0.0"});
-  writer::line(out, {"a=mid:", m.mid});
-  writer::line(out, {"a=inactive"});
-}
-
 }  // namespace
 
 std::optional<PublishAnswer> answer_publish(const Session& offer, const LocalIce& local,
@@ -199,31 +165,9 @@ std::optional<PublishAnswer> answer_publish(const Session& offer, const LocalIce
     if (choices[i].codec == nullptr) {
       continue;
     }
-    if (!m.rtcp_mux) {
-      return fail(error, m.line,
-                  section_name(m) +
-                      " has no a=rtcp-mux; RTP and RTCP must share one port "
-                      "(RFC 5761)");
-    }
-    if (offer.ufrag_of(i).empty() || offer.pwd_of(i).empty()) {
-      return fail(error, m.line, section_name(m) + " has no a=ice-ufrag/a=ice-pwd (RFC 8839 §5.4)");
-    }
-    if (!sha256_fingerprint(offer.fingerprint_of(i))) {
-      return fail(error, m.line,
-                  section_name(m) + " has no sha-256 a=fingerprint (RFC 8122, RFC 8827)");
-    }
-    auto setup = answer_setup(offer.setup_of(i));
-    if (!setup) {
-      return fail(error, m.line, section_name(m) + ": a=setup:holdconn is not supported");
-    }
-    setups[i] = *setup;
-    // RFC 8843: we receive everything on one transport, so every accepted section is bundled.
-    if (accepted > 1 &&
-        std::find(offer.bundle.begin(), offer.bundle.end(), m.mid) == offer.bundle.end()) {
-      return fail(error, m.line,
-                  section_name(m) +
-                      " is not in the offer's a=group:BUNDLE; we receive all "
-                      "media on one transport (RFC 8843)");
+    std::string why = writer::transport_problem(offer, i, accepted > 1, setups[i]);
+    if (!why.empty()) {
+      return fail(error, m.line, why);
     }
   }
   answer.remote_ufrag = offer.ufrag_of(first);
@@ -232,7 +176,7 @@ std::optional<PublishAnswer> answer_publish(const Session& offer, const LocalIce
   answer.remote_setup = setups[first] == "passive" ? "active" : "passive";
 
   std::string& out = answer.sdp;
-  writer::session_head(out, session_id_from(local.ufrag), offer.origin_version);
+  writer::session_head(out, writer::session_id(local.ufrag), offer.origin_version);
   std::string group;
   for (std::size_t i = 0; i < offer.media.size(); ++i) {
     const std::string& mid = offer.media[i].mid;
@@ -248,7 +192,7 @@ std::optional<PublishAnswer> answer_publish(const Session& offer, const LocalIce
   for (std::size_t i = 0; i < offer.media.size(); ++i) {
     const Media& m = offer.media[i];
     if (choices[i].codec == nullptr) {
-      write_rejected(out, m);
+      writer::rejected(out, m);
       continue;
     }
     answer.tracks.push_back(track_of(m, choices[i]));

@@ -38,14 +38,16 @@ std::optional<SubscribeAnswer> fail(ParseError& error, std::size_t line, std::st
   return std::nullopt;
 }
 
-void write_track(std::string& out, const OfferedTrack& t, const LocalIce& local) {
+// One sending m-section: in our offers (setup actpass) and in answers to viewers (the setup
+// answer_setup() gives; reduced-size RTCP only when the viewer offered it).
+void write_track(std::string& out, const OfferedTrack& t, const LocalIce& local,
+                 std::string_view setup, bool rtcp_rsize) {
   std::string pts = std::to_string(t.codec.pt);
   if (t.rtx_pt) {
     pts += " " + std::to_string(*t.rtx_pt);
   }
   writer::line(out, {"m=", t.kind, " 9 UDP/TLS/RTP/SAVPF ", pts});
-  // RFC 5763 §5: the offerer says actpass; the subscriber picks (Chromium answers active).
-  writer::transport(out, local, "actpass");
+  writer::transport(out, local, setup);
   writer::line(out, {"a=mid:", t.mid});
   for (const Extension& e : t.extensions) {
     writer::line(out, {"a=extmap:", std::to_string(e.id), " ", e.uri});
@@ -57,9 +59,9 @@ void write_track(std::string& out, const OfferedTrack& t, const LocalIce& local)
     // RFC 8830 §2: the subscriber's MediaStream and track ids.
     writer::line(out, {"a=msid:", msid});
   }
-  // RFC 5761: no separate RTCP port; RFC 5506: reduced-size RTCP, as Chromium offers for video.
+  // RFC 5761: no separate RTCP port; RFC 5506: reduced-size RTCP.
   writer::line(out, {"a=rtcp-mux"});
-  if (t.kind == "video") {
+  if (rtcp_rsize) {
     writer::line(out, {"a=rtcp-rsize"});
   }
   writer::codec(out, t.codec, t.rtx_pt);
@@ -80,6 +82,93 @@ void write_track(std::string& out, const OfferedTrack& t, const LocalIce& local)
     }
   }
   writer::candidates(out, local);
+}
+
+std::string_view param_or(std::string_view fmtp, std::string_view name, std::string_view absent) {
+  auto v = fmtp_parameter(fmtp, name);
+  return v ? *v : absent;
+}
+
+// Whether a viewer's offered format receives the stream we send as `sent` (same encoding and
+// clock; the parameters that change the bitstream agree).
+bool receives(const Codec& offered, const Codec& sent) {
+  if (!iequals(offered.name, sent.name) || offered.clock != sent.clock) {
+    return false;
+  }
+  if (iequals(sent.name, "opus")) {
+    return offered.channels == 2;  // RFC 7587 §7: always opus/48000/2
+  }
+  if (iequals(sent.name, "VP9")) {
+    // RFC 9628 §6: profile-id, 0 when absent.
+    return param_or(offered.fmtp, "profile-id", "0") == param_or(sent.fmtp, "profile-id", "0");
+  }
+  if (iequals(sent.name, "AV1")) {
+    // AV1 RTP payload format §7.2: profile, 0 when absent.
+    return param_or(offered.fmtp, "profile", "0") == param_or(sent.fmtp, "profile", "0");
+  }
+  if (iequals(sent.name, "H264")) {
+    // RFC 6184 §8.1: the packetization mode must agree (absent: 0), and so must profile_idc and
+    // profile-iop, the first two bytes of profile-level-id (absent: 42000A); the level may not.
+    std::string_view a = param_or(offered.fmtp, "profile-level-id", "42000a");
+    std::string_view b = param_or(sent.fmtp, "profile-level-id", "42000a");
+    return param_or(offered.fmtp, "packetization-mode", "0") ==
+               param_or(sent.fmtp, "packetization-mode", "0") &&
+           a.size() == 6 && b.size() == 6 && iequals(a.substr(0, 4), b.substr(0, 4));
+  }
+  return true;
+}
+
+bool receivable_section(const Media& m) {
+  return (m.kind == "audio" || m.kind == "video") && m.protocol.find("SAVP") != std::string::npos &&
+         (m.direction == "recvonly" || m.direction == "sendrecv") && (m.port != 0 || m.bundle_only);
+}
+
+// `track` renumbered as the viewer's offer numbers things in section `m` for `format`.
+OfferedTrack as_answered(const OfferedTrack& track, const Media& m, const Codec& format) {
+  OfferedTrack t = track;
+  t.mid = m.mid;
+  t.active = true;
+  t.codec.pt = format.pt;
+  t.codec.rtcp_fb.clear();
+  if (t.kind == "video") {
+    for (const std::string& fb : format.rtcp_fb) {
+      if (writer::forwarded_feedback(fb) &&
+          std::find(t.codec.rtcp_fb.begin(), t.codec.rtcp_fb.end(), fb) == t.codec.rtcp_fb.end()) {
+        t.codec.rtcp_fb.push_back(fb);
+      }
+    }
+  }
+  // RFC 4588 §8.1: the viewer's rtx format for this codec, if it offered one.
+  t.rtx_pt.reset();
+  if (track.rtx_pt && track.rtx_ssrc != 0) {
+    for (const Codec& c : m.codecs) {
+      if (iequals(c.name, "rtx") && c.apt == format.pt && c.clock == format.clock) {
+        t.rtx_pt = c.pt;
+        break;
+      }
+    }
+  }
+  if (!t.rtx_pt) {
+    t.rtx_ssrc = 0;
+  }
+  // RFC 8285 §5-6: the viewer's ids (one-byte headers) for the extensions the track carries.
+  t.extensions.clear();
+  for (const Extension& e : track.extensions) {
+    for (const Extension& o : m.extensions) {
+      if (o.uri == e.uri && o.id >= 1 && o.id <= 14 &&
+          (o.direction.empty() || o.direction == "sendrecv")) {
+        t.extensions.push_back(Extension{o.id, o.uri, {}});
+        break;
+      }
+    }
+  }
+  return t;
+}
+
+std::optional<ViewAnswer> fail_view(ParseError& error, std::size_t line, std::string reason) {
+  error.line = line;
+  error.reason = line == 0 ? std::move(reason) : "line " + std::to_string(line) + ": " + reason;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -107,7 +196,9 @@ std::string offer_subscribe(const std::vector<OfferedTrack>& tracks, const Local
   writer::line(out, {group});
   writer::line(out, {streams});
   for (const OfferedTrack& t : tracks) {
-    write_track(out, t, local);
+    // RFC 5763 §5: the offerer says actpass; the subscriber picks (Chromium answers active).
+    // Reduced-size RTCP on video only, as Chromium offers it.
+    write_track(out, t, local, "actpass", t.kind == "video");
   }
   return out;
 }
@@ -206,6 +297,102 @@ std::optional<SubscribeAnswer> read_subscribe_answer(const Session& answer,
                     "'; an answer to actpass must say active or passive (RFC 5763 §5)");
   }
   return out;
+}
+
+std::optional<ViewAnswer> answer_subscribe(const Session& offer,
+                                           const std::vector<OfferedTrack>& tracks,
+                                           const LocalIce& local, ParseError& error) {
+  error = ParseError{};
+  if (std::string why = writer::local_problem(local); !why.empty()) {
+    return fail_view(error, 0, why);
+  }
+  // Per offered section: the index of the track it sends, or tracks.size() (rejected).
+  std::vector<std::size_t> chosen(offer.media.size(), tracks.size());
+  std::vector<OfferedTrack> answered(offer.media.size());
+  std::vector<bool> used(tracks.size(), false);
+  std::size_t accepted = 0;
+  std::size_t first = 0;
+  for (std::size_t i = 0; i < offer.media.size(); ++i) {
+    const Media& m = offer.media[i];
+    // RFC 8829 §5.2.1: every m-section of an offer has a mid, which the answer echoes.
+    if (m.mid.empty()) {
+      return fail_view(error, m.line, "the " + m.kind + " m-section has no a=mid");
+    }
+    if (!receivable_section(m)) {
+      continue;
+    }
+    for (std::size_t j = 0; j < tracks.size() && chosen[i] == tracks.size(); ++j) {
+      if (used[j] || tracks[j].kind != m.kind) {
+        continue;
+      }
+      // RFC 3264 §6.1: the answer uses the offer's payload type for the format it sends.
+      for (const Codec& c : m.codecs) {
+        if (receives(c, tracks[j].codec)) {
+          chosen[i] = j;
+          used[j] = true;
+          answered[i] = as_answered(tracks[j], m, c);
+          break;
+        }
+      }
+    }
+    if (chosen[i] != tracks.size() && accepted++ == 0) {
+      first = i;
+    }
+  }
+  ViewAnswer answer;
+  if (accepted == 0) {
+    return answer;
+  }
+  std::vector<std::string> setups(offer.media.size());
+  for (std::size_t i = 0; i < offer.media.size(); ++i) {
+    if (chosen[i] == tracks.size()) {
+      continue;
+    }
+    std::string why = writer::transport_problem(offer, i, accepted > 1, setups[i]);
+    if (!why.empty()) {
+      return fail_view(error, offer.media[i].line, why);
+    }
+  }
+  answer.remote_ufrag = offer.ufrag_of(first);
+  answer.remote_pwd = offer.pwd_of(first);
+  answer.remote_fingerprint = *sha256_fingerprint(offer.fingerprint_of(first));
+  answer.remote_setup = setups[first] == "passive" ? "active" : "passive";
+
+  std::string& out = answer.sdp;
+  writer::session_head(out, writer::session_id(local.ufrag), offer.origin_version);
+  // RFC 8843 §7.3: the answer's group holds the accepted mids of the offered group.
+  std::string group;
+  std::string streams = "a=msid-semantic: WMS";
+  std::vector<std::string_view> seen;
+  for (std::size_t i = 0; i < offer.media.size(); ++i) {
+    if (chosen[i] == tracks.size()) {
+      continue;
+    }
+    const OfferedTrack& t = answered[i];
+    if (std::find(offer.bundle.begin(), offer.bundle.end(), t.mid) != offer.bundle.end()) {
+      group += " " + t.mid;
+    }
+    if (!t.msid_stream.empty() && t.msid_stream != "-" &&
+        std::find(seen.begin(), seen.end(), t.msid_stream) == seen.end()) {
+      seen.push_back(t.msid_stream);
+      streams += " " + t.msid_stream;
+    }
+  }
+  if (!group.empty()) {
+    writer::line(out, {"a=group:BUNDLE", group});
+  }
+  writer::line(out, {streams});
+  for (std::size_t i = 0; i < offer.media.size(); ++i) {
+    const Media& m = offer.media[i];
+    if (chosen[i] == tracks.size()) {
+      writer::rejected(out, m);
+      continue;
+    }
+    // RFC 5506 §5: reduced-size RTCP only when the offer allows it.
+    write_track(out, answered[i], local, setups[i], m.rtcp_rsize);
+    answer.sent.emplace_back(chosen[i], answered[i]);
+  }
+  return answer;
 }
 
 }  // namespace ringlane::control::sdp

@@ -1,5 +1,6 @@
 #include "writer.hpp"
 
+#include <algorithm>
 #include <string>
 
 namespace ringlane::control::sdp::writer {
@@ -119,6 +120,62 @@ bool forwardable(const Codec& c, std::string_view kind) {
 
 bool forwarded_feedback(std::string_view fb) {
   return fb == "nack" || fb == "nack pli" || fb == "ccm fir";
+}
+
+std::string section_name(const Media& m) {
+  return "the " + m.kind + " m-section (mid " + m.mid + ")";
+}
+
+std::optional<std::string> answer_setup(const std::string& offered) {
+  // No a=setup in the offer means the offerer is active (RFC 4145 §4.1).
+  if (offered.empty() || offered == "actpass" || offered == "active") {
+    return "passive";
+  }
+  if (offered == "passive") {
+    return "active";
+  }
+  return std::nullopt;  // holdconn
+}
+
+std::string session_id(const std::string& ufrag) {
+  std::uint64_t h = 14695981039346656037ull;  // FNV-1a
+  for (char c : ufrag) {
+    h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  }
+  return std::to_string(h & 0x7fffffffffffffffull);
+}
+
+std::string transport_problem(const Session& offer, std::size_t i, bool bundled,
+                              std::string& setup) {
+  const Media& m = offer.media[i];
+  if (!m.rtcp_mux) {
+    return section_name(m) + " has no a=rtcp-mux; RTP and RTCP must share one port (RFC 5761)";
+  }
+  if (offer.ufrag_of(i).empty() || offer.pwd_of(i).empty()) {
+    return section_name(m) + " has no a=ice-ufrag/a=ice-pwd (RFC 8839 §5.4)";
+  }
+  if (!sha256_fingerprint(offer.fingerprint_of(i))) {
+    return section_name(m) + " has no sha-256 a=fingerprint (RFC 8122, RFC 8827)";
+  }
+  auto answered = answer_setup(offer.setup_of(i));
+  if (!answered) {
+    return section_name(m) + ": a=setup:holdconn is not supported";
+  }
+  setup = *answered;
+  // RFC 8843: everything goes over one transport, so every accepted section is bundled.
+  if (bundled && std::find(offer.bundle.begin(), offer.bundle.end(), m.mid) == offer.bundle.end()) {
+    return section_name(m) + " is not in the offer's a=group:BUNDLE; we receive all media on " +
+           "one transport (RFC 8843)";
+  }
+  return {};
+}
+
+void rejected(std::string& out, const Media& m) {
+  std::string_view format = m.formats.empty() ? std::string_view("0") : m.formats.front();
+  line(out, {"m=", m.kind, " 0 ", m.protocol, " ", format});
+  line(out, {"c=IN IP4 0.0.0.0"});
+  line(out, {"a=mid:", m.mid});
+  line(out, {"a=inactive"});
 }
 
 }  // namespace ringlane::control::sdp::writer

@@ -37,4 +37,25 @@ bool forwardable(const Codec& c, std::string_view kind);
 // The RTCP feedback we answer and offer for video (RFC 4585 §4.2, RFC 5104 §7.1): NACK, PLI, FIR.
 bool forwarded_feedback(std::string_view fb);
 
+// "the video m-section (mid 1)", for messages about one section of an offer.
+std::string section_name(const Media& m);
+
+// RFC 4145 §4.1 / RFC 5763 §5: the a=setup an answer gives to the offer's (passive to actpass,
+// active or none; active to passive); nullopt for holdconn.
+std::optional<std::string> answer_setup(const std::string& offered);
+
+// An o= session id stable for one ICE session (RFC 8829 §5.2.1: up to 63 bits), from our ufrag.
+std::string session_id(const std::string& ufrag);
+
+// Why m-section i of `offer`, which we accept, cannot share our one transport ("" when it can):
+// no a=rtcp-mux, no ICE credentials, no sha-256 fingerprint, a=setup:holdconn, or, when more than
+// one section is accepted (`bundled`), not in the offer's BUNDLE group. `setup` gets the answer's
+// a=setup for it.
+std::string transport_problem(const Session& offer, std::size_t i, bool bundled,
+                              std::string& setup);
+
+// A rejected m-section of an answer (RFC 3264 §6, RFC 8829 §5.3.1): port 0, the offer's first
+// format, out of the BUNDLE group.
+void rejected(std::string& out, const Media& m);
+
 }  // namespace ringlane::control::sdp::writer

@@ -21,8 +21,8 @@ SignalingServer::SignalingServer(boost::asio::io_context& io, SignalingConfig co
     mc.state_file = config_.media_state_file;
     mc.resume_grace = config_.media_resume_grace;
     media_ = std::make_unique<media::Orchestrator>(
-        *config_.media, mc, [this](const std::string& room, const std::string& identity,
-                                   std::string text) {
+        *config_.media, mc,
+        [this](const std::string& room, const std::string& identity, std::string text) {
           auto r = rooms_.find(room);
           if (r == rooms_.end()) {
             return;
@@ -36,6 +36,11 @@ SignalingServer::SignalingServer(boost::asio::io_context& io, SignalingConfig co
       std::size_t n = media_->restore();
       spdlog::info("media state restored from {}: {} participant(s) await their clients",
                    config_.media_state_file, n);
+      // WHIP/WHEP resources have no client to come back and join: their rooms are hosted now.
+      for (const auto& [room, worker] : media_->resource_rooms()) {
+        rooms_.emplace(
+            room, Room{placement::Placement{config_.node_id, config_.ws_url, worker, false}, {}});
+      }
     }
   }
   heartbeat();
@@ -216,6 +221,13 @@ void SignalingServer::complete_join(const std::shared_ptr<Session>& s, const std
   for (const auto& [identity, member] : r.members) {
     others.emplace_back(identity);
   }
+  if (media_) {
+    for (const auto& identity : media_->whip_publishers(room_name)) {
+      if (identity != s->identity_) {
+        others.emplace_back(identity);
+      }
+    }
+  }
   r.members.emplace(s->identity_, s);
   s->room_ = room_name;
   json::array tracks;
@@ -346,6 +358,9 @@ void SignalingServer::tick() {
   }
   if (media_) {
     expire_media();
+    for (const auto& room : media_->take_emptied_rooms()) {
+      http_done(room);
+    }
     media_->save();
   }
   timer_.expires_after(std::chrono::milliseconds(250));
@@ -437,8 +452,7 @@ void SignalingServer::media(Session& s, const ClientMessage& m) {
   media::Reply reply;
   if (t == "publish") {
     if (m.sdp.empty()) {
-      return s.send_error("bad_message", "publish needs \"sdp\" (the client's offer)", false,
-                          m.id);
+      return s.send_error("bad_message", "publish needs \"sdp\" (the client's offer)", false, m.id);
     }
     reply = media_->publish(s.room_, s.identity_, m.sdp);
   } else if (t == "unpublish") {
@@ -472,6 +486,45 @@ void SignalingServer::media(Session& s, const ClientMessage& m) {
   if (!reply.body.empty()) {
     with_id(reply.body, m.id);
     s.send(json::serialize(reply.body));
+  }
+}
+
+void SignalingServer::place_http(const std::string& room_name,
+                                 std::function<void(HttpPlacement)> done) {
+  if (auto local = rooms_.find(room_name); local != rooms_.end()) {
+    return done(HttpPlacement{local->second.placement.worker, {}, {}});
+  }
+  if (auto worker = media_ ? media_->hosted_worker(room_name) : std::nullopt) {
+    rooms_.emplace(room_name,
+                   Room{placement::Placement{config_.node_id, config_.ws_url, *worker, false}, {}});
+    return done(HttpPlacement{*worker, {}, {}});
+  }
+  store_.place(room_name, [this, room_name, done = std::move(done)](
+                              std::optional<placement::Placement> placed,
+                              placement::PlaceError perr) {
+    if (auto local = rooms_.find(room_name); local != rooms_.end()) {
+      return done(HttpPlacement{local->second.placement.worker, {}, {}});
+    }
+    if (!placed) {
+      return done(HttpPlacement{
+          std::nullopt,
+          {},
+          perr == placement::PlaceError::kNoCapacity ? "no_capacity" : "placement_unavailable"});
+    }
+    if (placed->node_id != config_.node_id) {
+      return done(HttpPlacement{std::nullopt, placed->ws_url, {}});
+    }
+    rooms_.emplace(room_name, Room{*placed, {}});
+    done(HttpPlacement{placed->worker, {}, {}});
+  });
+}
+
+void SignalingServer::http_done(const std::string& room_name) {
+  auto it = rooms_.find(room_name);
+  if (it != rooms_.end() && it->second.members.empty() &&
+      !(media_ && media_->has_members(room_name))) {
+    store_.release(room_name, config_.node_id);
+    rooms_.erase(it);
   }
 }
 

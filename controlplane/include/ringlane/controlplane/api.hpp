@@ -4,6 +4,8 @@
 // tokens, and the demo page with its browser client (web/files.hpp).
 #include <sys/types.h>
 
+#include <boost/json.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -42,6 +44,13 @@ class Api {
  public:
   explicit Api(ApiConfig config) : config_(std::move(config)) {}
   Response handle(const Request& req, const boost::asio::ip::address& peer);
+  // RTCIceServer dictionaries ({urls, username, credential}) with TURN REST credentials for the
+  // --turn-uri URIs, the TURN user named after `identity` where TURN's username rules allow it;
+  // empty without a REST secret or URIs. What /api/dev-token and WHIP/WHEP hand out.
+  boost::json::array ice_servers(const std::string& identity) const;
+  // The per-source request budget of /api/*, shared with the other endpoints on this port that
+  // do work for a request (WHIP/WHEP): true when `peer` has used it up.
+  bool rate_limited(const boost::asio::ip::address& peer);
 
  private:
   Response healthz(const Request& req);
@@ -54,7 +63,6 @@ class Api {
   bool authorized(const Request& req) const;
   std::optional<Response> gate(const Request& req, const boost::asio::ip::address& peer,
                                bool key_required = true);
-  bool rate_limited(const boost::asio::ip::address& peer);
 
   ApiConfig config_;
   std::mutex mutex_;

@@ -9,6 +9,7 @@
 #include "ringlane/common/endpoint.hpp"
 #include "ringlane/controlplane/api.hpp"
 #include "ringlane/controlplane/http_server.hpp"
+#include "ringlane/controlplane/media/whip.hpp"
 #include "ringlane/controlplane/placement/store.hpp"
 #include "ringlane/controlplane/signaling/server.hpp"
 
@@ -50,9 +51,9 @@ std::unique_ptr<signaling::SignalingServer> start_signaling(boost::asio::io_cont
 
 namespace ringlane::control {
 
-// The HTTP API and /ws signaling on one listener: what `ringlane run` and `ringlane-control`
-// both serve. `api` is completed here (join-token secret, ws_url, metrics); `more_metrics`
-// is appended to /metrics.
+// The HTTP API, /ws signaling and WHIP/WHEP on one listener: what `ringlane run` and
+// `ringlane-control` both serve. `api` is completed here (join-token secret, ws_url, metrics);
+// `more_metrics` is appended to /metrics.
 class ApiServer {
  public:
   static std::unique_ptr<ApiServer> start(boost::asio::io_context& io, const Endpoint& at,
@@ -67,6 +68,7 @@ class ApiServer {
   std::string address_;
   std::unique_ptr<signaling::SignalingServer> signaling_;
   std::unique_ptr<Api> api_;
+  std::unique_ptr<media::WhipEndpoint> whip_;
   std::unique_ptr<HttpServer> http_;  // last: it goes first, before what its handlers use
 };
 

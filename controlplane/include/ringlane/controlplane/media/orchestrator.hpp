@@ -5,8 +5,8 @@
 // publisher peer connection (client offers, server answers) and the subscriber peer connection
 // (server offers every track of the room, renegotiated as tracks come and go, client answers).
 // Runs on the control plane's io_context thread; no locks.
-#include <boost/json.hpp>
 #include <array>
+#include <boost/json.hpp>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -14,6 +14,7 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "ringlane/common/endpoint.hpp"
@@ -67,10 +68,12 @@ class Orchestrator {
   // The participant's WebSocket is gone: it keeps its media for resume_grace.
   void detach(const std::string& room, const std::string& identity);
   // Participants detached past their grace leave; returns them as (room, identity).
-  std::vector<std::pair<std::string, std::string>> expire(std::chrono::steady_clock::time_point now);
+  std::vector<std::pair<std::string, std::string>> expire(
+      std::chrono::steady_clock::time_point now);
   // The worker of a room this node hosts media for (restored or with detached members).
   std::optional<unsigned> hosted_worker(const std::string& room) const;
   bool has_members(const std::string& room) const;
+  // A signaling participant (one a reconnecting client resumes; not a WHIP/WHEP resource).
   bool has_participant(const std::string& room, const std::string& identity) const;
   // Rebuilds the state a previous control plane kept (its data plane was adopted, the sessions
   // still run): every participant is detached until its client reconnects. Returns how many.
@@ -86,8 +89,42 @@ class Orchestrator {
              bool muted);
   Reply subscribe(const std::string& room, const std::string& identity,
                   const std::string& participant, const std::string& track);
-  Reply unsubscribe(const std::string& room, const std::string& identity,
-                    const std::string& track);
+  Reply unsubscribe(const std::string& room, const std::string& identity, const std::string& track);
+
+  // WHIP (RFC 9725) and WHEP (draft-ietf-wish-whep), served by media/whip.hpp: participants
+  // without a WebSocket, each an HTTP resource named by `resource` (random, unguessable) and
+  // kept in the state file like the others (a restarted control plane knows it; it is never
+  // detached). Both end with end_resource() (DELETE), or when their data plane session closes
+  // (consent expired, RFC 7675; never connected), which the next expire() carries out.
+  //
+  // A WHIP publisher is the participant `identity`, joined without auto-subscribing, that
+  // publishes its offer (track_published for the others, who auto-subscribe). A WHIP POST for
+  // an identity held by another WHIP resource replaces that one, and so does a signaling join();
+  // one for an identity in the room over signaling is refused (identity_in_use).
+  Reply whip_publish(const std::string& room, unsigned worker, const std::string& identity,
+                     const std::string& resource, const std::string& sdp);
+  // A WHEP viewer is a participant nobody hears about (no events, not listed), whose subscriber
+  // session is answered from its offer (sdp::answer_subscribe) and routed at once: per offered
+  // section, the most recently published track of that kind (of `participant` only, when
+  // given). Its room has publishers, so it is here already, on its worker.
+  Reply whep_view(const std::string& room, const std::string& identity, const std::string& resource,
+                  const std::string& sdp, const std::string& participant);
+  struct Resource {
+    std::string room;
+    std::string member;  // the WHIP publisher's identity, or the WHEP viewer's own key
+    bool viewer = false;
+    std::string etag;          // names the ICE session (RFC 9725 §4.3.1): our ICE ufrag, quoted
+    std::string remote_ufrag;  // the client's ICE ufrag: a PATCH with another is an ICE restart
+  };
+  std::optional<Resource> resource(const std::string& id) const;
+  // Leaves; false when there is no such resource.
+  bool end_resource(const std::string& id);
+  // The WHIP publishers in a room (signaling lists them among the participants).
+  std::vector<std::string> whip_publishers(const std::string& room) const;
+  // Rooms with WHIP/WHEP resources and their workers (after restore(): signaling hosts them).
+  std::vector<std::pair<std::string, unsigned>> resource_rooms() const;
+  // The rooms whose last participant left since the last call (whoever made it leave).
+  std::vector<std::string> take_emptied_rooms() { return std::exchange(emptied_, {}); }
 
   // A kSessionEvent from a worker.
   void on_session_event(unsigned worker, std::span<const std::uint8_t> payload);
@@ -106,6 +143,7 @@ class Orchestrator {
     std::string id;
     sdp::PublishedTrack desc;
     bool muted = false;
+    std::uint64_t order = 0;  // publish_counter_ when published: WHEP shows the latest
   };
   struct OutTrack {
     sdp::OfferedTrack offered;
@@ -128,6 +166,8 @@ class Orchestrator {
     bool dirty = false;
     bool detached = false;
     std::chrono::steady_clock::time_point detached_until{};
+    std::string resource;  // WHIP/WHEP: the HTTP resource this participant is; "" for signaling
+    bool viewer = false;   // WHEP: the key is "whep/" + resource, not an identity
   };
   struct Room {
     unsigned worker = 0;
@@ -144,6 +184,11 @@ class Orchestrator {
   void remove_track(const std::string& room, Room& r, Participant& p, const std::string& id);
   void broadcast(const std::string& room, const Room& r, const std::string& except,
                  const boost::json::object& event);
+  // Forwards the publisher's track to `o` of subscriber session p.sub (kSubscribe); `ids` are the
+  // subscriber's extension ids by URI (null: none). False when the ring was full.
+  bool route(const std::string& room, Room& r, Participant& p, OutTrack& o,
+             const std::vector<sdp::Extension>* ids);
+  const Participant* find_resource(const std::string& id, std::string* room = nullptr) const;
   std::uint32_t next_session();
   boost::json::value to_json() const;
   void from_json(const boost::json::value& v);
@@ -163,6 +208,10 @@ class Orchestrator {
   std::map<std::string, std::uint64_t> session_events_;
   std::uint64_t resumed_ = 0;
   std::uint64_t restored_ = 0;
+  std::uint64_t publish_counter_ = 0;
+  std::vector<std::string> emptied_;
+  std::uint64_t whip_total_ = 0;
+  std::uint64_t whep_total_ = 0;
   bool changed_ = false;
 };
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -99,5 +100,41 @@ struct SubscribeAnswer {
 std::optional<SubscribeAnswer> read_subscribe_answer(const Session& answer,
                                                      const std::vector<OfferedTrack>& offered,
                                                      ParseError& error);
+
+// WHEP (draft-ietf-wish-whep §4.2): the answer to a viewer's offer, which has receive-only (or
+// sendrecv) audio and video m-sections and is never renegotiated. Each offered section gets, in
+// offer order, the first unused track of its kind in `tracks` that it offers a codec for,
+// answered a=sendonly in the offer's own numbering: its mid, its payload type for that codec
+// (and for that codec's rtx), its ids for the header extensions the track carries. A section
+// left without a track is rejected (port 0). `tracks` are built as for offer_subscribe()
+// (subscriber_codec(), the SSRCs, cname and msid we send), in order of preference; their mids,
+// PTs and extension ids are replaced by the offer's.
+struct ViewAnswer {
+  std::string sdp;  // empty when no section got a track
+  // Per answered section: the index into `tracks` of what it sends, and the track as answered.
+  std::vector<std::pair<std::size_t, OfferedTrack>> sent;
+  // From the first answered section, as in PublishAnswer: remote_setup is the viewer's DTLS role
+  // ("active": it connects to us, we answered passive).
+  std::string remote_ufrag, remote_pwd, remote_fingerprint /* "AB:.." */, remote_setup;
+};
+
+// nullopt with `error` (line 0, or the m= line of the section at fault) for an offer that cannot
+// be answered; an answer with `sent` empty when the offer can receive none of `tracks`.
+std::optional<ViewAnswer> answer_subscribe(const Session& offer,
+                                           const std::vector<OfferedTrack>& tracks,
+                                           const LocalIce& local, ParseError& error);
+
+// RFC 8840 §9: an SDP fragment (application/trickle-ice-sdpfrag), what WHIP and WHEP clients send
+// in PATCH requests: ICE credentials, candidates, the m= and a=mid lines they belong to.
+struct IceFragment {
+  std::string ufrag, pwd;  // "" when absent
+  std::size_t candidates = 0;
+  bool end_of_candidates = false;
+};
+
+// Each line checked as parse() checks it (a=ice-ufrag, a=ice-pwd and a=candidate by their
+// grammar); other lines are ignored. nullopt with `error` naming the line when malformed.
+std::optional<IceFragment> parse_ice_fragment(std::string_view text, ParseError& error,
+                                              const Limits& limits = {});
 
 }  // namespace ringlane::control::sdp

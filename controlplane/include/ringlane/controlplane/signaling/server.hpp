@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -18,9 +19,9 @@
 #include "ringlane/common/endpoint.hpp"
 #include "ringlane/controlplane/http_server.hpp"
 #include "ringlane/controlplane/media/orchestrator.hpp"
-#include "ringlane/controlplane/signaling/message.hpp"
 #include "ringlane/controlplane/placement/service.hpp"
 #include "ringlane/controlplane/placement/store.hpp"
+#include "ringlane/controlplane/signaling/message.hpp"
 
 namespace ringlane::control::signaling {
 
@@ -75,6 +76,19 @@ class SignalingServer {
   const SignalingConfig& config() const { return config_; }
   // A session event (ICE/DTLS state) from a worker's event ring.
   void on_session_event(unsigned worker, std::span<const std::uint8_t> payload);
+
+  // WHIP/WHEP (media/whip.hpp): participants without a connection, on the same rooms.
+  media::Orchestrator* orchestrator() { return media_.get(); }
+  struct HttpPlacement {
+    std::optional<unsigned> worker;  // the room is here, on this worker
+    std::string ws_url;              // else: it lives on the node of this ws_url
+    std::string error;               // else: placement_unavailable | no_capacity
+  };
+  // Places the room as a join would; a room placed here is hosted (its lock kept) from then on.
+  void place_http(const std::string& room, std::function<void(HttpPlacement)> done);
+  // A WHIP/WHEP resource of the room ended or did not start: the room is released when nobody
+  // is left in it.
+  void http_done(const std::string& room);
 
  private:
   friend class Session;

@@ -1,0 +1,275 @@
+// The orchestrator's WHIP publishers and WHEP viewers against a recording Link: the session
+// commands they push, what signaling participants hear, their end (DELETE, a closed session),
+// and the state file that keeps them across a control plane restart.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ringlane/controlplane/media/orchestrator.hpp"
+#include "ringlane/shm/media.hpp"
+#include "unit/controlplane/sdp_test_util.hpp"
+
+namespace ringlane::control::media {
+namespace {
+
+using sdp::fixtures::corpus;
+using sdp::fixtures::replaced;
+
+class RecordingLink : public Link {
+ public:
+  struct Pushed {
+    unsigned worker;
+    shm::Command type;
+    std::vector<std::uint8_t> payload;
+  };
+  bool push(unsigned worker, shm::Command type, std::span<const std::uint8_t> payload) override {
+    pushed.push_back({worker, type, {payload.begin(), payload.end()}});
+    return true;
+  }
+  std::optional<DataPlaneInfo> info() override {
+    if (!up) {
+      return std::nullopt;
+    }
+    return DataPlaneInfo{
+        "AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:A0:B1:C2:D3:E4:F5:06:17:28:39:4A:5B:6C:"
+        "7D:8E:9F",
+        40000};
+  }
+  std::vector<Pushed> of(shm::Command type) const {
+    std::vector<Pushed> out;
+    for (const auto& p : pushed) {
+      if (p.type == type) {
+        out.push_back(p);
+      }
+    }
+    return out;
+  }
+  std::vector<Pushed> pushed;
+  bool up = true;
+};
+
+// Chromium's offer as a WHEP player makes it: its sections recvonly.
+std::string viewer_offer() {
+  return replaced(corpus("chromium_offer.sdp"), "a=sendrecv", "a=recvonly");
+}
+
+struct WhipOrchestrator : ::testing::Test {
+  WhipOrchestrator() { make(); }
+  ~WhipOrchestrator() override { std::remove(state.c_str()); }
+
+  void make() {
+    OrchestratorConfig c;
+    c.candidate_ips = {*IpAddress::parse("192.0.2.10")};
+    c.state_file = state;
+    orchestrator = std::make_unique<Orchestrator>(
+        link, c, [this](const std::string&, const std::string& who, std::string text) {
+          sent.emplace_back(who, boost::json::parse(text).as_object());
+        });
+  }
+  std::vector<std::string> heard(const std::string& who, const std::string& type) const {
+    std::vector<std::string> out;
+    for (const auto& [to, m] : sent) {
+      if (to == who && m.at("type").as_string() == type) {
+        out.push_back(std::string(m.at("participant").as_string()));
+      }
+    }
+    return out;
+  }
+
+  std::string state = "/tmp/ringlane-whip-test-" + std::to_string(getpid()) + ".json";
+  RecordingLink link;
+  std::unique_ptr<Orchestrator> orchestrator;
+  std::vector<std::pair<std::string, boost::json::object>> sent;
+};
+
+TEST_F(WhipOrchestrator, WhipPublishesAndSignalingHearsIt) {
+  orchestrator->join("r1", 1, "bob", true);
+  Reply r = orchestrator->whip_publish("r1", 1, "gst", "RES1", corpus("gstreamer_offer.sdp"));
+  ASSERT_TRUE(r.code.empty()) << r.message;
+  EXPECT_NE(r.body.at("sdp").as_string().find("a=recvonly"), std::string::npos);
+  std::string etag(r.body.at("etag").as_string());
+  EXPECT_EQ(etag.front(), '"');
+  // bob hears gst join, then its two tracks, and gets an offer for them (auto-subscribe).
+  EXPECT_EQ(heard("bob", "participant_joined"), (std::vector<std::string>{"gst"}));
+  EXPECT_EQ(heard("bob", "track_published").size(), 2u);
+  auto creates = link.of(shm::Command::kSessionCreate);
+  ASSERT_EQ(creates.size(), 2u);  // gst's publisher session, bob's subscriber session
+  auto c = shm::decode_session_create(creates[0].payload);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(creates[0].worker, 1u);
+  EXPECT_FALSE(c->dtls_client);  // GStreamer offered actpass: it connects to the worker
+  EXPECT_EQ(link.of(shm::Command::kTrackAdd).size(), 2u);
+  auto found = orchestrator->resource("RES1");
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->room, "r1");
+  EXPECT_EQ(found->member, "gst");
+  EXPECT_FALSE(found->viewer);
+  EXPECT_EQ(found->etag, etag);
+  EXPECT_EQ(found->remote_ufrag, "ULrz");
+  EXPECT_EQ(orchestrator->whip_publishers("r1"), (std::vector<std::string>{"gst"}));
+  EXPECT_FALSE(orchestrator->resource("nope"));
+
+  // DELETE: its tracks end, it leaves, its session closes.
+  EXPECT_TRUE(orchestrator->end_resource("RES1"));
+  EXPECT_EQ(heard("bob", "track_unpublished").size(), 2u);
+  EXPECT_EQ(heard("bob", "participant_left"), (std::vector<std::string>{"gst"}));
+  EXPECT_EQ(link.of(shm::Command::kSessionClose).size(), 1u);
+  EXPECT_FALSE(orchestrator->resource("RES1"));
+  EXPECT_FALSE(orchestrator->end_resource("RES1"));
+}
+
+TEST_F(WhipOrchestrator, WhipRefusals) {
+  orchestrator->join("r1", 0, "bob", true);
+  Reply r = orchestrator->whip_publish("r1", 0, "bob", "RES1", corpus("gstreamer_offer.sdp"));
+  EXPECT_EQ(r.code, "identity_in_use");
+  r = orchestrator->whip_publish("r1", 0, "gst", "RES1", "v=0\r\nm=x\r\n");
+  EXPECT_EQ(r.code, "bad_sdp");
+  // A bad offer leaves no trace: nothing announced, no session.
+  EXPECT_TRUE(heard("bob", "participant_joined").empty());
+  EXPECT_TRUE(link.of(shm::Command::kSessionCreate).empty());
+  EXPECT_FALSE(orchestrator->has_participant("r1", "gst"));
+  link.up = false;
+  r = orchestrator->whip_publish("r1", 0, "gst", "RES1", corpus("gstreamer_offer.sdp"));
+  EXPECT_EQ(r.code, "media_unavailable");
+  EXPECT_TRUE(r.retryable);
+}
+
+TEST_F(WhipOrchestrator, WhipReplacesTheSameIdentity) {
+  orchestrator->join("r1", 0, "bob", true);
+  ASSERT_TRUE(
+      orchestrator->whip_publish("r1", 0, "gst", "A", corpus("gstreamer_offer.sdp")).code.empty());
+  ASSERT_TRUE(
+      orchestrator->whip_publish("r1", 0, "gst", "B", corpus("gstreamer_offer.sdp")).code.empty());
+  EXPECT_FALSE(orchestrator->resource("A"));
+  EXPECT_TRUE(orchestrator->resource("B"));
+  EXPECT_EQ(heard("bob", "participant_joined").size(), 1u);  // one participant throughout
+  EXPECT_TRUE(heard("bob", "participant_left").empty());
+  EXPECT_EQ(heard("bob", "track_unpublished").size(), 2u);
+  EXPECT_EQ(heard("bob", "track_published").size(), 4u);
+}
+
+TEST_F(WhipOrchestrator, ASignalingJoinOfTheIdentityEndsTheWhipResource) {
+  orchestrator->join("r1", 0, "bob", true);
+  ASSERT_TRUE(
+      orchestrator->whip_publish("r1", 0, "gst", "P", corpus("gstreamer_offer.sdp")).code.empty());
+  EXPECT_FALSE(orchestrator->has_participant("r1", "gst"));  // nothing for a client to resume
+  boost::json::array tracks = orchestrator->join("r1", 0, "gst", true);
+  EXPECT_TRUE(tracks.empty());
+  EXPECT_FALSE(orchestrator->resource("P"));
+  EXPECT_TRUE(orchestrator->has_participant("r1", "gst"));
+  EXPECT_EQ(heard("bob", "participant_left"), (std::vector<std::string>{"gst"}));
+  EXPECT_EQ(heard("bob", "track_unpublished").size(), 2u);
+}
+
+TEST_F(WhipOrchestrator, WhepViewerIsRoutedAtOnceInItsNumbering) {
+  Reply r = orchestrator->whep_view("r1", "viewer", "V", viewer_offer(), "");
+  EXPECT_EQ(r.code, "nothing_published");
+  orchestrator->join("r1", 0, "bob", true);
+  ASSERT_TRUE(
+      orchestrator->whip_publish("r1", 0, "gst", "P", corpus("gstreamer_offer.sdp")).code.empty());
+  link.pushed.clear();
+  sent.clear();
+  r = orchestrator->whep_view("r1", "viewer", "V", viewer_offer(), "");
+  ASSERT_TRUE(r.code.empty()) << r.message;
+  // Its session is created knowing its fingerprint and role, and both tracks are routed.
+  auto creates = link.of(shm::Command::kSessionCreate);
+  ASSERT_EQ(creates.size(), 1u);
+  auto c = shm::decode_session_create(creates[0].payload);
+  ASSERT_TRUE(c);
+  EXPECT_FALSE(c->dtls_client);
+  EXPECT_EQ(c->remote_fingerprint[0], 0x3C);
+  auto subs = link.of(shm::Command::kSubscribe);
+  ASSERT_EQ(subs.size(), 2u);
+  std::vector<int> pts;
+  for (const auto& p : subs) {
+    auto s = shm::decode_subscribe(p.payload);
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->subscriber, c->session);
+    pts.push_back(s->payload_type);
+  }
+  // GStreamer sends OPUS 97 and VP8 96; the viewer gets them as Chromium numbers them: opus 111,
+  // VP8 96. (The map has the audio section first, as the offer.)
+  std::sort(pts.begin(), pts.end());
+  EXPECT_EQ(pts, (std::vector<int>{96, 111}));
+  EXPECT_TRUE(sent.empty());  // nobody hears of a viewer
+  auto found = orchestrator->resource("V");
+  ASSERT_TRUE(found);
+  EXPECT_TRUE(found->viewer);
+  EXPECT_EQ(found->remote_ufrag, "Kp2V");
+  EXPECT_TRUE(orchestrator->whip_publishers("r1") == std::vector<std::string>{"gst"});
+  // ?participant= someone who publishes nothing.
+  EXPECT_EQ(orchestrator->whep_view("r1", "viewer", "W", viewer_offer(), "bob").code,
+            "nothing_published");
+  // When the publisher leaves, nothing is sent to the viewer (no events, no new offer).
+  orchestrator->end_resource("P");
+  EXPECT_FALSE(sent.empty());
+  for (const auto& [to, m] : sent) {
+    EXPECT_EQ(to, "bob");
+  }
+  EXPECT_TRUE(orchestrator->end_resource("V"));
+  EXPECT_FALSE(orchestrator->resource("V"));
+}
+
+TEST_F(WhipOrchestrator, AClosedSessionEndsTheResource) {
+  orchestrator->join("r1", 0, "bob", true);
+  ASSERT_TRUE(
+      orchestrator->whip_publish("r1", 0, "gst", "P", corpus("gstreamer_offer.sdp")).code.empty());
+  ASSERT_TRUE(orchestrator->whep_view("r1", "viewer", "V", viewer_offer(), "").code.empty());
+  std::vector<std::uint32_t> sessions;
+  for (const auto& p : link.of(shm::Command::kSessionCreate)) {
+    sessions.push_back(shm::decode_session_create(p.payload)->session.value);
+  }
+  ASSERT_EQ(sessions.size(), 3u);  // gst, bob's subscriber, the viewer
+  // Consent expired on gst's and the viewer's sessions (RFC 7675).
+  for (std::uint32_t id : {sessions[0], sessions[2]}) {
+    auto e = shm::encode(shm::SessionEvent{shm::SessionId{id}, shm::SessionState::kClosed, 0});
+    orchestrator->on_session_event(0, e);
+  }
+  auto gone = orchestrator->expire(std::chrono::steady_clock::now());
+  // Both end; only gst is announced (the signaling server says participant_left for it).
+  EXPECT_EQ(gone, (std::vector<std::pair<std::string, std::string>>{{"r1", "gst"}}));
+  EXPECT_FALSE(orchestrator->resource("P"));
+  EXPECT_FALSE(orchestrator->resource("V"));
+  EXPECT_TRUE(orchestrator->has_participant("r1", "bob"));
+}
+
+TEST_F(WhipOrchestrator, ResourcesSurviveARestart) {
+  orchestrator->join("r1", 1, "bob", true);
+  Reply pub = orchestrator->whip_publish("r1", 1, "gst", "P", corpus("gstreamer_offer.sdp"));
+  Reply view = orchestrator->whep_view("r1", "viewer", "V", viewer_offer(), "gst");
+  ASSERT_TRUE(pub.code.empty() && view.code.empty());
+  orchestrator->save();
+  link.pushed.clear();
+  make();  // a new control plane; the data plane was adopted
+  EXPECT_EQ(orchestrator->restore(), 3u);
+  auto p = orchestrator->resource("P");
+  auto v = orchestrator->resource("V");
+  ASSERT_TRUE(p && v);
+  EXPECT_EQ(p->etag, std::string(pub.body.at("etag").as_string()));
+  EXPECT_EQ(v->etag, std::string(view.body.at("etag").as_string()));
+  EXPECT_EQ(orchestrator->resource_rooms(),
+            (std::vector<std::pair<std::string, unsigned>>{{"r1", 1}}));
+  // bob, a signaling participant, waits for his client; the resources do not: long after the
+  // grace only bob is gone.
+  auto gone = orchestrator->expire(std::chrono::steady_clock::now() + std::chrono::hours(1));
+  EXPECT_EQ(gone, (std::vector<std::pair<std::string, std::string>>{{"r1", "bob"}}));
+  EXPECT_TRUE(orchestrator->resource("P"));
+  // A later viewer without ?participant= still finds gst's tracks the most recent.
+  ASSERT_TRUE(orchestrator->whep_view("r1", "viewer", "W", viewer_offer(), "").code.empty());
+  EXPECT_TRUE(orchestrator->end_resource("V"));
+  EXPECT_TRUE(orchestrator->end_resource("P"));
+  auto closes = link.of(shm::Command::kSessionClose);
+  EXPECT_EQ(closes.size(), 3u);  // bob's subscriber, the viewer, gst
+  EXPECT_EQ(orchestrator->take_emptied_rooms(), std::vector<std::string>{});
+  EXPECT_TRUE(orchestrator->end_resource("W"));
+  EXPECT_EQ(orchestrator->take_emptied_rooms(), std::vector<std::string>{"r1"});
+}
+
+}  // namespace
+}  // namespace ringlane::control::media

@@ -1,0 +1,142 @@
+#pragma once
+// A publisher's paced media: Opus-like audio every 20 ms, VP8-like video at 30 fps (frames of
+// equal-size packets, a 4x keyframe every 2 s or after a PLI), each packet protected with the
+// publisher's SRTP keys and a frame's packets sent in one sendmmsg. Packets sent inside the
+// measured window are recorded by their counters, so receivers' loss is exact.
+#include <sys/socket.h>
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "sfu_load/media.hpp"
+#include "sfu_load/participant.hpp"
+
+namespace sfu_load {
+
+class Sender {
+ public:
+  Sender(unsigned video_kbps, unsigned audio_bytes, unsigned packet_bytes)
+      : plan_(VideoPlan::for_kbps(video_kbps, packet_bytes)),
+        video_(video_kbps > 0),
+        audio_bytes_(audio_bytes) {}
+
+  // Sends what is due for `p` at `now`; `window`: the packets count in the measured window.
+  void run(Participant& p, std::uint64_t now, bool window) {
+    if (!p.publishes || !p.pub->connected()) {
+      return;
+    }
+    window_ = window;
+    for (int k = 0; k < 2; ++k) {
+      Outgoing& out = p.out[k];
+      std::uint64_t period = k == 0 ? kAudioNs : kFrameNs;
+      if (out.next_ns == 0) {
+        // Spread the publishers' frame times over a period, as independent cameras are.
+        out.next_ns = now + (p.index * 7919ull * 1'000'000ull) % period;
+      }
+      if (now > out.next_ns + 100'000'000) {
+        out.next_ns = now;  // stalled over 100 ms: do not burst to catch up
+      }
+      while (out.next_ns <= now) {
+        if (k == 0) {
+          audio(p, now);
+        } else if (video_) {
+          video(p, now);
+        }
+        out.next_ns += period;
+      }
+    }
+  }
+
+ private:
+  void count(Outgoing& o) {
+    if (window_) {
+      o.window_first = o.window_any ? o.window_first : o.counter;
+      o.window_last = o.counter;
+      o.window_any = true;
+    }
+    ++o.counter;
+  }
+
+  void audio(Participant& p, std::uint64_t now) {
+    Outgoing& a = p.out[0];
+    TxBuffer& b = tx_[used_];
+    std::size_t h =
+        write_rtp_header(b.data.data(), false, kAudioPt, static_cast<std::uint16_t>(a.counter),
+                         a.timestamp, a.ssrc, true);
+    Meta m{p.index,   Kind::kAudio, 0,        static_cast<std::uint16_t>(audio_bytes_),
+           a.counter, now,          a.counter};
+    write_payload(b.data.data() + h, m);
+    if (std::size_t n = p.pub->protect(b.data, h + audio_bytes_)) {
+      b.length = n;
+      ++used_;
+    }
+    count(a);
+    a.timestamp += 960;  // 20 ms at 48 kHz
+    flush(p);
+  }
+
+  void video(Participant& p, std::uint64_t now) {
+    Outgoing& v = p.out[1];
+    bool key = p.frame % kKeyframeEvery == 0 || p.keyframe_requested;
+    p.keyframe_requested = false;
+    std::size_t bytes = key ? plan_.key_bytes : plan_.delta_bytes;
+    std::size_t n = VideoPlan::packets(bytes, plan_.packet_bytes);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (used_ == tx_.size()) {
+        flush(p);
+      }
+      bool last = i + 1 == n;
+      auto size = static_cast<std::uint16_t>(VideoPlan::packet_size(bytes, plan_.packet_bytes, i));
+      TxBuffer& b = tx_[used_];
+      std::size_t h =
+          write_rtp_header(b.data.data(), last, kVideoPt, static_cast<std::uint16_t>(v.counter),
+                           v.timestamp, v.ssrc, false);
+      Meta m{p.index, Kind::kVideo, static_cast<std::uint8_t>((last ? 1 : 0) | (key ? 2 : 0)),
+             size,    v.counter,    now,
+             p.frame};
+      write_payload(b.data.data() + h, m);
+      if (std::size_t len = p.pub->protect(b.data, h + size)) {
+        b.length = len;
+        ++used_;
+      }
+      count(v);
+    }
+    ++p.frame;
+    v.timestamp += 3000;  // 1/30 s at 90 kHz
+    flush(p);
+  }
+
+  void flush(Participant& p) {
+    std::array<mmsghdr, kTx> msgs{};
+    std::array<iovec, kTx> iov{};
+    for (std::size_t i = 0; i < used_; ++i) {
+      iov[i] = {tx_[i].data.data(), tx_[i].length};
+      msgs[i].msg_hdr.msg_name = const_cast<sockaddr_in6*>(&p.pub->remote_sockaddr());
+      msgs[i].msg_hdr.msg_namelen = p.pub->remote_sockaddr_len();
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    std::size_t done = 0;
+    while (done < used_) {
+      int n = sendmmsg(p.pub->fd(), msgs.data() + done, static_cast<unsigned>(used_ - done), 0);
+      if (n <= 0) {
+        p.pub->count_send_error();
+        break;
+      }
+      done += static_cast<std::size_t>(n);
+    }
+    p.pub->count_sent(done);
+    used_ = 0;
+  }
+
+  static constexpr std::size_t kTx = 64;
+  VideoPlan plan_;
+  bool video_;
+  unsigned audio_bytes_;
+  bool window_ = false;
+  std::vector<TxBuffer> tx_ = std::vector<TxBuffer>(kTx);
+  std::size_t used_ = 0;
+};
+
+}  // namespace sfu_load
