@@ -3,7 +3,6 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -139,19 +138,6 @@ class MmsgBackend final : public Backend {
   }
 
   void flush() override {
-    if (options_.gso && pending_.size() > 1) {
-      // Runs to one destination next to each other (an SFU's fan-out interleaves subscribers),
-      // each destination's datagrams in their order, so they can leave as GSO sends.
-      std::stable_sort(pending_.begin(), pending_.end(), [](const Pending& a, const Pending& b) {
-        if (a.socket != b.socket) {
-          return a.socket < b.socket;
-        }
-        if (a.addr_len != b.addr_len) {
-          return a.addr_len < b.addr_len;
-        }
-        return std::memcmp(&a.addr, &b.addr, a.addr_len) < 0;
-      });
-    }
     if (giov_.size() < pending_.size()) {
       giov_.resize(pending_.size());
     }

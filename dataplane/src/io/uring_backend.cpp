@@ -5,7 +5,6 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#include <array>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -148,7 +147,6 @@ class UringBackend final : public Backend {
     tx_free_.reserve(options_.tx_buffers);
     if (options_.gso) {
       groups_.resize(kGroups);
-      used_.reserve(kOpenSlots);
       // A zero-copy skb holds at most MAX_SKB_FRAGS (17) page fragments, and every segment
       // of a group lives in its own buffer: longer runs fail with EMSGSIZE.
       for (auto& g : groups_) {
@@ -206,7 +204,7 @@ class UringBackend final : public Backend {
   }
 
   int poll(int timeout_ms, Handler& handler) override {
-    close_groups();
+    close_group();
     advance_returns();
     for (std::uint32_t id : rearm_) {
       if (sockets_[id].state == SocketState::kActive) {
@@ -244,22 +242,15 @@ class UringBackend final : public Backend {
       return;
     }
     if (options_.gso) {
-      // One open group per destination until the loop turn ends: an SFU's fan-out interleaves
-      // subscribers (packet 1 to A, B, C, then packet 2 to A, B, C), and a run to one of them
-      // still leaves as one GSO send. Each destination's datagrams keep their order.
-      int& slot = open_slot(from.value, to);
-      if (slot >= 0 && groups_[slot].accepts(from.value, to, pkt.length)) {
-        groups_[slot].add(pkt.data(), pkt.length, id.value);
+      if (open_group_ >= 0 && groups_[open_group_].accepts(from.value, to, pkt.length)) {
+        groups_[open_group_].add(pkt.data(), pkt.length, id.value);
         return;
       }
-      if (slot >= 0) {
-        close_group(static_cast<std::uint32_t>(slot));
-        slot = -1;
-      }
+      close_group();
       if (!free_groups_.empty()) {
-        slot = static_cast<int>(free_groups_.back());
+        open_group_ = static_cast<int>(free_groups_.back());
         free_groups_.pop_back();
-        groups_[slot].start(from.value, to, pkt.data(), pkt.length, id.value);
+        groups_[open_group_].start(from.value, to, pkt.data(), pkt.length, id.value);
         return;
       }
     }
@@ -280,7 +271,7 @@ class UringBackend final : public Backend {
   }
 
   void flush() override {
-    close_groups();
+    close_group();
     advance_returns();
     if (io_uring_sq_ready(&ring_) > 0) {
       io_uring_submit(&ring_);
@@ -373,38 +364,13 @@ class UringBackend final : public Backend {
     return (cqe->flags & IORING_CQE_F_MORE) == 0;
   }
 
-  // The open group's slot for (socket, destination): linear probing in a table cleared when the
-  // groups close, so finding it costs a hash and no allocation. -1 when none is open; a full
-  // table (more destinations in one turn than slots) closes everything first.
-  int& open_slot(std::uint32_t socket, const Endpoint& to) {
-    std::size_t h = (EndpointHash{}(to) ^ (std::size_t{socket} * 0x9E3779B97F4A7C15ull));
-    for (std::size_t probe = 0; probe < kOpenSlots; ++probe) {
-      std::size_t i = (h + probe) & (kOpenSlots - 1);
-      if (open_[i] < 0) {
-        used_.push_back(static_cast<std::uint16_t>(i));
-        return open_[i];
-      }
-      const GsoGroup& g = groups_[open_[i]];
-      if (g.socket() == socket && g.destination() == to) {
-        return open_[i];
-      }
+  // Turns the open GSO group into one sendmsg SQE.
+  void close_group() {
+    if (open_group_ < 0) {
+      return;
     }
-    close_groups();
-    return open_slot(socket, to);
-  }
-
-  // Turns every open GSO group into one sendmsg SQE.
-  void close_groups() {
-    for (std::uint16_t i : used_) {
-      if (open_[i] >= 0) {
-        close_group(static_cast<std::uint32_t>(open_[i]));
-        open_[i] = -1;
-      }
-    }
-    used_.clear();
-  }
-
-  void close_group(std::uint32_t index) {
+    auto index = static_cast<std::uint32_t>(open_group_);
+    open_group_ = -1;
     GsoGroup& g = groups_[index];
     if (sockets_[g.socket()].state != SocketState::kActive) {
       stats_.send_errors += g.count();
@@ -548,13 +514,7 @@ class UringBackend final : public Backend {
   std::vector<std::uint32_t> tx_free_;
   std::vector<GsoGroup> groups_;
   std::vector<std::uint32_t> free_groups_;
-  static constexpr std::size_t kOpenSlots = 1024;  // a power of two, > kGroups
-  std::array<int, kOpenSlots> open_ = [] {
-    std::array<int, kOpenSlots> a{};
-    a.fill(-1);
-    return a;
-  }();
-  std::vector<std::uint16_t> used_;
+  int open_group_ = -1;
   int wakeup_fd_ = -1;
   std::uint64_t wakeup_value_ = 0;
   BackendStats stats_;
