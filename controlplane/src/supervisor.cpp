@@ -14,8 +14,8 @@
 #include "ringlane/common/log.hpp"
 #include "ringlane/dataplane/commands.hpp"
 #include "ringlane/dataplane/node.hpp"
-#include "ringlane/shm/stats.hpp"
 #include "ringlane/shm/messages.hpp"
+#include "ringlane/shm/stats.hpp"
 
 namespace ringlane::control {
 namespace {

@@ -132,4 +132,16 @@ std::string random_token(std::size_t bytes) {
   return s;
 }
 
+std::string random_alnum(std::size_t n) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  std::vector<std::uint8_t> bytes(n);
+  random_bytes(bytes);
+  std::string out;
+  for (auto b : bytes) {
+    out += kAlphabet[b % (sizeof(kAlphabet) - 1)];
+  }
+  return out;
+}
+
 }  // namespace ringlane::crypto

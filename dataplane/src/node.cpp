@@ -20,10 +20,10 @@
 #include "ringlane/dataplane/io/sockaddr.hpp"
 #include "ringlane/dataplane/node.hpp"
 #include "ringlane/dataplane/node_options.hpp"
-#include "ringlane/shm/stats.hpp"
 #include "ringlane/dataplane/turn/credentials.hpp"
 #include "ringlane/dataplane/worker.hpp"
 #include "ringlane/shm/region.hpp"
+#include "ringlane/shm/stats.hpp"
 
 namespace ringlane {
 namespace {

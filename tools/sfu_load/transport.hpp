@@ -61,16 +61,9 @@ inline Endpoint from_sockaddr(const sockaddr_in6& storage) {
   return ep;
 }
 
+// ICE credentials: letters and digits (RFC 8839 §5.4).
 inline std::string ice_token(std::size_t n) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-  std::vector<std::uint8_t> bytes(n);
-  crypto::random_bytes(bytes);
-  std::string out;
-  for (auto b : bytes) {
-    out += kAlphabet[b % (sizeof(kAlphabet) - 1)];
-  }
-  return out;
+  return crypto::random_alnum(n);
 }
 
 template <typename T>

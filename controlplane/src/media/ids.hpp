@@ -10,18 +10,9 @@
 
 namespace ringlane::control::media {
 
-// ICE credentials (RFC 8839 §5.4: ice-char is ALPHA / DIGIT / "+" / "/"; the ufrag has at least
-// 4 characters and the password at least 22): letters and digits only.
+// ICE credentials: letters and digits (RFC 8839 §5.4).
 inline std::string ice_token(std::size_t n) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-  std::vector<std::uint8_t> bytes(n);
-  crypto::random_bytes(bytes);
-  std::string out;
-  for (auto b : bytes) {
-    out += kAlphabet[b % (sizeof(kAlphabet) - 1)];
-  }
-  return out;
+  return crypto::random_alnum(n);
 }
 
 inline std::uint32_t random_ssrc() {

@@ -13,7 +13,6 @@
 
 namespace ringlane::sfu {
 
-
 Engine::Engine(EngineConfig config, Output& out)
     : config_(std::move(config)), out_(out), store_(std::make_unique<RetransmitStore>()) {}
 

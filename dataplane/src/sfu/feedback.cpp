@@ -5,6 +5,7 @@
 #include <array>
 #include <cstring>
 
+#include "ringlane/dataplane/rtp/packet.hpp"
 #include "ringlane/dataplane/rtp/rtcp.hpp"
 #include "ringlane/dataplane/sfu/engine.hpp"
 #include "session.hpp"
@@ -173,7 +174,11 @@ void Engine::on_nack(Session& subscriber, Session& publisher, Track& track,
     auto kept = track.cache ? store_->find(track.token, *track.cache, seq, now.mono_ms,
                                            config_.retransmit_max_age_ms)
                             : std::nullopt;
-    if (kept && send_copy(*route, *kept, route->rtx_ssrc != 0)) {
+    // The store keeps packets on_rtp validated; parse() only finds the fields again.
+    auto view = kept ? rtp::RtpPacket::parse(
+                           MutableBytes(const_cast<std::uint8_t*>(kept->data()), kept->size()))
+                     : std::nullopt;
+    if (view && send_copy(*route, *view, route->rtx_ssrc != 0)) {
       ++counters_.retransmitted;
     } else {
       ++counters_.retransmit_missed;

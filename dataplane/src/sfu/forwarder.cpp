@@ -127,25 +127,25 @@ void Engine::on_rtp(Session& s, PacketBuffer& pkt, const Now& now) {
 }
 
 void Engine::forward(Track& track, std::span<std::uint8_t> rtp) {
+  // Parsed once for all the copies (on_rtp validated it; an unwrapped RTX moved its payload).
+  auto view = rtp::RtpPacket::parse(rtp);
+  if (!view) {
+    return;
+  }
   for (Route& r : track.routes) {
     if (!r.subscriber->connected()) {
       counters_.drop(Drop::kSubscriberNotReady);
       continue;
     }
-    if (send_copy(r, rtp, false)) {
+    if (send_copy(r, *view, false)) {
       ++counters_.rtp_forwarded;
     }
   }
 }
 
-bool Engine::send_copy(Route& r, std::span<const std::uint8_t> rtp, bool as_rtx) {
+bool Engine::send_copy(Route& r, const rtp::RtpPacket& view, bool as_rtx) {
   Session& sub = *r.subscriber;
-  // The copy is parsed from the original, which on_rtp (or the store) already validated.
-  auto view =
-      rtp::RtpPacket::parse(MutableBytes(const_cast<std::uint8_t*>(rtp.data()), rtp.size()));
-  if (!view) {
-    return false;
-  }
+  Bytes rtp = view.bytes();
   PacketBuffer copy;
   auto id = out_.acquire(copy);
   if (!id) {
@@ -154,21 +154,21 @@ bool Engine::send_copy(Route& r, std::span<const std::uint8_t> rtp, bool as_rtx)
   }
   // A receive view may start earlier in its slot than a transmit view: what would not fit with
   // room for the SRTP tag is not copied (protect_rtp would refuse it anyway).
-  std::size_t need = as_rtx ? view->header_size() + 2 + view->payload().size() : rtp.size();
+  std::size_t need = as_rtx ? view.header_size() + 2 + view.payload().size() : rtp.size();
   if (need + crypto::SrtpSession::kMaxTrailer > copy.capacity - copy.offset) {
     out_.release(*id);
     counters_.drop(Drop::kSrtpOther);
     return false;
   }
   std::uint8_t* d = copy.data();
-  std::size_t header = view->header_size();
+  std::size_t header = view.header_size();
   std::size_t length = rtp.size();
   if (as_rtx) {
     // RFC 4588 §4: own SSRC, payload type and sequence; the OSN, then the original payload
     // (without its padding).
-    MutableBytes payload = view->payload();
+    MutableBytes payload = view.payload();
     std::memcpy(d, rtp.data(), header);
-    store_be16(d + header, view->sequence());
+    store_be16(d + header, view.sequence());
     std::memcpy(d + header + 2, payload.data(), payload.size());
     length = header + 2 + payload.size();
     d[0] = static_cast<std::uint8_t>(d[0] & ~0x20);
@@ -180,9 +180,9 @@ bool Engine::send_copy(Route& r, std::span<const std::uint8_t> rtp, bool as_rtx)
     d[1] = static_cast<std::uint8_t>((d[1] & 0x80) | r.payload_type);
     store_be32(d + 8, r.ssrc);
   }
-  if (view->has_extension()) {
-    auto offset = static_cast<std::size_t>(view->extension_block().data() - rtp.data());
-    rewrite_extension_ids(d + offset, view->extension_block().size(), view->extension_profile(),
+  if (view.has_extension()) {
+    auto offset = static_cast<std::size_t>(view.extension_block().data() - rtp.data());
+    rewrite_extension_ids(d + offset, view.extension_block().size(), view.extension_profile(),
                           r.extensions);
   }
   auto n = sub.srtp_out->protect_rtp(MutableBytes(d, copy.capacity - copy.offset), length);

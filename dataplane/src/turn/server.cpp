@@ -11,7 +11,6 @@ constexpr std::uint32_t kNoAllocation = UINT32_MAX;
 constexpr std::size_t kMaxUnauthorizedSources = 65536;
 }  // namespace
 
-
 Server::Server(ServerConfig config, RelayPorts& relay_ports)
     : policy_(std::move(config.policy)),
       quota_(config.quota ? std::move(config.quota) : std::make_shared<UserQuota>()),

@@ -36,5 +36,7 @@ bool equal_ct(Bytes a, Bytes b);
 void random_bytes(std::span<std::uint8_t> out);
 // `bytes` random bytes as base64 with '+' and '/' replaced: safe in URLs and shells.
 std::string random_token(std::size_t bytes);
+// `n` random letters and digits: ICE credentials (RFC 8839 §5.4 ice-char, without + and /).
+std::string random_alnum(std::size_t n);
 
 }  // namespace ringlane::crypto

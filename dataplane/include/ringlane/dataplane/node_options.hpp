@@ -20,9 +20,9 @@ struct NodeOptions {
   std::optional<IpAddress> external_v6;
   std::uint16_t relay_port_min = 40000;
   std::uint16_t relay_port_max = 65535;
-  std::uint16_t media_port = 7882;  // SFU: worker i on media_port + i; 0 = no SFU
+  std::uint16_t media_port = 7882;   // SFU: worker i on media_port + i; 0 = no SFU
   std::vector<IpAddress> media_ips;  // 0.0.0.0 and :: unless given
-  unsigned workers = 0;  // 0: one per CPU
+  unsigned workers = 0;              // 0: one per CPU
   std::vector<int> cpus;
   std::string io = "uring";
   std::uint32_t buffers = 4096;

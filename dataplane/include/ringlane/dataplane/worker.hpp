@@ -10,27 +10,27 @@
 #include <vector>
 
 #include "ringlane/common/endpoint.hpp"
-#include "ringlane/dataplane/io/backend.hpp"
 #include "ringlane/crypto/dtls.hpp"
+#include "ringlane/dataplane/io/backend.hpp"
 #include "ringlane/dataplane/reservations.hpp"
 #include "ringlane/dataplane/sfu/engine.hpp"
-#include "ringlane/shm/stats.hpp"
 #include "ringlane/dataplane/turn/policy_codec.hpp"
 #include "ringlane/dataplane/turn/relay_ports.hpp"
 #include "ringlane/dataplane/turn/server.hpp"
 #include "ringlane/shm/messages.hpp"
 #include "ringlane/shm/ring.hpp"
+#include "ringlane/shm/stats.hpp"
 
 namespace ringlane {
 
 struct WorkerConfig {
   std::uint32_t index = 0;
-  int cpu = -1;                       // pin to this CPU; -1 = no pinning
-  std::string io = "uring";           // uring | mmsg
-  std::vector<Endpoint> listen;       // TURN listeners (SO_REUSEPORT)
-  std::vector<Endpoint> media;        // this worker's own SFU media ports (IPv4, IPv6)
+  int cpu = -1;                  // pin to this CPU; -1 = no pinning
+  std::string io = "uring";      // uring | mmsg
+  std::vector<Endpoint> listen;  // TURN listeners (SO_REUSEPORT)
+  std::vector<Endpoint> media;   // this worker's own SFU media ports (IPv4, IPv6)
   std::shared_ptr<const crypto::DtlsCertificate> certificate;  // one per process
-  std::optional<IpAddress> relay_v4;  // bind address of IPv4 relay sockets
+  std::optional<IpAddress> relay_v4;                           // bind address of IPv4 relay sockets
   std::optional<IpAddress> relay_v6;
   std::optional<IpAddress> external_v4;  // advertised instead of the bind address (NAT)
   std::optional<IpAddress> external_v6;

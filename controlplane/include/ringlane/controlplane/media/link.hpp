@@ -12,7 +12,7 @@
 namespace ringlane::control::media {
 
 struct DataPlaneInfo {
-  std::string fingerprint;      // "AB:CD:..." SHA-256 of the data plane's DTLS certificate
+  std::string fingerprint;       // "AB:CD:..." SHA-256 of the data plane's DTLS certificate
   std::uint16_t media_port = 0;  // worker 0's; worker i listens on media_port + i
 };
 

@@ -28,7 +28,6 @@ class Handler {
   virtual void on_wakeup() {}
 };
 
-
 struct BackendOptions {
   std::uint32_t buffers = 4096;  // receive buffers in the pool (a power of two)
   // Transmit buffers beside them, for packets the data plane makes itself (one per SFU

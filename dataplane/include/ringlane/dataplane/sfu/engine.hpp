@@ -18,9 +18,10 @@
 #include "ringlane/crypto/dtls.hpp"
 #include "ringlane/dataplane/io/backend.hpp"
 #include "ringlane/dataplane/packet.hpp"
-#include "ringlane/shm/sfu_counters.hpp"
+#include "ringlane/dataplane/rtp/packet.hpp"
 #include "ringlane/shm/media.hpp"
 #include "ringlane/shm/messages.hpp"
+#include "ringlane/shm/sfu_counters.hpp"
 
 namespace ringlane::sfu {
 
@@ -74,7 +75,7 @@ class Engine {
   void on_rtcp(Session& s, PacketBuffer& pkt, const Now& now);
   void forward(Track& track, std::span<std::uint8_t> rtp);
   // One copy of plain RTP packet `rtp` to a route; as an RTX packet (RFC 4588) when `as_rtx`.
-  bool send_copy(Route& r, std::span<const std::uint8_t> rtp, bool as_rtx);
+  bool send_copy(Route& r, const rtp::RtpPacket& view, bool as_rtx);
   void on_nack(Session& subscriber, Session& publisher, Track& track, std::uint32_t media_ssrc,
                Bytes packet, std::span<const std::uint16_t> lost, const Now& now);
   void nack_upstream(Session& publisher, Track& track, std::uint16_t from, std::uint16_t to);

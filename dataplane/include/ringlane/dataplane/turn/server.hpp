@@ -11,10 +11,10 @@
 
 #include "ringlane/dataplane/packet.hpp"
 #include "ringlane/dataplane/turn/allocation.hpp"
-#include "ringlane/shm/turn_counters.hpp"
 #include "ringlane/dataplane/turn/credentials.hpp"
 #include "ringlane/dataplane/turn/policy.hpp"
 #include "ringlane/dataplane/turn/relay_ports.hpp"
+#include "ringlane/shm/turn_counters.hpp"
 
 namespace ringlane::turn {
 
