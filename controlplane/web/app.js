@@ -1,6 +1,7 @@
 // The demo page: join a room with a name, see everyone in a grid. Tokens come from the node's
 // /api/dev-token (on for development nodes). URL parameters: ?room=R&name=N prefill the form,
-// &autojoin=1 joins at once, &relay=1 sends media through the node's TURN relay only.
+// &autojoin=1 joins at once, &relay=1 sends media through the node's TURN relay only,
+// &video_codec=VP9 (or VP8, H264, AV1) publishes video with that codec if the browser has it.
 import { Room } from './ringlane.js';
 
 const params = new URLSearchParams(location.search);
@@ -162,6 +163,7 @@ async function join() {
       token: grant.token,
       iceServers: relay ? grant.ice_servers ?? [] : [],
       iceTransportPolicy: relay ? 'relay' : 'all',
+      videoCodec: params.get('video_codec'),
     });
     wire(room);
     const joined = await room.join();
@@ -228,6 +230,12 @@ function selectedPair(report) {
   return null;
 }
 
+// The codec an inbound-rtp or outbound-rtp stat uses: {mimeType, sdpFmtpLine}, or null.
+function codecOf(report, s) {
+  const c = report.get(s.codecId);
+  return c ? { mimeType: c.mimeType, sdpFmtpLine: c.sdpFmtpLine ?? '' } : null;
+}
+
 // inbound-rtp per remote track, named by its publisher. A reused m-line may leave an older
 // SSRC's stats behind on the same mid: the one that received last is the track's.
 async function remoteStats(r) {
@@ -249,6 +257,7 @@ async function remoteStats(r) {
     identity: e.identity,
     trackId: e.trackId,
     kind: e.kind,
+    codec: codecOf(report, s),
     framesDecoded: s.framesDecoded ?? 0,
     frameWidth: s.frameWidth ?? 0,
     frameHeight: s.frameHeight ?? 0,
@@ -267,6 +276,7 @@ async function publisherStats(r) {
   const report = await pc.getStats();
   const outbound = [...report.values()].filter((s) => s.type === 'outbound-rtp').map((s) => ({
     kind: s.kind,
+    codec: codecOf(report, s),
     packetsSent: s.packetsSent ?? 0,
     bytesSent: s.bytesSent ?? 0,
     framesEncoded: s.framesEncoded ?? 0,
@@ -285,6 +295,16 @@ window.ringlaneTest = {
     publisher: room?.publisher?.connectionState ?? state.publisher,
     subscriber: room?.subscriber?.connectionState ?? state.subscriber,
   }),
+  // An ICE restart of both peer connections (Room.restartIce): true, or why not.
+  restartIce: () => (room ? room.restartIce().then(() => true, (e) => String(e?.message ?? e)) : 'no room'),
+  // The SDP of both peer connections as the browser holds them (null before there is one).
+  descriptions() {
+    const both = (pc) => ({
+      local: pc?.localDescription?.sdp ?? null,
+      remote: pc?.remoteDescription?.sdp ?? null,
+    });
+    return { publisher: both(room?.publisher), subscriber: both(room?.subscriber) };
+  },
   async stats() {
     const r = room;
     if (!r) {

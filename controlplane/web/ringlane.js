@@ -7,6 +7,13 @@
 //   room.addEventListener('track', (e) => show(e.detail.identity, e.detail.track));
 //   await room.join();
 //   await room.publish(await navigator.mediaDevices.getUserMedia({ audio: true, video: true }));
+//
+// Options: iceServers, iceTransportPolicy, autoSubscribe (default true), and videoCodec: the
+// name of the video codec to publish with ('VP8', 'VP9', 'H264', 'AV1'; absent: the browser's
+// choice). It goes first in the publish transceiver's codec preferences, the others after it,
+// so a server that cannot take it falls back to them; a browser that cannot send it, or has no
+// setCodecPreferences, publishes as without it. The server forwards what it answered to every
+// subscriber as it is (no transcoding).
 
 const BACKOFF_FIRST_MS = 250;
 const BACKOFF_MAX_MS = 5000;
@@ -46,12 +53,15 @@ function sectionsByMid(sdp) {
 const remoteKey = (identity, trackId) => `${identity}\n${trackId}`;
 
 export class Room extends EventTarget {
-  constructor({ wsUrl, token, iceServers = [], autoSubscribe = true, iceTransportPolicy = 'all' } = {}) {
+  constructor({
+    wsUrl, token, iceServers = [], autoSubscribe = true, iceTransportPolicy = 'all', videoCodec = null,
+  } = {}) {
     super();
     if (!wsUrl || !token) throw new TypeError('Room needs wsUrl and token');
     this._wsUrl = wsUrl;
     this._token = token;
     this._autoSubscribe = autoSubscribe;
+    this._videoCodec = videoCodec ? `video/${videoCodec}`.toLowerCase() : null;
     this._rtcConfig = {
       iceServers, iceTransportPolicy, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require',
     };
@@ -102,6 +112,15 @@ export class Room extends EventTarget {
     for (const [track, p] of this._published) {
       if (p.kind === kind) this._send({ type: 'mute', track, muted });
     }
+  }
+
+  // ICE restart of both peer connections (also done by itself when a connection's ICE fails,
+  // e.g. after a network change): new credentials, same DTLS keys and tracks.
+  async restartIce() {
+    const work = [];
+    if (this._publisher && this._stream) work.push(this._publish({ iceRestart: true }));
+    if (this._subscriber) work.push(this._request({ type: 'restart_ice' }));
+    await Promise.all(work);
   }
 
   // Only needed with autoSubscribe: false.
@@ -388,6 +407,14 @@ export class Room extends EventTarget {
     pc.onconnectionstatechange = () => {
       if (this[`_${name}`] === pc) this._emit('connection_state', { pc: name, state: pc.connectionState });
     };
+    // RFC 8445 §9: a failed ICE (the network changed under it) restarts rather than ending
+    // the call; the server keeps the session, so media resumes on the new pair.
+    pc.oniceconnectionstatechange = () => {
+      if (this[`_${name}`] !== pc || pc.iceConnectionState !== 'failed' || this._left) return;
+      const restart = name === 'publisher' ? this._publish({ iceRestart: true })
+        : this._request({ type: 'restart_ice' });
+      restart.catch((err) => this._emit('error', { code: err.code ?? 'ice_restart', message: String(err.message ?? err) }));
+    };
     // The server is ICE-lite and ignores these; sent so that a full-ICE server could use them.
     pc.onicecandidate = (e) => {
       if (e.candidate?.candidate && this[`_${name}`] === pc) {
@@ -398,14 +425,16 @@ export class Room extends EventTarget {
     return pc;
   }
 
-  async _publish() {
+  async _publish({ iceRestart = false } = {}) {
     const epoch = this._epoch;
     const pc = this._publisher ?? (this._publisher = this._peerConnection('publisher'));
     const sending = new Set(pc.getSenders().map((s) => s.track));
     for (const track of this._stream.getTracks()) {
-      if (!sending.has(track)) pc.addTransceiver(track, { direction: 'sendonly', streams: [this._stream] });
+      if (sending.has(track)) continue;
+      const transceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [this._stream] });
+      if (track.kind === 'video') this._preferVideoCodec(transceiver);
     }
-    await pc.setLocalDescription(await pc.createOffer());
+    await pc.setLocalDescription(await pc.createOffer({ iceRestart }));
     let reply;
     try {
       reply = await this._request({ type: 'publish', sdp: pc.localDescription.sdp });
@@ -424,6 +453,17 @@ export class Room extends EventTarget {
       if (this._muted[t.kind]) this._send({ type: 'mute', track: t.track, muted: true });
     }
     return reply.tracks ?? [];
+  }
+
+  // The videoCodec option: its formats first (in the browser's order, e.g. VP9 profile 0 before
+  // profile 2, H264 packetization-mode 1 before 0), then everything else the browser sends
+  // (rtx, red, ulpfec and the other codecs) as it ordered them.
+  _preferVideoCodec(transceiver) {
+    if (!this._videoCodec || typeof transceiver.setCodecPreferences !== 'function') return;
+    const codecs = RTCRtpSender.getCapabilities?.('video')?.codecs ?? [];
+    const wanted = (c) => c.mimeType.toLowerCase() === this._videoCodec;
+    if (!codecs.some(wanted)) return;
+    transceiver.setCodecPreferences([...codecs.filter(wanted), ...codecs.filter((c) => !wanted(c))]);
   }
 
   async _answer({ seq, sdp }) {

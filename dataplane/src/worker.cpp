@@ -304,7 +304,7 @@ void Worker::run_commands() {
     bool policy_part = type == shm::Command::kPolicyBegin || type == shm::Command::kPolicyChunk ||
                        type == shm::Command::kPolicyCommit;
     bool media = m->type >= static_cast<std::uint16_t>(shm::Command::kSessionCreate) &&
-                 m->type <= static_cast<std::uint16_t>(shm::Command::kKeyframeRequest);
+                 m->type <= static_cast<std::uint16_t>(shm::Command::kSessionIceRestart);
     if (m->version == shm::kMessageVersion && media) {
       if (!sfu_->on_command(type, m->payload, now_)) {
         std::uint8_t what[4];

@@ -4,7 +4,7 @@
 // browser's keys so the forwarding and feedback paths see decrypted packets of any shape.
 //
 // Input: steps of [op u8][length u16 big-endian][length bytes]. The low 3 bits of op choose:
-//   0 command: payload[0] picks the type (10 + b % 8), the rest is its payload
+//   0 command: payload[0] picks the type (10 + b % 9), the rest is its payload
 //   1 datagram: bits 3-4 the source address, bit 5 the socket, bit 6 the receive offset
 //   2 ICE check signed by the harness: payload[0] bits 0-1 credentials (publisher,
 //     subscriber, last created, unknown), bit 2 ICE-CONTROLLED, bit 3 USE-CANDIDATE, bit 4 no
@@ -13,7 +13,8 @@
 //   4 DTLS handshake of the publisher (bit 3 clear) or the subscriber (set)
 //   5 RTP from the publisher (bit 3 clear) or subscriber, SRTP-protected when it has keys
 //   6 RTCP likewise, SRTCP-protected
-//   7 datagram, as 1
+//   7 ICE restart of the publisher (bit 3 clear) or the subscriber: new credentials, which
+//     the harness's checks then use
 // Never crashes, never leaks or double-returns a buffer, never writes past a slot, keeps its
 // gauges from wrapping, and sends only SRTP the browser it goes to can authenticate.
 #include <array>
@@ -166,9 +167,21 @@ class Harness {
     switch (op & 7) {
       case 0:
         if (!p.empty()) {
-          command(static_cast<shm::Command>(10 + p[0] % 8), p.subspan(1));
+          command(static_cast<shm::Command>(10 + p[0] % 9), p.subspan(1));
         }
         break;
+      case 7: {
+        // An ICE restart of one browser's session; its checks then sign with the new
+        // credentials (the engine still answers the old ones until the new ones are used).
+        Browser& b = (op & 8) ? sub_ : pub_;
+        shm::SessionIceRestart r{b.creds.id, b.creds.ufrag + "r", b.creds.pwd + "r"};
+        if (r.ice_ufrag.size() < shm::kMaxIceUfrag &&
+            engine_.on_command(shm::Command::kSessionIceRestart, shm::encode(r), now_)) {
+          b.creds.ufrag = r.ice_ufrag;
+          b.creds.pwd = r.ice_pwd;
+        }
+        break;
+      }
       case 2: {
         std::uint8_t flags = p.empty() ? 0 : p[0];
         const Credentials& c = (flags & 3) == 0   ? pub_.creds

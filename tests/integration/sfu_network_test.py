@@ -11,6 +11,12 @@ namespace whose only interface is lo:
    relay candidates, and it decodes p1 and p2 while they decode it. The relay and the SFU run in
    one node; the relay reaches the SFU's media port on 127.0.0.1, which the default deny list
    refuses for any other loopback port.
+3. ICE restart: p1 restarts the ICE of both its peer connections (Room.restartIce: a publish
+   offer made with iceRestart, and `restart_ice` for the subscriber connection, which the server
+   answers with an offer carrying new credentials). Both connections get new server credentials
+   (the remote a=ice-ufrag changes), the data plane counts two restarts, the pages' peer
+   connections stay up without a new DTLS handshake, nothing is published again (p2 and p3 hear
+   no track_unpublished: the same tracks), and everyone keeps decoding everyone.
 
 Skips (77) when Chromium, chromedriver, `ip netns` or nft is missing.
 Usage: sfu_network_test.py --ringlane PATH [--io uring|mmsg]
@@ -33,7 +39,17 @@ def sfu_stats(binary, name):
     out = subprocess.run([binary, "stats", "--name", name], capture_output=True, text=True, timeout=5)
     workers = json.loads(out.stdout)["workers"]
     return {k: sum(w[k] for w in workers) for k in ("sfu_retransmitted", "sfu_nack_received",
-                                                   "sfu_rtp_forwarded")}
+                                                   "sfu_rtp_forwarded", "sfu_ice_restarts", "sfu_ice_restarts_completed",
+                                                   "sfu_dtls_connected")}
+
+
+def remote_ufrags(pages, who):
+    d = pages.run(who, "return window.ringlaneTest.descriptions()")
+    out = {}
+    for pc in ("publisher", "subscriber"):
+        sdp = (d.get(pc) or {}).get("remote") or ""
+        out[pc] = next((l.split(":", 1)[1] for l in sdp.split("\r\n") if l.startswith("a=ice-ufrag:")), None)
+    return out
 
 
 def nacks(stats):
@@ -101,6 +117,39 @@ def run(a, tmp, log):
         pairs = [last["p3"]["publisher"].get("pair"), last["p3"]["subscriber"].get("pair")]
         check(all(p and p["candidateType"] == "relay" for p in pairs),
               f"p3's selected pairs use relay candidates ({pairs})")
+
+        # 3. p1 restarts ICE on both its peer connections.
+        before = sfu_stats(a.ringlane, name)
+        ufrags = remote_ufrags(pages, "p1")
+        def p1_tracks(w):
+            # p1's tracks as the page saw them come and go (ids), from its event log.
+            return sorted((e["type"], e.get("trackId")) for e in pages.state(w)["events"]
+                          if e["type"] in ("track", "track_ended") and e.get("identity") == "p1")
+        tracks_before = {w: p1_tracks(w) for w in ("p2", "p3")}
+        done = pages.run("p1", "return await window.ringlaneTest.restartIce()")
+        check(done is True, f"p1 restarts ICE on both its peer connections ({done})")
+        changed = wait_until(lambda: all(v and v != ufrags[k] for k, v in remote_ufrags(pages, "p1").items()), 15)
+        now = remote_ufrags(pages, "p1")
+        check(bool(changed) and None not in ufrags.values(),
+              f"both connections got new server credentials ({ufrags} -> {now})")
+        def grew(key):
+            return sfu_stats(a.ringlane, name)[key] - before[key]
+        counted = wait_until(lambda: grew("sfu_ice_restarts") >= 2 and grew("sfu_ice_restarts_completed") >= 2, 15)
+        after = sfu_stats(a.ringlane, name)
+        check(bool(counted) and after["sfu_dtls_connected"] == before["sfu_dtls_connected"],
+              f"the data plane took two restarts, the browser checks with the new credentials (which "
+              f"retires the old ones), and no new DTLS handshake "
+              f"(restarts +{after['sfu_ice_restarts'] - before['sfu_ice_restarts']}, completed "
+              f"+{after['sfu_ice_restarts_completed'] - before['sfu_ice_restarts_completed']}, "
+              f"DTLS {before['sfu_dtls_connected']} -> {after['sfu_dtls_connected']})")
+        why, last = wait_flowing(pages, everyone, 30)
+        check(not why, f"after the restart all three still decode each other ({why or 'all rising'})")
+        st = pages.state("p1")
+        check(st["publisher"] == "connected" and st["subscriber"] == "connected" and not st["errors"],
+              f"p1's peer connections are connected ({st['publisher']}, {st['subscriber']}, {st['errors']})")
+        tracks_after = {w: p1_tracks(w) for w in ("p2", "p3")}
+        check(tracks_after == tracks_before and all(tracks_before.values()),
+              f"nothing was published again: p2 and p3 saw no p1 track end or begin ({tracks_before} -> {tracks_after})")
     finally:
         subprocess.run(["nft", "delete", "table", "inet", "rl"], capture_output=True)
         stop(server, browser)

@@ -11,7 +11,10 @@ namespace this test makes:
    viewer is announced to nobody.
 2. The control plane is killed with -9 and restarted: it adopts the data plane and reads the
    WHIP/WHEP resources back from its state file; the viewer goes on decoding, a PATCH with the
-   resource's ETag is still answered 204, and a DELETE after the restart works.
+   resource's ETag is still answered 204, and a DELETE after the restart works. Then the viewer
+   restarts its ICE (RFC 9725 §4.3.2: an iceRestart offer's credentials PATCHed with If-Match: *,
+   the 200's credentials applied): the data plane counts the restart, ICE connects again and the
+   viewer goes on decoding; the old ETag is then 412.
 3. A GStreamer publisher (webrtcbin, whip_gst_publisher.py: videotestsrc ! vp8enc,
    audiotestsrc ! opusenc) publishes with WHIP and a Chromium page plays it with WHEP (the room's
    most recent publisher, no ?participant=) and decodes its 320x240 frames, still 35 s on (past
@@ -20,7 +23,7 @@ namespace this test makes:
    its tracks end and it leave.
 4. Refusals: no token 401, a bad token 401, a token for another room 403, a wrong Content-Type 415,
    garbage SDP 400 naming the line, an empty body 400, WHEP of an empty room 409, GET 405 with
-   Allow, DELETE of an unknown resource 404, an ICE restart PATCH 422, a stale If-Match 412, the
+   Allow, DELETE of an unknown resource 404, an ICE restart PATCH without credentials 400, a stale If-Match 412, the
    CORS preflight (OPTIONS) with Accept-Post, Allow-Methods/Headers and Expose-Headers for the
    page's own origin and no Access-Control-Allow-Origin for another; and the Link header with
    the TURN REST credentials.
@@ -103,6 +106,36 @@ window.rlPost = async (url, token, whep) => {
     s.error = String(e);
   }
 };
+// A WHIP/WHEP client's ICE restart (RFC 9725 §4.3.2): an offer with new credentials, PATCHed
+// with If-Match: *, and the server's new credentials from the 200 put into the first answer.
+window.rlRestart = async (location, token) => {
+  const s = window.rl.state;
+  const pc = window.rl.pc;
+  const cred = (text, name) => (new RegExp('a=' + name + ':([^\\r\\n]+)').exec(text) || [])[1];
+  try {
+    const offer = await pc.createOffer({iceRestart: true});
+    await pc.setLocalDescription(offer);
+    const mid = cred(offer.sdp, 'mid');
+    const frag = 'a=ice-ufrag:' + cred(offer.sdp, 'ice-ufrag') + '\r\na=ice-pwd:' +
+        cred(offer.sdp, 'ice-pwd') + '\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:' + mid + '\r\n';
+    const r = await fetch(location, {method: 'PATCH', body: frag, headers: {
+        'Content-Type': 'application/trickle-ice-sdpfrag', 'If-Match': '*',
+        'Authorization': 'Bearer ' + token}});
+    s.restartStatus = r.status;
+    s.restartType = r.headers.get('Content-Type');
+    s.restartEtag = r.headers.get('ETag');
+    s.restartBody = await r.text();
+    if (r.status !== 200) return;
+    const ufrag = cred(s.restartBody, 'ice-ufrag');
+    const pwd = cred(s.restartBody, 'ice-pwd');
+    const answer = s.answer.replace(/a=ice-ufrag:[^\r\n]+/g, 'a=ice-ufrag:' + ufrag)
+                           .replace(/a=ice-pwd:[^\r\n]+/g, 'a=ice-pwd:' + pwd);
+    await pc.setRemoteDescription({type: 'answer', sdp: answer});
+    s.restarted = true;
+  } catch (e) {
+    s.restartError = String(e);
+  }
+};
 window.rlStats = async () => {
   const out = {inbound: [], outbound: [], pair: null, connection: window.rl.pc.connectionState};
   const report = await window.rl.pc.getStats();
@@ -143,6 +176,12 @@ def metric(port, name):
         if line.startswith(name + " "):
             return float(line.split()[1])
     return None
+
+
+def sfu_counter(binary, name, key):
+    """A data plane counter summed over the workers (`ringlane stats`)."""
+    out = subprocess.run([binary, "stats", "--name", name], capture_output=True, text=True, timeout=5)
+    return sum(w[key] for w in json.loads(out.stdout)["workers"]) if out.returncode == 0 else None
 
 
 def dev_token(port, room, identity):
@@ -471,10 +510,35 @@ def run(a, tmp, logs):
         check(status == 204, f"after the restart, a trickle PATCH with the ETag: 204 ({status} {body})")
         status, _, body = request(http_port, "PATCH", view_location, trickle, dict(patch, **{"If-Match": '"old"'}))
         check(status == 412, f"a PATCH for another ICE session (If-Match): 412 ({status} {body})")
-        restart = frag.format(u="Zz9y", p="0123456789abcdefghijklmn")
-        status, _, body = request(http_port, "PATCH", view_location, restart, dict(patch, **{"If-Match": "*"}))
-        check(status == 422 and "ice_restart_unsupported" in body,
-              f"an ICE restart PATCH: 422 ice_restart_unsupported ({status} {body})")
+        status, _, body = request(http_port, "PATCH", view_location, frag.format(u="Zz9y", p=""),
+                                  dict(patch, **{"If-Match": "*"}))
+        check(status == 400 and "bad_sdpfrag" in body,
+              f"an ICE restart PATCH without the new a=ice-pwd: 400 bad_sdpfrag ({status} {body})")
+        # The viewer restarts its ICE for real (after the control plane restart: the state file
+        # kept what it needs): new credentials both ways, same DTLS keys, media goes on.
+        completed_before = sfu_counter(a.ringlane, name, "sfu_ice_restarts_completed")
+        old_server_ufrag = view_etag.strip('"')
+        pages.run("view", "window.rlRestart(arguments[0], arguments[1]); return true;",
+                  view_location, tokens["viewer"])
+        done = wait_until(lambda: (lambda st: st if "restartStatus" in st or "restartError" in st else None)(
+            page_state(pages, "view")), 10) or page_state(pages, "view")
+        body = done.get("restartBody") or ""
+        new_ufrag = next((l.split(":", 1)[1] for l in body.split("\r\n") if l.startswith("a=ice-ufrag:")), "")
+        check(done.get("restartStatus") == 200 and (done.get("restartType") or "").startswith("application/trickle-ice-sdpfrag")
+              and new_ufrag and new_ufrag != old_server_ufrag and done.get("restartEtag") == f'"{new_ufrag}"'
+              and "a=ice-pwd:" in body and "a=candidate:" in body and "a=end-of-candidates" in body,
+              f"an ICE restart PATCH (If-Match: *): 200 with the server's new credentials, candidates and "
+              f"ETag ({ {k: done.get(k) for k in ('restartStatus', 'restartType', 'restartEtag', 'restartError')} } {body!r})")
+        check(done.get("restarted"), f"the viewer applies them ({done.get('restartError')})")
+        used = wait_until(lambda: (sfu_counter(a.ringlane, name, "sfu_ice_restarts_completed") or 0) > completed_before and
+                          pages.run("view", "return window.rl.pc.iceConnectionState") in ("connected", "completed"), 15)
+        check(bool(used), "the viewer checks with the new credentials (the data plane retires the old ones) and its ICE is connected "
+              f"({pages.run('view', 'return window.rl.pc.iceConnectionState')})")
+        why, _ = wait_receiving(pages, "view", 15)
+        check(not why, f"after the ICE restart the WHEP viewer still decodes ({why or 'rising'})")
+        status, _, body = request(http_port, "PATCH", view_location, trickle, dict(patch, **{"If-Match": view_etag}))
+        check(status == 412, f"the ETag of the ICE session before the restart: 412 ({status} {body})")
+        view_etag = done.get("restartEtag")
         watcher = Watcher(http_port, tokens["watcher"], room)
         watchers.append(watcher)
 

@@ -133,6 +133,23 @@ std::optional<SessionRemote> decode_session_remote(Payload p) {
   return finish(r, m);
 }
 
+std::vector<std::uint8_t> encode(const SessionIceRestart& m) {
+  return Writer()
+      .u32(m.session.value)
+      .text(m.ice_ufrag.substr(0, kMaxIceUfrag))
+      .text(m.ice_pwd.substr(0, kMaxIcePwd))
+      .take();
+}
+std::optional<SessionIceRestart> decode_session_ice_restart(Payload p) {
+  Reader r(p);
+  SessionIceRestart m;
+  r.session(m.session) && r.text(m.ice_ufrag, kMaxIceUfrag) && r.text(m.ice_pwd, kMaxIcePwd);
+  if (m.ice_ufrag.empty() || m.ice_pwd.empty()) {
+    return std::nullopt;
+  }
+  return finish(r, std::move(m));
+}
+
 std::vector<std::uint8_t> encode(const TrackAdd& m) {
   return Writer()
       .u32(m.session.value)

@@ -230,6 +230,38 @@ sdp::LocalIce Orchestrator::local_ice(const Room& r, const Peer& peer,
   return l;
 }
 
+bool Orchestrator::restart_peer(const Room& r, Peer& peer) {
+  shm::SessionIceRestart c{shm::SessionId{peer.session}, ice_token(8), ice_token(24)};
+  if (!link_.push(r.worker, shm::Command::kSessionIceRestart, shm::encode(c))) {
+    ++push_failures_;
+    return false;
+  }
+  peer.ufrag = c.ice_ufrag;
+  peer.pwd = c.ice_pwd;
+  ++ice_restarts_;
+  changed_ = true;
+  return true;
+}
+
+Reply Orchestrator::restart_ice(const std::string& room, const std::string& identity) {
+  Room* r = nullptr;
+  Participant* p = find(room, identity, &r);
+  if (p == nullptr) {
+    return Reply::error("not_joined", "join a room first");
+  }
+  if (!p->sub.created) {
+    return Reply::error("bad_message", "there is no subscriber connection to restart yet");
+  }
+  if (!restart_peer(*r, p->sub)) {
+    return Reply::error("media_busy", "the data plane's command ring is full; retry", true);
+  }
+  // The next offer carries the new credentials: now, or once the one outstanding is answered.
+  renegotiate(room, *r, *p);
+  Reply ok;
+  ok.body["type"] = "ice_restarted";
+  return ok;
+}
+
 Reply Orchestrator::publish(const std::string& room, const std::string& identity,
                             const std::string& text) {
   Room* r = nullptr;
@@ -258,8 +290,16 @@ Reply Orchestrator::publish(const std::string& room, const std::string& identity
     return Reply::error("bad_sdp", answer ? "the offer's fingerprint is not SHA-256" : perr.reason);
   }
   if (p->pub.created && answer->remote_ufrag != p->pub.remote_ufrag) {
-    // An ICE restart keeps the tracks but needs new server credentials: the next issue's work.
-    return Reply::error("not_supported", "ICE restart of a publisher connection; publish anew");
+    // An ICE restart (RFC 8445 §9.1.1.1: new credentials in a re-offer): the session and its
+    // tracks stay; the answer carries our new credentials too (RFC 8839 §4.4.1.1.1).
+    if (!restart_peer(*r, p->pub)) {
+      return Reply::error("media_busy", "the data plane's command ring is full; retry", true);
+    }
+    answer = sdp::answer_publish(*offer, local_ice(*r, p->pub, *info), perr);
+    if (!answer) {
+      ++sdp_errors_;
+      return Reply::error("bad_sdp", perr.reason);
+    }
   }
   if (!ensure_session(*r, *p, p->pub, *info, *fp, answer->remote_setup == "passive")) {
     return Reply::error("media_busy", "the data plane's command ring is full; retry", true);
@@ -730,6 +770,7 @@ std::string Orchestrator::metrics() const {
   line("ringlane_sfu_sdp_errors_total", "counter", sdp_errors_);
   line("ringlane_sfu_command_push_failures_total", "counter", push_failures_);
   line("ringlane_sfu_resumed_total", "counter", resumed_);
+  line("ringlane_sfu_ice_restarts_total", "counter", ice_restarts_);
   line("ringlane_sfu_restored_participants_total", "counter", restored_);
   std::uint64_t whip = 0;
   std::uint64_t whep = 0;

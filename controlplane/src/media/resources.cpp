@@ -200,6 +200,38 @@ std::optional<Orchestrator::Resource> Orchestrator::resource(const std::string& 
   return out;
 }
 
+Reply Orchestrator::restart_resource(const std::string& id, const std::string& remote_ufrag) {
+  std::string room;
+  auto* p = const_cast<Participant*>(find_resource(id, &room));
+  auto it = rooms_.find(room);
+  auto info = link_.info();
+  if (p == nullptr || it == rooms_.end()) {
+    return Reply::error("not_found", "no such resource");
+  }
+  if (!info) {
+    return Reply::error("media_unavailable", "the data plane is not running; retry shortly", true);
+  }
+  Peer& peer = p->viewer ? p->sub : p->pub;
+  if (!restart_peer(it->second, peer)) {
+    return Reply::error("media_busy", "the data plane's command ring is full; retry", true);
+  }
+  peer.remote_ufrag = remote_ufrag;
+  // The first bundled section names the candidates (RFC 8840 §9).
+  std::string kind = "audio";
+  std::string mid = "0";
+  if (p->viewer && !p->out.empty()) {
+    kind = p->out.front().offered.kind;
+    mid = p->out.front().offered.mid;
+  } else if (!p->viewer && !p->tracks.empty()) {
+    kind = p->tracks.front().desc.kind;
+    mid = p->tracks.front().desc.mid;
+  }
+  Reply reply;
+  reply.body["fragment"] = sdp::write_ice_fragment(local_ice(it->second, peer, *info), kind, mid);
+  reply.body["etag"] = etag_of(peer.ufrag);
+  return reply;
+}
+
 bool Orchestrator::end_resource(const std::string& id) {
   std::string room;
   const Participant* p = find_resource(id, &room);

@@ -248,12 +248,41 @@ bool WhipEndpoint::take(const Request& req, const boost::asio::ip::address& peer
     respond(error(req, http::status::bad_request, "bad_sdpfrag", perr.reason));
     return true;
   }
-  // An ICE restart: If-Match "*" (RFC 9725 §4.3.2) or new credentials. Only trickle is taken
-  // (and needs nothing: the server is ICE-lite and learns addresses from the checks), so an
-  // ICE restart is 422 (RFC 9725 §4.3.1: one of the two supported, not the other).
-  if (if_match == "*" || (!fragment->ufrag.empty() && fragment->ufrag != found->remote_ufrag)) {
-    respond(error(req, http::status::unprocessable_entity, "ice_restart_unsupported",
-                  "ICE restarts are not supported: DELETE this resource and POST a new offer"));
+  // An ICE restart (RFC 9725 §4.3.2): If-Match "*" and the client's new credentials. The
+  // session keeps its DTLS keys and tracks; the answer is our new credentials and candidates.
+  // New credentials under a specific ETag are a restart too (a client that kept the ETag).
+  bool restart =
+      if_match == "*" || (!fragment->ufrag.empty() && fragment->ufrag != found->remote_ufrag);
+  if (restart) {
+    if (fragment->ufrag.empty() || fragment->pwd.empty()) {
+      respond(error(req, http::status::bad_request, "bad_sdpfrag",
+                    "an ICE restart carries the new a=ice-ufrag and a=ice-pwd"));
+      return true;
+    }
+    if (fragment->ufrag == found->remote_ufrag) {
+      respond(error(req, http::status::bad_request, "bad_sdpfrag",
+                    "an ICE restart needs a new a=ice-ufrag (RFC 8839 §4.4.1.1.2)"));
+      return true;
+    }
+    Reply restarted = media->restart_resource(id, fragment->ufrag);
+    if (!restarted.code.empty()) {
+      Response e = error(
+          req, restarted.retryable ? http::status::service_unavailable : http::status::not_found,
+          restarted.code, restarted.message);
+      if (restarted.retryable) {
+        e.set(http::field::retry_after, "1");
+      }
+      respond(std::move(e));
+      return true;
+    }
+    Response r{http::status::ok, req.version()};
+    r.set(http::field::content_type, kSdpFragment);
+    r.set(http::field::etag, std::string(restarted.body["etag"].as_string()));
+    r.set(http::field::cache_control, "no-store");
+    cors(req, r);
+    r.body() = std::string(restarted.body["fragment"].as_string());
+    r.prepare_payload();
+    respond(std::move(r));
     return true;
   }
   Response r{http::status::no_content, req.version()};

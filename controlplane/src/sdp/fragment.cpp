@@ -7,6 +7,7 @@
 
 #include "ringlane/controlplane/sdp/negotiate.hpp"
 #include "text.hpp"
+#include "writer.hpp"
 
 namespace ringlane::control::sdp {
 namespace {
@@ -112,6 +113,18 @@ std::optional<IceFragment> parse_ice_fragment(std::string_view sdp, ParseError& 
   if (lines == 0) {
     return fail(error, 0, "empty SDP fragment");
   }
+  return out;
+}
+
+std::string write_ice_fragment(const LocalIce& local, std::string_view kind, std::string_view mid) {
+  std::string out;
+  writer::line(out, {"a=ice-lite"});
+  writer::line(out, {"a=ice-ufrag:", local.ufrag});
+  writer::line(out, {"a=ice-pwd:", local.pwd});
+  // RFC 8840 §9: candidates belong to an m= line and its mid; with BUNDLE, the first one's.
+  writer::line(out, {"m=", kind, " 9 UDP/TLS/RTP/SAVPF 0"});
+  writer::line(out, {"a=mid:", mid});
+  writer::candidates(out, local);
   return out;
 }
 

@@ -12,8 +12,8 @@ constexpr std::size_t kMaxDepth = 8;
 constexpr std::size_t kMaxIdBytes = 64;
 constexpr std::size_t kMaxTokenBytes = 4096;
 
-const char* const kMediaTypes[] = {"publish", "unpublish", "subscribe", "unsubscribe",
-                                   "answer",  "candidate", "mute",      "layer"};
+const char* const kMediaTypes[] = {"publish",   "unpublish", "subscribe", "unsubscribe", "answer",
+                                   "candidate", "mute",      "layer",     "restart_ice"};
 
 ParseError fail(std::string code, std::string message, std::string id = {}) {
   return ParseError{std::move(code), std::move(message), std::move(id)};

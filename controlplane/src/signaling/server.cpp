@@ -474,6 +474,8 @@ void SignalingServer::media(Session& s, const ClientMessage& m) {
       return s.send_error("bad_message", "unsubscribe needs \"track\"", false, m.id);
     }
     reply = media_->unsubscribe(s.room_, s.identity_, m.track);
+  } else if (t == "restart_ice") {
+    reply = media_->restart_ice(s.room_, s.identity_);
   } else if (t == "candidate") {
     return;  // ICE-lite: the server learns the client's address from its checks
   } else {

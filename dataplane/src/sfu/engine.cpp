@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "ringlane/crypto/digest.hpp"
 #include "ringlane/dataplane/rtp/demux.hpp"
@@ -75,7 +76,9 @@ void Engine::on_stun(SocketId socket, const Endpoint& from, PacketBuffer& pkt, c
     return;
   }
   Session& s = *it->second;
-  Check check = check_request(*msg, s.pwd);
+  bool previous = it->first != s.ufrag;
+  const std::string& pwd = previous ? s.previous_pwd : s.pwd;
+  Check check = check_request(*msg, pwd);
   if (check.result == CheckResult::kBadIntegrity) {
     counters_.drop(Drop::kBadIntegrity);
     return;
@@ -86,7 +89,7 @@ void Engine::on_stun(SocketId socket, const Endpoint& from, PacketBuffer& pkt, c
     counters_.drop(Drop::kTxExhausted);
     return;
   }
-  std::size_t n = write_response(*msg, check.result, from, s.pwd,
+  std::size_t n = write_response(*msg, check.result, from, pwd,
                                  MutableBytes(reply.data(), reply.capacity - reply.offset));
   if (n == 0) {
     out_.release(*tx);
@@ -100,6 +103,13 @@ void Engine::on_stun(SocketId socket, const Endpoint& from, PacketBuffer& pkt, c
   }
   ++counters_.ice_checks;
   s.last_check_ms = now.mono_ms;
+  if (!previous && !s.previous_ufrag.empty()) {
+    // The client uses the restarted credentials: the old ones are done.
+    by_ufrag_.erase(s.previous_ufrag);
+    s.previous_ufrag.clear();
+    s.previous_pwd.clear();
+    ++counters_.ice_restarts_completed;
+  }
   if (std::find(s.addresses.begin(), s.addresses.end(), from) == s.addresses.end()) {
     if (s.addresses.size() >= Session::kMaxAddresses) {
       // The oldest address goes, unless it is the one media is sent to.
@@ -298,6 +308,10 @@ bool Engine::on_command(shm::Command type, std::span<const std::uint8_t> payload
       if (auto m = shm::decode_session_remote(payload))
         ok = remote(*m, now);
       break;
+    case shm::Command::kSessionIceRestart:
+      if (auto m = shm::decode_session_ice_restart(payload))
+        ok = ice_restart(*m);
+      break;
     case shm::Command::kSessionClose:
       if (auto m = shm::decode_session_close(payload)) {
         if (Session* s = find(m->session)) {
@@ -372,6 +386,26 @@ bool Engine::remote(const shm::SessionRemote& r, const Now& now) {
   s->fingerprint = r.remote_fingerprint;
   s->fingerprint_known = true;
   dtls_progress(*s, now);
+  return true;
+}
+
+bool Engine::ice_restart(const shm::SessionIceRestart& r) {
+  Session* s = find(r.session);
+  if (s == nullptr || by_ufrag_.count(r.ice_ufrag) != 0) {
+    return false;  // unknown session, or credentials some session (maybe this one) has
+  }
+  if (s->previous_ufrag.empty()) {
+    s->previous_ufrag = std::exchange(s->ufrag, r.ice_ufrag);
+    s->previous_pwd = std::exchange(s->pwd, r.ice_pwd);
+  } else {
+    // A restart of a restart nobody used yet: the client still checks with the credentials
+    // before both, so those stay, and the unused ones go.
+    by_ufrag_.erase(s->ufrag);
+    s->ufrag = r.ice_ufrag;
+    s->pwd = r.ice_pwd;
+  }
+  by_ufrag_[s->ufrag] = s;
+  ++counters_.ice_restarts;
   return true;
 }
 
@@ -500,6 +534,9 @@ void Engine::close(Session& s, bool report) {
     }
   }
   by_ufrag_.erase(s.ufrag);
+  if (!s.previous_ufrag.empty()) {
+    by_ufrag_.erase(s.previous_ufrag);
+  }
   if (report) {
     Now now{};
     now.mono_ms = s.created_ms;  // elapsed 0: the event says closed, not when

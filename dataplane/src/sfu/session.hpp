@@ -61,6 +61,10 @@ struct Session {
   shm::SessionId id;
   std::string ufrag;
   std::string pwd;
+  // After an ICE restart, the credentials before it: still answered until the first valid
+  // check with the new ones ("" when none).
+  std::string previous_ufrag;
+  std::string previous_pwd;
   bool dtls_client = false;
   bool fingerprint_known = false;
   std::array<std::uint8_t, shm::kFingerprintBytes> fingerprint{};

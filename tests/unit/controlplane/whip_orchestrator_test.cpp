@@ -271,5 +271,115 @@ TEST_F(WhipOrchestrator, ResourcesSurviveARestart) {
   EXPECT_EQ(orchestrator->take_emptied_rooms(), std::vector<std::string>{"r1"});
 }
 
+// The ICE ufrag of an SDP (its first a=ice-ufrag line).
+std::string ufrag_of(const std::string& sdp) {
+  auto at = sdp.find("a=ice-ufrag:");
+  return at == std::string::npos ? "" : sdp.substr(at + 12, sdp.find('\r', at) - at - 12);
+}
+
+// RFC 8445 §9: a publisher's re-offer with new credentials restarts ICE on the same session: new
+// server credentials (answered, and pushed to the worker), the tracks untouched.
+TEST_F(WhipOrchestrator, PublisherIceRestartKeepsItsSessionAndTracks) {
+  orchestrator->join("r1", 1, "bob", true);
+  Reply r = orchestrator->whip_publish("r1", 1, "gst", "RES1", corpus("gstreamer_offer.sdp"));
+  ASSERT_TRUE(r.code.empty()) << r.message;
+  std::string first = ufrag_of(std::string(r.body.at("sdp").as_string()));
+  ASSERT_FALSE(first.empty());
+  auto tracks_before = link.of(shm::Command::kTrackAdd).size();
+  auto created = shm::decode_session_create(link.of(shm::Command::kSessionCreate)[0].payload);
+  ASSERT_TRUE(created);
+
+  std::string again =
+      replaced(replaced(corpus("gstreamer_offer.sdp"), "a=ice-ufrag:ULrz", "a=ice-ufrag:New1"),
+               "a=ice-pwd:/Hk3X+mp9fLtq5v0cnT1eB", "a=ice-pwd:NewPassword0123456789ab");
+  Reply restarted = orchestrator->publish("r1", "gst", again);
+  ASSERT_TRUE(restarted.code.empty()) << restarted.message;
+  std::string second = ufrag_of(std::string(restarted.body.at("sdp").as_string()));
+  EXPECT_FALSE(second.empty());
+  EXPECT_NE(second, first);
+  auto pushed = link.of(shm::Command::kSessionIceRestart);
+  ASSERT_EQ(pushed.size(), 1u);
+  EXPECT_EQ(pushed[0].worker, 1u);
+  auto m = shm::decode_session_ice_restart(pushed[0].payload);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->session, created->session);
+  EXPECT_EQ(m->ice_ufrag, second);
+  EXPECT_NE(restarted.body.at("sdp").as_string().find("a=ice-pwd:" + m->ice_pwd),
+            std::string::npos);
+  // Nothing else changed: no track ended or began, no second session, bob heard nothing.
+  EXPECT_TRUE(link.of(shm::Command::kTrackRemove).empty());
+  EXPECT_EQ(link.of(shm::Command::kTrackAdd).size(), tracks_before);
+  EXPECT_EQ(link.of(shm::Command::kSessionCreate).size(), 2u);
+  EXPECT_TRUE(heard("bob", "track_unpublished").empty());
+  // The same credentials again are a plain renegotiation: no further restart.
+  ASSERT_TRUE(orchestrator->publish("r1", "gst", again).code.empty());
+  EXPECT_EQ(link.of(shm::Command::kSessionIceRestart).size(), 1u);
+  // The resource's ETag follows the new ICE session.
+  EXPECT_EQ(orchestrator->resource("RES1")->etag, "\"" + second + "\"");
+}
+
+// A WHEP viewer's PATCH restart: new credentials pushed, a fragment with them and candidates.
+TEST_F(WhipOrchestrator, ResourceIceRestartAnswersAFragment) {
+  ASSERT_TRUE(orchestrator->whip_publish("r1", 0, "gst", "RES1", corpus("gstreamer_offer.sdp"))
+                  .code.empty());
+  Reply v = orchestrator->whep_view("r1", "viewer", "VIEW1", viewer_offer(), "");
+  ASSERT_TRUE(v.code.empty()) << v.message;
+  std::string before = orchestrator->resource("VIEW1")->etag;
+  Reply r = orchestrator->restart_resource("VIEW1", "Vnew");
+  ASSERT_TRUE(r.code.empty()) << r.message;
+  std::string fragment(r.body.at("fragment").as_string());
+  auto pushed = link.of(shm::Command::kSessionIceRestart);
+  ASSERT_EQ(pushed.size(), 1u);
+  auto m = shm::decode_session_ice_restart(pushed[0].payload);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(fragment.substr(0, 12), "a=ice-lite\r\n");
+  EXPECT_NE(fragment.find("a=ice-ufrag:" + m->ice_ufrag + "\r\n"), std::string::npos);
+  EXPECT_NE(fragment.find("a=ice-pwd:" + m->ice_pwd + "\r\n"), std::string::npos);
+  EXPECT_NE(fragment.find(" 192.0.2.10 40000 typ host"), std::string::npos);
+  EXPECT_NE(fragment.find("a=end-of-candidates"), std::string::npos);
+  // It parses as the fragment a client would PATCH.
+  sdp::ParseError e;
+  auto parsed = sdp::parse_ice_fragment(fragment, e);
+  ASSERT_TRUE(parsed) << e.reason;
+  EXPECT_EQ(parsed->ufrag, m->ice_ufrag);
+  EXPECT_EQ(parsed->candidates, 1u);
+  auto after = orchestrator->resource("VIEW1");
+  EXPECT_EQ(after->etag, r.body.at("etag").as_string());
+  EXPECT_NE(after->etag, before);
+  EXPECT_EQ(after->remote_ufrag, "Vnew");
+  EXPECT_EQ(orchestrator->restart_resource("nope", "x").code, "not_found");
+  link.up = false;
+  EXPECT_EQ(orchestrator->restart_resource("VIEW1", "Vnewer").code, "media_unavailable");
+}
+
+// The subscriber connection restarts on request: refused before it exists, then pushed and
+// offered with the new credentials once the outstanding offer is answered.
+TEST_F(WhipOrchestrator, SubscriberIceRestartNeedsASubscriberConnection) {
+  orchestrator->join("r1", 0, "bob", true);
+  EXPECT_EQ(orchestrator->restart_ice("r1", "bob").code, "bad_message");
+  EXPECT_EQ(orchestrator->restart_ice("r1", "nobody").code, "not_joined");
+  ASSERT_TRUE(orchestrator->whip_publish("r1", 0, "gst", "RES1", corpus("gstreamer_offer.sdp"))
+                  .code.empty());
+  auto offers = [&] {
+    std::vector<std::string> out;
+    for (const auto& [to, msg] : sent) {
+      if (to == "bob" && msg.at("type").as_string() == "offer") {
+        out.emplace_back(msg.at("sdp").as_string());
+      }
+    }
+    return out;
+  };
+  ASSERT_EQ(offers().size(), 1u);
+  Reply restarted = orchestrator->restart_ice("r1", "bob");
+  ASSERT_TRUE(restarted.code.empty()) << restarted.message;
+  EXPECT_EQ(restarted.body.at("type").as_string(), "ice_restarted");
+  auto pushed = link.of(shm::Command::kSessionIceRestart);
+  ASSERT_EQ(pushed.size(), 1u);
+  auto m = shm::decode_session_ice_restart(pushed[0].payload);
+  ASSERT_TRUE(m);
+  EXPECT_NE(ufrag_of(offers()[0]), m->ice_ufrag);
+  EXPECT_EQ(offers().size(), 1u);  // one offer at a time: the restart goes into the next
+}
+
 }  // namespace
 }  // namespace ringlane::control::media

@@ -206,6 +206,91 @@ TEST_F(EngineTest, NominationFromANewAddressMovesTheSubscriber) {
   EXPECT_EQ(load_be16(&rtp[0][2]), 2u);
 }
 
+// An ICE restart (RFC 8445 §9): new credentials, same session. The old ones are answered until
+// the client uses the new ones; media and keys are untouched; the new pair may move the session.
+TEST_F(EngineTest, IceRestartTakesNewCredentialsAndKeepsTheSession) {
+  ASSERT_NO_FATAL_FAILURE(call());
+  take(a_, rtp::PacketKind::kRtcp);
+  std::string old_ufrag = b_.server_ufrag;
+  std::string old_pwd = b_.server_pwd;
+  shm::SessionIceRestart r{b_.session, "srvB2", "restarted-password-0123456789"};
+  ASSERT_TRUE(command(shm::Command::kSessionIceRestart, shm::encode(r)));
+  EXPECT_EQ(counters().ice_restarts, 1u);
+  // Credentials another session holds, or an unknown session, are refused.
+  EXPECT_FALSE(command(shm::Command::kSessionIceRestart,
+                       shm::encode(shm::SessionIceRestart{b_.session, a_.server_ufrag, "pw"})));
+  EXPECT_FALSE(command(shm::Command::kSessionIceRestart,
+                       shm::encode(shm::SessionIceRestart{shm::SessionId{77}, "x", "y"})));
+  EXPECT_FALSE(command(shm::Command::kSessionIceRestart,
+                       shm::encode(shm::SessionIceRestart{b_.session, "", "y"})));
+
+  // Until the browser applies the new description, its checks use the old credentials.
+  deliver(b_.address, binding_request(b_.username(), old_pwd, {.tid_seed = 20}));
+  auto stun = take(b_, rtp::PacketKind::kStun);
+  ASSERT_EQ(stun.size(), 1u);
+  auto answer = stun::Message::parse(stun[0].bytes);
+  ASSERT_TRUE(answer);
+  EXPECT_TRUE(answer->check_integrity(as_bytes(old_pwd)));
+  EXPECT_EQ(counters().ice_restarts_completed, 0u);
+
+  // The restarted check signs with the new password and comes from a new address (the network
+  // changed): answered with the new password, and the session moves there.
+  b_.server_ufrag = r.ice_ufrag;
+  b_.server_pwd = r.ice_pwd;
+  b_.client_ufrag = "cliB2";
+  Endpoint moved = ep("127.0.0.1:7010");
+  b_.address = moved;
+  deliver(moved, binding_request(b_.username(), old_pwd, {.tid_seed = 21}));
+  EXPECT_TRUE(take(b_, rtp::PacketKind::kStun).empty()) << "the old password for the new ufrag";
+  EXPECT_EQ(dropped(Drop::kBadIntegrity), 1u);
+  deliver(moved, binding_request(b_.username(), b_.server_pwd, {.tid_seed = 22}));
+  stun = take(b_, rtp::PacketKind::kStun);
+  ASSERT_EQ(stun.size(), 1u);
+  answer = stun::Message::parse(stun[0].bytes);
+  ASSERT_TRUE(answer);
+  EXPECT_TRUE(answer->check_integrity(as_bytes(b_.server_pwd)));
+  EXPECT_EQ(answer->find_xor_address(stun::attr::kXorMappedAddress), moved);
+  EXPECT_EQ(counters().ice_moves, 1u);
+  EXPECT_EQ(counters().ice_restarts_completed, 1u);
+
+  // Media still flows with the keys of the first handshake, to the new address.
+  send_rtp(a_, {.sequence = 7});
+  auto rtp = rtp_at(b_);
+  ASSERT_EQ(rtp.size(), 1u);
+  EXPECT_EQ(load_be16(&rtp[0][2]), 7u);
+  EXPECT_EQ(counters().dtls_connected, 2u);  // a_ and b_, once each: no new handshake
+
+  // Now that the new credentials were used, the old ones are gone.
+  deliver(moved, binding_request(old_ufrag + ":cliB", old_pwd, {.tid_seed = 23}));
+  EXPECT_TRUE(take(b_, rtp::PacketKind::kStun).empty());
+  EXPECT_EQ(dropped(Drop::kUnknownUfrag), 1u);
+  // A close forgets the new ones as well.
+  ASSERT_TRUE(close(b_));
+  deliver(moved, binding_request(b_.username(), b_.server_pwd, {.tid_seed = 24}));
+  EXPECT_TRUE(take(b_, rtp::PacketKind::kStun).empty());
+  EXPECT_EQ(dropped(Drop::kUnknownUfrag), 2u);
+}
+
+// Two restarts before the client used the first: only the original and the latest answer.
+TEST_F(EngineTest, IceRestartOfARestartKeepsOnlyTheOriginalAndTheLatest) {
+  ASSERT_NO_FATAL_FAILURE(connect(a_));
+  std::string original = a_.server_pwd;
+  ASSERT_TRUE(command(shm::Command::kSessionIceRestart,
+                      shm::encode(shm::SessionIceRestart{a_.session, "first", "first-pwd-0123"})));
+  ASSERT_TRUE(command(shm::Command::kSessionIceRestart,
+                      shm::encode(shm::SessionIceRestart{a_.session, "second", "second-pwd-012"})));
+  EXPECT_EQ(counters().ice_restarts, 2u);
+  deliver(a_.address, binding_request("first:cliA", "first-pwd-0123", {.tid_seed = 30}));
+  EXPECT_TRUE(take(a_, rtp::PacketKind::kStun).empty());
+  EXPECT_EQ(dropped(Drop::kUnknownUfrag), 1u);
+  deliver(a_.address, binding_request("second:cliA", "second-pwd-012", {.tid_seed = 31}));
+  EXPECT_EQ(take(a_, rtp::PacketKind::kStun).size(), 1u);
+  // The latest credentials are in use: the original ones are gone.
+  deliver(a_.address, binding_request(a_.username(), original, {.tid_seed = 32}));
+  EXPECT_TRUE(take(a_, rtp::PacketKind::kStun).empty());
+  EXPECT_EQ(dropped(Drop::kUnknownUfrag), 2u);
+}
+
 // The sans-I/O pieces on their own.
 TEST(IceLite, LocalUfragIsTheFirstHalfOfUsername) {
   auto parse_user = [](std::string_view user, std::vector<std::uint8_t>& keep) {

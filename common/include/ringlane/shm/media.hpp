@@ -43,6 +43,16 @@ struct SessionRemote {
   std::array<std::uint8_t, kFingerprintBytes> remote_fingerprint{};
 };
 
+// An ICE restart (RFC 8445 §9): the session takes new local credentials and keeps everything
+// else (DTLS association, keys, tracks, routes). Checks with the old credentials are still
+// answered until the first valid check with the new ones, so media keeps flowing while the
+// client applies the new description.
+struct SessionIceRestart {
+  SessionId session;
+  std::string ice_ufrag;
+  std::string ice_pwd;
+};
+
 struct TrackAdd {
   SessionId session;  // the publisher's
   std::uint32_t ssrc = 0;
@@ -101,6 +111,7 @@ struct SessionEvent {
 
 std::vector<std::uint8_t> encode(const SessionCreate& m);
 std::vector<std::uint8_t> encode(const SessionRemote& m);
+std::vector<std::uint8_t> encode(const SessionIceRestart& m);
 std::vector<std::uint8_t> encode(const TrackAdd& m);
 std::vector<std::uint8_t> encode(const TrackRemove& m);
 std::vector<std::uint8_t> encode(const Subscribe& m);
@@ -112,6 +123,7 @@ std::vector<std::uint8_t> encode(const SessionEvent& m);
 using Payload = std::span<const std::uint8_t>;
 std::optional<SessionCreate> decode_session_create(Payload p);
 std::optional<SessionRemote> decode_session_remote(Payload p);
+std::optional<SessionIceRestart> decode_session_ice_restart(Payload p);
 std::optional<TrackAdd> decode_track_add(Payload p);
 std::optional<TrackRemove> decode_track_remove(Payload p);
 std::optional<Subscribe> decode_subscribe(Payload p);

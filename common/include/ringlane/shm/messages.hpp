@@ -22,6 +22,7 @@ enum class Command : std::uint16_t {
   kSubscribe = 15,
   kUnsubscribe = 16,
   kKeyframeRequest = 17,
+  kSessionIceRestart = 18,
 };
 
 enum class Event : std::uint16_t {

@@ -44,8 +44,10 @@ struct Counters {
   std::uint64_t bytes_forwarded = 0;
   std::uint64_t ice_checks = 0;  // valid Binding requests answered
   std::uint64_t ice_role_conflicts = 0;
-  std::uint64_t ice_connected = 0;  // sessions whose 5-tuple was set (first time)
-  std::uint64_t ice_moves = 0;      // nominated address changed (network change)
+  std::uint64_t ice_connected = 0;           // sessions whose 5-tuple was set (first time)
+  std::uint64_t ice_moves = 0;               // nominated address changed (network change)
+  std::uint64_t ice_restarts = 0;            // new local credentials taken (RFC 8445 §9)
+  std::uint64_t ice_restarts_completed = 0;  // ... and the first valid check with them came
   std::uint64_t dtls_connected = 0;
   std::uint64_t dtls_failed = 0;
   std::uint64_t consent_expired = 0;   // RFC 7675: no valid check for the consent timeout

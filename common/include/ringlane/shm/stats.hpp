@@ -14,7 +14,7 @@
 namespace ringlane {
 
 inline constexpr std::uint64_t kStatsMagic = 0x52474C4E53544154ull;  // "RGLNSTAT"
-inline constexpr std::uint32_t kStatsVersion = 3;
+inline constexpr std::uint32_t kStatsVersion = 4;
 
 struct WorkerStats {
   std::uint64_t heartbeat_ms = 0;  // monotonic time of the last publish
@@ -98,6 +98,8 @@ void for_each_stat(const WorkerStats& s, F&& f) {
   f("sfu_ice_role_conflicts", m.ice_role_conflicts);
   f("sfu_ice_connected", m.ice_connected);
   f("sfu_ice_moves", m.ice_moves);
+  f("sfu_ice_restarts", m.ice_restarts);
+  f("sfu_ice_restarts_completed", m.ice_restarts_completed);
   f("sfu_dtls_connected", m.dtls_connected);
   f("sfu_dtls_failed", m.dtls_failed);
   f("sfu_consent_expired", m.consent_expired);

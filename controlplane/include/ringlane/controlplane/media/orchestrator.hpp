@@ -90,6 +90,11 @@ class Orchestrator {
   Reply subscribe(const std::string& room, const std::string& identity,
                   const std::string& participant, const std::string& track);
   Reply unsubscribe(const std::string& room, const std::string& identity, const std::string& track);
+  // ICE restarts (RFC 8445 §9) keep the session, its DTLS keys and tracks; the server takes new
+  // credentials too. A publisher restarts by publishing an offer with new credentials; the
+  // subscriber connection, which the server offers, by asking (signaling `restart_ice`): new
+  // credentials, then an offer that carries them.
+  Reply restart_ice(const std::string& room, const std::string& identity);
 
   // WHIP (RFC 9725) and WHEP (draft-ietf-wish-whep), served by media/whip.hpp: participants
   // without a WebSocket, each an HTTP resource named by `resource` (random, unguessable) and
@@ -117,6 +122,10 @@ class Orchestrator {
     std::string remote_ufrag;  // the client's ICE ufrag: a PATCH with another is an ICE restart
   };
   std::optional<Resource> resource(const std::string& id) const;
+  // A PATCH that restarts a resource's ICE (RFC 9725 §4.3.2) with the client's new ufrag: the
+  // reply body has "fragment" (our new credentials and candidates, sdp::write_ice_fragment) and
+  // "etag" (the new ICE session's).
+  Reply restart_resource(const std::string& id, const std::string& remote_ufrag);
   // Leaves; false when there is no such resource.
   bool end_resource(const std::string& id);
   // The WHIP publishers in a room (signaling lists them among the participants).
@@ -179,6 +188,9 @@ class Orchestrator {
                       const std::array<std::uint8_t, shm::kFingerprintBytes>& fingerprint,
                       bool dtls_client);
   sdp::LocalIce local_ice(const Room& r, const Peer& peer, const DataPlaneInfo& info) const;
+  // New server credentials for a created session (kSessionIceRestart); false when the ring was
+  // full (the old ones stay).
+  bool restart_peer(const Room& r, Peer& peer);
   void add_out(Participant& subscriber, const Participant& publisher, const PubTrack& t);
   void renegotiate(const std::string& room, Room& r, Participant& p);
   void remove_track(const std::string& room, Room& r, Participant& p, const std::string& id);
@@ -207,6 +219,7 @@ class Orchestrator {
   std::uint64_t push_failures_ = 0;
   std::map<std::string, std::uint64_t> session_events_;
   std::uint64_t resumed_ = 0;
+  std::uint64_t ice_restarts_ = 0;
   std::uint64_t restored_ = 0;
   std::uint64_t publish_counter_ = 0;
   std::vector<std::string> emptied_;

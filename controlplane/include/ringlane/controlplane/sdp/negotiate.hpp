@@ -137,4 +137,9 @@ struct IceFragment {
 std::optional<IceFragment> parse_ice_fragment(std::string_view text, ParseError& error,
                                               const Limits& limits = {});
 
+// The fragment a server answers an ICE restart PATCH with (RFC 9725 §4.3.2): a=ice-lite, our new
+// credentials, then the m= line `kind` and `mid` of the first bundled section with our host
+// candidates and a=end-of-candidates.
+std::string write_ice_fragment(const LocalIce& local, std::string_view kind, std::string_view mid);
+
 }  // namespace ringlane::control::sdp

@@ -99,6 +99,7 @@ class Engine {
   Session* find(shm::SessionId id);
 
   bool create(const shm::SessionCreate& c, const Now& now);
+  bool ice_restart(const shm::SessionIceRestart& r);
   bool remote(const shm::SessionRemote& r, const Now& now);
   bool add_track(const shm::TrackAdd& t);
   bool remove_track(const shm::TrackRemove& t);
