@@ -221,6 +221,7 @@ int run_node(int argc, char** argv) {
     supervisor->on_session_event([&server](unsigned worker, std::span<const std::uint8_t> p) {
       server->signaling().on_session_event(worker, p);
     });
+    supervisor->on_restarted([&server] { server->signaling().media_reset(); });
   }
   boost::asio::steady_timer timer(io);
   std::function<void()> tick = [&] {

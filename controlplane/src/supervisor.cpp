@@ -205,8 +205,10 @@ bool Supervisor::push(unsigned worker, shm::Command type, std::span<const std::u
 std::optional<media::DataPlaneInfo> Supervisor::info() {
   StatsSnapshot snap;
   std::string error;
+  // The page must be the running data plane's: one that died leaves its page (and its
+  // certificate's fingerprint) behind until the next one writes its own.
   if (stats_name_.empty() || !read_stats(stats_name_, snap, error) || snap.media_port == 0 ||
-      snap.fingerprint.empty()) {
+      snap.fingerprint.empty() || pid_ <= 0 || snap.pid != static_cast<std::uint64_t>(pid_)) {
     return std::nullopt;
   }
   return media::DataPlaneInfo{snap.fingerprint, static_cast<std::uint16_t>(snap.media_port)};
@@ -231,6 +233,13 @@ void Supervisor::poll() {
   if (pid_ > 0) {
     int status = 0;
     if (!exited(status)) {
+      // A restarted data plane is announced once it has published its page (its certificate).
+      if (restart_pending_ && info()) {
+        restart_pending_ = false;
+        if (restarted_) {
+          restarted_();
+        }
+      }
       return;
     }
     pid_ = -1;
@@ -253,6 +262,7 @@ void Supervisor::poll() {
   }
   if (!stopping_ && now >= restart_at_ && start()) {
     ++restarts_;
+    restart_pending_ = true;
   }
 }
 

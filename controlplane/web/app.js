@@ -114,6 +114,7 @@ function wire(r) {
     record('connection_state', e.detail);
   });
   r.addEventListener('error', (e) => fail(e.detail.code, e.detail.message));
+  r.addEventListener('media_reset', () => record('media_reset', {}));
   r.addEventListener('reconnecting', (e) => {
     state.reconnecting = true;
     record('reconnecting', e.detail);
@@ -295,6 +296,20 @@ window.ringlaneTest = {
     publisher: room?.publisher?.connectionState ?? state.publisher,
     subscriber: room?.subscriber?.connectionState ?? state.subscriber,
   }),
+  // Each peer connection's ICE transport as getStats() has it (local ufrag, role, state).
+  async iceTransports() {
+    const out = {};
+    for (const [name, pc] of [['publisher', room?.publisher], ['subscriber', room?.subscriber]]) {
+      const report = pc ? await pc.getStats() : new Map();
+      report.forEach((x) => {
+        if (x.type === 'transport') {
+          out[name] = { ufrag: x.iceLocalUsernameFragment, role: x.iceRole, state: x.iceState,
+            pairChanges: x.selectedCandidatePairChanges };
+        }
+      });
+    }
+    return out;
+  },
   // An ICE restart of both peer connections (Room.restartIce): true, or why not.
   restartIce: () => (room ? room.restartIce().then(() => true, (e) => String(e?.message ?? e)) : 'no room'),
   // The SDP of both peer connections as the browser holds them (null before there is one).

@@ -348,6 +348,18 @@ export class Room extends EventTarget {
       }
       case 'offer':
         return this._answer(msg);
+      case 'media_reset':
+        // The server's data plane restarted and lost every session: start the media over (the
+        // others do too; their tracks come back with track_published).
+        this._teardownMedia();
+        for (const p of this.participants.values()) p.tracks.clear();
+        this._emit('media_reset', {});
+        if (this._stream) {
+          this._publish().catch((err) => {
+            this._emit('error', { code: err.code ?? 'publish_failed', message: err.message });
+          });
+        }
+        break;
       case 'left':
         // Another connection joined with our identity: it wins, and we must not fight it.
         if (msg.reason === 'replaced' && !this._left) {

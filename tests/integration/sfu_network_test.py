@@ -126,6 +126,7 @@ def run(a, tmp, log):
             return sorted((e["type"], e.get("trackId")) for e in pages.state(w)["events"]
                           if e["type"] in ("track", "track_ended") and e.get("identity") == "p1")
         tracks_before = {w: p1_tracks(w) for w in ("p2", "p3")}
+        local_before = pages.run("p1", "return await window.ringlaneTest.iceTransports()")
         done = pages.run("p1", "return await window.ringlaneTest.restartIce()")
         check(done is True, f"p1 restarts ICE on both its peer connections ({done})")
         changed = wait_until(lambda: all(v and v != ufrags[k] for k, v in remote_ufrags(pages, "p1").items()), 15)
@@ -134,14 +135,24 @@ def run(a, tmp, log):
               f"both connections got new server credentials ({ufrags} -> {now})")
         def grew(key):
             return sfu_stats(a.ringlane, name)[key] - before[key]
-        counted = wait_until(lambda: grew("sfu_ice_restarts") >= 2 and grew("sfu_ice_restarts_completed") >= 2, 15)
+        def restarted():
+            now = pages.run("p1", "return await window.ringlaneTest.iceTransports()")
+            fresh = all(now.get(pc, {}).get("ufrag") not in (None, local_before.get(pc, {}).get("ufrag"))
+                        and now[pc].get("state") == "connected" for pc in ("publisher", "subscriber"))
+            return now if fresh and grew("sfu_ice_restarts") >= 2 else None
+        local_after = wait_until(restarted, 15)
         after = sfu_stats(a.ringlane, name)
-        check(bool(counted) and after["sfu_dtls_connected"] == before["sfu_dtls_connected"],
-              f"the data plane took two restarts, the browser checks with the new credentials (which "
-              f"retires the old ones), and no new DTLS handshake "
-              f"(restarts +{after['sfu_ice_restarts'] - before['sfu_ice_restarts']}, completed "
-              f"+{after['sfu_ice_restarts_completed'] - before['sfu_ice_restarts_completed']}, "
-              f"DTLS {before['sfu_dtls_connected']} -> {after['sfu_dtls_connected']})")
+        # Chromium may go on checking with the old server credentials on a restarted connection
+        # (it pairs its new candidates with the old remote ones before the answer arrives): the
+        # worker keeps answering them, so "completed" (first check with the new ones) is told,
+        # not asserted.
+        check(bool(local_after) and after["sfu_dtls_connected"] == before["sfu_dtls_connected"],
+              f"the data plane took two restarts, both of p1's ICE transports restarted (new local "
+              f"ufrag, connected again) and there was no new DTLS handshake (restarts "
+              f"+{after['sfu_ice_restarts'] - before['sfu_ice_restarts']}, first checks with the new "
+              f"credentials +{after['sfu_ice_restarts_completed'] - before['sfu_ice_restarts_completed']}, "
+              f"DTLS {before['sfu_dtls_connected']} -> {after['sfu_dtls_connected']}, "
+              f"{local_before} -> {local_after})")
         why, last = wait_flowing(pages, everyone, 30)
         check(not why, f"after the restart all three still decode each other ({why or 'all rising'})")
         st = pages.state("p1")

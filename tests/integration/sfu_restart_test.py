@@ -6,7 +6,11 @@ on); while it is down the pages go on decoding each other's video; a new `ringla
 same name adopts the data plane, reads back the media state its predecessor kept, the pages'
 WebSockets reconnect with their tokens and resume their participants without an ICE restart
 (the same selected candidate pairs, no new connection); and a third participant joins after it
-and everyone decodes everyone. Skips (77) when Chromium, chromedriver or `ip netns` is missing.
+and everyone decodes everyone. Then the data plane itself is killed with -9: the control plane
+starts a new one (which has none of the sessions or keys), tells every participant
+`media_reset`, and the pages start their media over (new peer connections, publish again, new
+subscriber offers): all three decode each other again, on the new data plane.
+Skips (77) when Chromium, chromedriver or `ip netns` is missing.
 
 Usage: sfu_restart_test.py --ringlane PATH [--io uring|mmsg]
 """
@@ -110,6 +114,26 @@ def run(a, tmp, logs):
         everyone = {"p1": ["p2", "p3"], "p2": ["p1", "p3"], "p3": ["p1", "p2"]}
         why, _ = wait_flowing(pages, everyone, 40)
         check(not why, f"all three decode each other ({why or 'all rising'})")
+
+        # The data plane dies (kill -9): a new one starts, and the media starts over on it.
+        restarts = metric(http_port, "ringlane_dataplane_restarts_total") or 0
+        os.kill(dataplane, signal.SIGKILL)
+        replaced = wait_until(lambda: (metric(http_port, "ringlane_dataplane_restarts_total") or 0) > restarts, 15)
+        children = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True, text=True).stdout.split()
+        check(bool(replaced) and children and int(children[0]) != dataplane,
+              f"the control plane starts a new data plane ({children}, restarts {restarts} -> "
+              f"{metric(http_port, 'ringlane_dataplane_restarts_total')})")
+        dataplane = int(children[0]) if children else None
+        reset = wait_until(lambda: all(any(e["type"] == "media_reset" for e in pages.state(w)["events"])
+                                       for w in everyone), 10)
+        check(bool(reset), "every page is told media_reset")
+        again = wait_until(lambda: all(pages.published(w) for w in everyone), 30)
+        check(bool(again), f"every page publishes again "
+                           f"({ {w: (pages.state(w)['publisher'], pages.state(w)['errors']) for w in everyone} })")
+        why, _ = wait_flowing(pages, everyone, 40)
+        check(not why, f"on the new data plane all three decode each other again ({why or 'all rising'})")
+        active = metric(http_port, "webrtc_peer_connections_active")
+        check(active == 6, f"the new data plane holds their 6 peer connections ({active})")
     finally:
         stop(server, browser)
         if dataplane and os.path.exists(f"/proc/{dataplane}"):

@@ -516,12 +516,18 @@ def run(a, tmp, logs):
               f"an ICE restart PATCH without the new a=ice-pwd: 400 bad_sdpfrag ({status} {body})")
         # The viewer restarts its ICE for real (after the control plane restart: the state file
         # kept what it needs): new credentials both ways, same DTLS keys, media goes on.
-        completed_before = sfu_counter(a.ringlane, name, "sfu_ice_restarts_completed")
+        restarts_before = sfu_counter(a.ringlane, name, "sfu_ice_restarts")
+        local_ufrag = ("const r = await window.rl.pc.getStats(); let u = null; r.forEach((x) => "
+                       "{ if (x.type === 'transport') u = [x.iceLocalUsernameFragment, x.iceState]; }); return u;")
+        local_before = pages.run("view", local_ufrag)
         old_server_ufrag = view_etag.strip('"')
         pages.run("view", "window.rlRestart(arguments[0], arguments[1]); return true;",
                   view_location, tokens["viewer"])
-        done = wait_until(lambda: (lambda st: st if "restartStatus" in st or "restartError" in st else None)(
-            page_state(pages, "view")), 10) or page_state(pages, "view")
+        def restart_done(st):
+            # Applied, failed, or refused (any status but 200 ends it too).
+            finished = st.get("restarted") or st.get("restartError") or st.get("restartStatus") not in (None, 200)
+            return st if finished else None
+        done = wait_until(lambda: restart_done(page_state(pages, "view")), 10) or page_state(pages, "view")
         body = done.get("restartBody") or ""
         new_ufrag = next((l.split(":", 1)[1] for l in body.split("\r\n") if l.startswith("a=ice-ufrag:")), "")
         check(done.get("restartStatus") == 200 and (done.get("restartType") or "").startswith("application/trickle-ice-sdpfrag")
@@ -530,9 +536,10 @@ def run(a, tmp, logs):
               f"an ICE restart PATCH (If-Match: *): 200 with the server's new credentials, candidates and "
               f"ETag ({ {k: done.get(k) for k in ('restartStatus', 'restartType', 'restartEtag', 'restartError')} } {body!r})")
         check(done.get("restarted"), f"the viewer applies them ({done.get('restartError')})")
-        used = wait_until(lambda: (sfu_counter(a.ringlane, name, "sfu_ice_restarts_completed") or 0) > completed_before and
-                          pages.run("view", "return window.rl.pc.iceConnectionState") in ("connected", "completed"), 15)
-        check(bool(used), "the viewer checks with the new credentials (the data plane retires the old ones) and its ICE is connected "
+        used = wait_until(lambda: (sfu_counter(a.ringlane, name, "sfu_ice_restarts") or 0) > restarts_before and
+                          (lambda u: u and u[0] != local_before[0] and u[1] == "connected")(pages.run("view", local_ufrag)), 15)
+        check(bool(used), f"the data plane took the restart and the viewer's ICE transport restarted ({local_before} -> "
+              f"{pages.run('view', local_ufrag)}) and is connected "
               f"({pages.run('view', 'return window.rl.pc.iceConnectionState')})")
         why, _ = wait_receiving(pages, "view", 15)
         check(not why, f"after the ICE restart the WHEP viewer still decodes ({why or 'rising'})")

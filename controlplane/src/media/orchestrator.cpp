@@ -115,6 +115,37 @@ json::array Orchestrator::join(const std::string& room, unsigned worker,
   return tracks;
 }
 
+std::vector<std::pair<std::string, std::string>> Orchestrator::reset() {
+  std::vector<std::pair<std::string, std::string>> told;
+  std::vector<std::string> resources;
+  auto now = std::chrono::steady_clock::now();
+  for (auto& [name, r] : rooms_) {
+    for (auto& [identity, p] : r.members) {
+      p.pub = Peer{};
+      p.sub = Peer{};
+      p.tracks.clear();
+      p.out.clear();
+      p.offered.clear();
+      p.awaiting = false;
+      p.dirty = false;
+      p.next_mid = 0;  // the client's next subscriber connection is a new one
+      if (!p.resource.empty()) {
+        resources.push_back(p.resource);
+      } else if (p.detached) {
+        p.detached_until = now;
+      } else {
+        told.emplace_back(name, identity);
+      }
+    }
+  }
+  sessions_.clear();
+  for (const auto& id : resources) {
+    end_resource(id);
+  }
+  changed_ = true;
+  return told;
+}
+
 void Orchestrator::start(const std::string& room, const std::string& identity) {
   Room* r = nullptr;
   Participant* p = find(room, identity, &r);

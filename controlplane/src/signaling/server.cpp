@@ -530,6 +530,30 @@ void SignalingServer::http_done(const std::string& room_name) {
   }
 }
 
+void SignalingServer::media_reset() {
+  if (!media_) {
+    return;
+  }
+  json::object event;
+  event["type"] = "media_reset";
+  std::string text = json::serialize(event);
+  std::size_t told = 0;
+  for (const auto& [name, identity] : media_->reset()) {
+    auto room = rooms_.find(name);
+    if (room == rooms_.end()) {
+      continue;
+    }
+    if (auto member = room->second.members.find(identity); member != room->second.members.end()) {
+      member->second->send(text);
+      ++told;
+    }
+  }
+  spdlog::warn(
+      "the data plane was restarted and lost its sessions: {} participant(s) told to "
+      "publish again",
+      told);
+}
+
 void SignalingServer::on_session_event(unsigned worker, std::span<const std::uint8_t> payload) {
   if (media_) {
     media_->on_session_event(worker, payload);

@@ -37,6 +37,10 @@ class Supervisor final : public media::Link {
   void on_session_event(std::function<void(unsigned worker, std::span<const std::uint8_t>)> f) {
     session_event_ = std::move(f);
   }
+  // A data plane was started again after one exited (a crash, not an adoption): the sessions and
+  // keys the old one held are gone. Called from poll(), once the new one has published its
+  // stats page (info() answers for it).
+  void on_restarted(std::function<void()> f) { restarted_ = std::move(f); }
 
   // Adopts the data plane a previous control plane of this node left running (found through
   // its stats page; the region and doorbells are copied out of it with pidfd_getfd), or else
@@ -76,6 +80,8 @@ class Supervisor final : public media::Link {
   bool stopping_ = false;
   std::string stats_name_;
   std::function<void(unsigned, std::span<const std::uint8_t>)> session_event_;
+  std::function<void()> restarted_;
+  bool restart_pending_ = false;  // restarted_ is owed once the new data plane is up
 };
 
 }  // namespace ringlane::control

@@ -80,6 +80,12 @@ class Orchestrator {
   std::size_t restore();
   // Writes the state file if something changed since the last write.
   void save();
+  // The data plane was restarted (it exited; nothing adopted it): its sessions, keys and routes
+  // are gone. Every participant keeps its membership and loses its sessions, tracks and
+  // subscriptions; WHIP/WHEP resources end (their clients POST again); detached participants
+  // leave at the next expire(). Nothing is pushed to the new data plane. Returns the signaling
+  // participants (room, identity) to tell, who publish again and get new offers.
+  std::vector<std::pair<std::string, std::string>> reset();
 
   Reply publish(const std::string& room, const std::string& identity, const std::string& sdp);
   Reply unpublish(const std::string& room, const std::string& identity, const std::string& track);

@@ -76,6 +76,9 @@ class SignalingServer {
   const SignalingConfig& config() const { return config_; }
   // A session event (ICE/DTLS state) from a worker's event ring.
   void on_session_event(unsigned worker, std::span<const std::uint8_t> payload);
+  // The data plane was restarted and lost every session: the media state is reset and each
+  // participant told (`media_reset`) to publish again (PROTOCOL.md).
+  void media_reset();
 
   // WHIP/WHEP (media/whip.hpp): participants without a connection, on the same rooms.
   media::Orchestrator* orchestrator() { return media_.get(); }
