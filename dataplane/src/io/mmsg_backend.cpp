@@ -58,6 +58,12 @@ class MmsgBackend final : public Backend {
     controls_.resize(b);
     counts_.resize(b);
     pending_.reserve(options_.buffers + options_.tx_buffers);
+    if (options_.gso) {
+      order_.reserve(options_.buffers + options_.tx_buffers);
+      next_.reserve(options_.buffers + options_.tx_buffers);
+      chains_.reserve(options_.buffers + options_.tx_buffers);
+      destinations_.reserve(options_.buffers + options_.tx_buffers);
+    }
     return true;
   }
 
@@ -115,6 +121,7 @@ class MmsgBackend final : public Backend {
   void send(SocketId from, const Endpoint& to, const PacketBuffer& pkt, BufferId id) override {
     Pending& p = pending_.emplace_back();
     p.socket = from.value;
+    p.to = to;
     p.buffer = id.value;
     p.addr_len = to_sockaddr(to, p.addr);
     p.iov.iov_base = pkt.data();
@@ -141,27 +148,37 @@ class MmsgBackend final : public Backend {
     if (giov_.size() < pending_.size()) {
       giov_.resize(pending_.size());
     }
+    order_by_destination();
     std::size_t i = 0;
     while (i < pending_.size()) {
       // A run of sends from one socket goes out in one sendmmsg; with GSO, each message of
-      // it may carry a run of equal-size datagrams to one destination.
-      std::uint32_t socket = pending_[i].socket;
+      // it may carry a run of datagrams to one destination (see gso_run_takes).
+      std::uint32_t socket = at(i).socket;
       std::size_t first = i;
       std::size_t msgs = 0;
-      while (i < pending_.size() && msgs < smsgs_.size() && pending_[i].socket == socket) {
+      while (i < pending_.size() && msgs < smsgs_.size() && at(i).socket == socket) {
         std::size_t count = 1;
+        auto segment = static_cast<std::uint32_t>(at(i).iov.iov_len);
+        std::uint32_t bytes = segment;
+        std::uint32_t last = segment;
         while (options_.gso && i + count < pending_.size() &&
-               same_run(pending_[i], pending_[i + count]) && count < GsoGroup::kMaxSegments &&
-               (count + 1) * pending_[i].iov.iov_len <= GsoGroup::kMaxBytes) {
+               same_destination(at(i), at(i + count))) {
+          auto length = static_cast<std::uint32_t>(at(i + count).iov.iov_len);
+          if (!gso_run_takes(segment, static_cast<std::uint32_t>(count), bytes, last, length,
+                             kGsoMaxSegments)) {
+            break;
+          }
+          bytes += length;
+          last = length;
           ++count;
         }
         for (std::size_t k = 0; k < count; ++k) {
-          giov_[i + k] = pending_[i + k].iov;
+          giov_[i + k] = at(i + k).iov;
         }
         msghdr& h = smsgs_[msgs].msg_hdr;
         h = msghdr{};
-        h.msg_name = &pending_[i].addr;
-        h.msg_namelen = pending_[i].addr_len;
+        h.msg_name = &at(i).addr;
+        h.msg_namelen = at(i).addr_len;
         h.msg_iov = &giov_[i];
         h.msg_iovlen = count;
         if (count > 1) {
@@ -171,7 +188,7 @@ class MmsgBackend final : public Backend {
           c->cmsg_level = SOL_UDP;
           c->cmsg_type = UDP_SEGMENT;
           c->cmsg_len = CMSG_LEN(sizeof(std::uint16_t));
-          auto seg = static_cast<std::uint16_t>(pending_[i].iov.iov_len);
+          auto seg = static_cast<std::uint16_t>(segment);
           std::memcpy(CMSG_DATA(c), &seg, sizeof(seg));
           ++stats_.gso_sends;
         }
@@ -192,7 +209,7 @@ class MmsgBackend final : public Backend {
         }
         done += ok;
         if (done < msgs) {
-          if (sent < 0 && counts_[done] > 1) {
+          if (sent < 0 && counts_[done] > 1 && gso_refusal(errno)) {
             resend_one_by_one(fd, smsgs_[done].msg_hdr, errno);
           } else {
             // One failed message stops sendmmsg; count it and go on with the rest.
@@ -202,10 +219,11 @@ class MmsgBackend final : public Backend {
         }
       }
       for (std::size_t k = first; k < i; ++k) {
-        give_back(pending_[k].buffer);
+        give_back(at(k).buffer);
       }
     }
     pending_.clear();
+    order_.clear();
   }
 
   const BackendStats& stats() const override { return stats_; }
@@ -217,15 +235,62 @@ class MmsgBackend final : public Backend {
   struct Pending {
     std::uint32_t socket;
     std::uint32_t buffer;
+    Endpoint to;
     socklen_t addr_len;
     sockaddr_in6 addr;
     iovec iov;
   };
+  struct Chain {
+    std::uint32_t head;
+    std::uint32_t tail;
+  };
+  static constexpr std::uint32_t kEnd = UINT32_MAX;
+
   void give_back(std::uint32_t bid) { (bid >= options_.buffers ? tx_free_ : free_).push_back(bid); }
 
-  static bool same_run(const Pending& a, const Pending& b) {
-    return a.socket == b.socket && a.iov.iov_len == b.iov.iov_len && a.addr_len == b.addr_len &&
-           std::memcmp(&a.addr, &b.addr, a.addr_len) == 0;
+  // The i-th send of this flush: in queued order, or, with GSO, in order_.
+  Pending& at(std::size_t i) { return order_.empty() ? pending_[i] : pending_[order_[i]]; }
+
+  static bool same_destination(const Pending& a, const Pending& b) {
+    return a.socket == b.socket && a.to == b.to;
+  }
+
+  // With GSO, order_ lists the pending sends grouped by (socket, destination), destinations in
+  // the order of their first send and each one's sends in the order they were queued, so an
+  // SFU's interleaved copies become runs (a stable partition, linear in the sends).
+  void order_by_destination() {
+    order_.clear();
+    if (!options_.gso || pending_.size() < 2) {
+      return;
+    }
+    chains_.clear();
+    next_.assign(pending_.size(), kEnd);
+    for (std::size_t i = 0; i < pending_.size(); ++i) {
+      int* chain = destinations_.find(pending_[i].socket, pending_[i].to);
+      if (chain == nullptr) {  // cannot happen: the table has room for every buffer
+        destinations_.clear();
+        return;
+      }
+      auto index = static_cast<std::uint32_t>(i);
+      if (*chain == DestinationTable::kNone) {
+        *chain = static_cast<int>(chains_.size());
+        chains_.push_back(Chain{index, index});
+      } else {
+        Chain& c = chains_[static_cast<std::size_t>(*chain)];
+        next_[c.tail] = index;
+        c.tail = index;
+      }
+    }
+    if (chains_.size() == pending_.size()) {
+      destinations_.clear();
+      return;  // every send to its own destination: nothing to group
+    }
+    for (const Chain& c : chains_) {
+      for (std::uint32_t k = c.head; k != kEnd; k = next_[k]) {
+        order_.push_back(k);
+      }
+    }
+    destinations_.clear();
   }
 
   // See note_gso_refused(): the run's datagrams go again one by one.
@@ -320,6 +385,10 @@ class MmsgBackend final : public Backend {
   std::vector<std::uint32_t> rbid_;
   std::vector<mmsghdr> smsgs_;
   std::vector<Pending> pending_;
+  std::vector<std::uint32_t> order_;  // see order_by_destination()
+  std::vector<std::uint32_t> next_;
+  std::vector<Chain> chains_;
+  DestinationTable destinations_;
   std::vector<iovec> giov_;
   std::vector<Control> controls_;
   std::vector<std::size_t> counts_;

@@ -1,5 +1,11 @@
 // io_uring backend: one multishot recvmsg per socket drawing from one provided-buffer ring,
 // sends prepared as SQEs and submitted together with the wait, once per loop turn.
+//
+// Order: every send SQE carries MSG_DONTWAIT, so the kernel issues it inline or fails it with
+// EAGAIN (counted in send_errors, as a non-blocking sendmsg and mmsg's sendmmsg do). Without
+// it a send that would block is parked on a poll and retried later, after SQEs queued behind
+// it that went out at once: a destination's datagrams then arrive out of order. With every
+// send issued inline in SQE order, SQE order is wire order.
 #include <liburing.h>
 #include <sys/mman.h>
 #include <sys/utsname.h>
@@ -147,6 +153,7 @@ class UringBackend final : public Backend {
     tx_free_.reserve(options_.tx_buffers);
     if (options_.gso) {
       groups_.resize(kGroups);
+      open_.reserve(kGroups);
       // A zero-copy skb holds at most MAX_SKB_FRAGS (17) page fragments, and every segment
       // of a group lives in its own buffer: longer runs fail with EMSGSIZE.
       for (auto& g : groups_) {
@@ -204,7 +211,7 @@ class UringBackend final : public Backend {
   }
 
   int poll(int timeout_ms, Handler& handler) override {
-    close_group();
+    close_groups();
     advance_returns();
     for (std::uint32_t id : rearm_) {
       if (sockets_[id].state == SocketState::kActive) {
@@ -214,6 +221,9 @@ class UringBackend final : public Backend {
       }
     }
     rearm_.clear();
+    if (deferred_head_ < deferred_.size()) {
+      timeout_ms = 0;  // completions set aside by reclaim() are waiting
+    }
     io_uring_cqe* cqe = nullptr;
     __kernel_timespec ts{};
     ts.tv_sec = timeout_ms / 1000;
@@ -225,13 +235,10 @@ class UringBackend final : public Backend {
       return 0;
     }
     int delivered = 0;
-    unsigned head;
-    unsigned seen = 0;
-    io_uring_for_each_cqe(&ring_, head, cqe) {
-      ++seen;
-      delivered += complete(cqe, handler);
+    io_uring_cqe c{};
+    for (unsigned budget = 2 * kCqEntries; budget > 0 && next_completion(c); --budget) {
+      delivered += complete(&c, handler);
     }
-    io_uring_cq_advance(&ring_, seen);
     return delivered;
   }
 
@@ -242,15 +249,26 @@ class UringBackend final : public Backend {
       return;
     }
     if (options_.gso) {
-      if (open_group_ >= 0 && groups_[open_group_].accepts(from.value, to, pkt.length)) {
-        groups_[open_group_].add(pkt.data(), pkt.length, id.value);
+      // One open group per (socket, destination) until the turn ends. A destination's group
+      // becomes an SQE before anything else is queued for it (a datagram the group does not
+      // take, or a single when no group is free), so its SQEs keep its datagrams' order.
+      int* open = open_.find(from.value, to);
+      if (open == nullptr) {
+        close_groups();
+        open = open_.find(from.value, to);
+      }
+      if (*open >= 0 && groups_[*open].accepts(from.value, to, pkt.length)) {
+        groups_[*open].add(pkt.data(), pkt.length, id.value);
         return;
       }
-      close_group();
+      if (*open >= 0) {
+        close_group(static_cast<std::uint32_t>(*open));
+        *open = DestinationTable::kNone;
+      }
       if (!free_groups_.empty()) {
-        open_group_ = static_cast<int>(free_groups_.back());
+        *open = static_cast<int>(free_groups_.back());
         free_groups_.pop_back();
-        groups_[open_group_].start(from.value, to, pkt.data(), pkt.length, id.value);
+        groups_[*open].start(from.value, to, pkt.data(), pkt.length, id.value);
         return;
       }
     }
@@ -260,6 +278,9 @@ class UringBackend final : public Backend {
   void release(BufferId id) override { return_buffer(id.value); }
 
   std::optional<BufferId> acquire(PacketBuffer& out) override {
+    if (tx_free_.empty()) {
+      reclaim();
+    }
     if (tx_free_.empty()) {
       ++stats_.tx_exhausted;
       return std::nullopt;
@@ -271,7 +292,7 @@ class UringBackend final : public Backend {
   }
 
   void flush() override {
-    close_group();
+    close_groups();
     advance_returns();
     if (io_uring_sq_ready(&ring_) > 0) {
       io_uring_submit(&ring_);
@@ -321,10 +342,13 @@ class UringBackend final : public Backend {
     io_uring_sqe_set_data64(sqe, pack(kSend, socket, buffer));
   }
 
-  // See note_gso_refused(); the group's datagrams are queued again one by one.
+  // See note_gso_refused(); the group's datagrams are queued again one by one. They go after
+  // whatever was submitted behind the group: the one case where order is not kept (the path
+  // refused GSO: EIO turns it off, EINVAL is a path MTU below the segment size).
   bool gso_refused(io_uring_cqe* cqe, std::uint32_t index) {
     GsoGroup& g = groups_[index];
-    if (cqe->res >= 0 || g.count() < 2 || (cqe->flags & IORING_CQE_F_NOTIF) != 0) {
+    if (cqe->res >= 0 || g.count() < 2 || (cqe->flags & IORING_CQE_F_NOTIF) != 0 ||
+        !gso_refusal(-cqe->res)) {
       return false;
     }
     note_gso_refused(-cqe->res, options_.gso, stats_);
@@ -338,12 +362,14 @@ class UringBackend final : public Backend {
     return true;
   }
 
+  // MSG_DONTWAIT makes the request REQ_F_NOWAIT: EAGAIN completes it at once instead of arming
+  // a poll whose retry would leave after the sends queued behind it (see the top of the file).
   void prep_send(io_uring_sqe* sqe, int fd, msghdr* msg) {
     if (options_.zerocopy) {
-      io_uring_prep_sendmsg_zc(sqe, fd, msg, 0);
+      io_uring_prep_sendmsg_zc(sqe, fd, msg, MSG_DONTWAIT);
       sqe->ioprio |= IORING_SEND_ZC_REPORT_USAGE;
     } else {
-      io_uring_prep_sendmsg(sqe, fd, msg, 0);
+      io_uring_prep_sendmsg(sqe, fd, msg, MSG_DONTWAIT);
     }
   }
 
@@ -364,13 +390,17 @@ class UringBackend final : public Backend {
     return (cqe->flags & IORING_CQE_F_MORE) == 0;
   }
 
-  // Turns the open GSO group into one sendmsg SQE.
-  void close_group() {
-    if (open_group_ < 0) {
-      return;
+  // Turns every open GSO group into one sendmsg SQE each, in the order they were opened.
+  void close_groups() {
+    for (std::size_t k = 0; k < open_.size(); ++k) {
+      if (open_.value(k) >= 0) {
+        close_group(static_cast<std::uint32_t>(open_.value(k)));
+      }
     }
-    auto index = static_cast<std::uint32_t>(open_group_);
-    open_group_ = -1;
+    open_.clear();
+  }
+
+  void close_group(std::uint32_t index) {
     GsoGroup& g = groups_[index];
     if (sockets_[g.socket()].state != SocketState::kActive) {
       stats_.send_errors += g.count();
@@ -432,6 +462,67 @@ class UringBackend final : public Backend {
     }
   }
 
+  // The next completion: first those reclaim() set aside (they came before the ring's), then
+  // the ring's, each consumed before it is handled, so that a handler that runs out of
+  // transmit buffers (acquire() -> reclaim()) finds only completions nobody has taken.
+  bool next_completion(io_uring_cqe& out) {
+    if (deferred_head_ < deferred_.size()) {
+      out = deferred_[deferred_head_++];
+      if (deferred_head_ == deferred_.size()) {
+        deferred_.clear();
+        deferred_head_ = 0;
+      }
+      return true;
+    }
+    unsigned head;
+    io_uring_cqe* cqe = nullptr;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      out = *cqe;
+      io_uring_cq_advance(&ring_, 1);
+      return true;
+    }
+    return false;
+  }
+
+  // No free transmit buffer in the middle of a turn (a keyframe copied to hundreds of
+  // subscribers): submit what is queued (sends complete inline, see the top of the file), take
+  // back the buffers of the sends that completed, and set the other completions aside, in
+  // their order, for poll() (a receive needs the handler). Submitting early keeps each
+  // destination's order: its open group becomes an SQE before anything queued after it.
+  void reclaim() {
+    flush();
+    unsigned head;
+    unsigned seen = 0;
+    io_uring_cqe* cqe = nullptr;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      ++seen;
+      auto op = static_cast<Op>(io_uring_cqe_get_data64(cqe) >> 56);
+      if (op == kSend || op == kSendGroup) {
+        complete_send(cqe);
+      } else {
+        deferred_.push_back(*cqe);
+      }
+    }
+    io_uring_cq_advance(&ring_, seen);
+  }
+
+  void complete_send(io_uring_cqe* cqe) {
+    std::uint64_t ud = io_uring_cqe_get_data64(cqe);
+    if (static_cast<Op>(ud >> 56) == kSend) {
+      if (send_completed(cqe, 1)) {
+        return_buffer(static_cast<std::uint32_t>(ud));
+      }
+      return;
+    }
+    auto index = static_cast<std::uint32_t>(ud);
+    if (gso_refused(cqe, index)) {
+      return;
+    }
+    if (send_completed(cqe, groups_[index].count())) {
+      finish_group(index);
+    }
+  }
+
   int complete(io_uring_cqe* cqe, Handler& handler) {
     std::uint64_t ud = io_uring_cqe_get_data64(cqe);
     auto op = static_cast<Op>(ud >> 56);
@@ -440,20 +531,9 @@ class UringBackend final : public Backend {
       case kRecv:
         return on_receive(cqe, socket, handler);
       case kSend:
-        if (send_completed(cqe, 1)) {
-          return_buffer(static_cast<std::uint32_t>(ud));
-        }
+      case kSendGroup:
+        complete_send(cqe);
         return 0;
-      case kSendGroup: {
-        auto index = static_cast<std::uint32_t>(ud);
-        if (gso_refused(cqe, index)) {
-          return 0;
-        }
-        if (send_completed(cqe, groups_[index].count())) {
-          finish_group(index);
-        }
-        return 0;
-      }
       case kWake:
         if (cqe->res > 0) {
           handler.on_wakeup();
@@ -514,7 +594,9 @@ class UringBackend final : public Backend {
   std::vector<std::uint32_t> tx_free_;
   std::vector<GsoGroup> groups_;
   std::vector<std::uint32_t> free_groups_;
-  int open_group_ = -1;
+  DestinationTable open_;               // (socket, destination) -> its open group this turn
+  std::vector<io_uring_cqe> deferred_;  // see reclaim()
+  std::size_t deferred_head_ = 0;
   int wakeup_fd_ = -1;
   std::uint64_t wakeup_value_ = 0;
   BackendStats stats_;

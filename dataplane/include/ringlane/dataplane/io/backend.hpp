@@ -36,8 +36,10 @@ struct BackendOptions {
   std::uint32_t max_sockets = 32768;
   int numa_node = -1;        // allocate the pool on this node; -1 = local
   std::uint32_t batch = 32;  // mmsg: datagrams per recvmmsg/sendmmsg
-  // UDP GSO: a run of equal-size datagrams from one socket to one destination leaves in one
-  // sendmsg with UDP_SEGMENT, its iovecs pointing at each datagram's own buffer.
+  // UDP GSO: the datagrams queued in one loop turn from one socket to one destination leave,
+  // in their order, as sendmsg calls with UDP_SEGMENT (runs of equal length, the last of a run
+  // may be shorter), even when sends to other destinations come in between; the iovecs point
+  // at each datagram's own buffer.
   bool gso = false;
   // uring: IORING_OP_SENDMSG_ZC; a buffer returns to the pool on the kernel's notification.
   bool zerocopy = false;
