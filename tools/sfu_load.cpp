@@ -9,6 +9,7 @@
 //
 //   sfu_load --token-url http://127.0.0.1:H/api/dev-token --participants 11 --publishers 1
 //            --seconds 10 [--video-kbps 1000] [--room R] [--json OUT]
+//   sfu_load --janus http://127.0.0.1:H/janus ...   (the same load against Janus's VideoRoom)
 //
 // Prints "sfu_load: window start" and "sfu_load: window stop" (for a bench sampling the
 // server), then one summary line; writes the JSON summary to --json. Exit 0 when every stream
@@ -24,6 +25,7 @@
 #include <unordered_map>
 
 #include "ringlane/crypto/jwt.hpp"
+#include "sfu_load/janus.hpp"
 #include "sfu_load/options.hpp"
 #include "sfu_load/participant.hpp"
 #include "sfu_load/receiver.hpp"
@@ -73,6 +75,8 @@ class Load {
   void send_join(Participant& p);
   void on_publish_answer(Participant& p, const std::string& text);
   void on_offer(Participant& p, std::uint64_t seq, const std::string& text);
+  std::string answer_offer(Participant& p, const std::string& text);
+  void start_janus();
   void on_readable(std::uint64_t key, std::uint64_t now);
   void got_token(Participant& p);
   void post_whip(Participant& p);
@@ -96,6 +100,7 @@ class Load {
   double cpu0_ = 0, cpu_start_ = 0, cpu_stop_ = 0;
   Receiver rx_;
   bool setup_complete_ = false;
+  std::unique_ptr<JanusVideoRoom> janus_;  // last: it refers to people_ and io_
 };
 
 bool Load::prepare() {
@@ -105,9 +110,10 @@ bool Load::prepare() {
     std::fprintf(stderr, "sfu_load: epoll or --media-ip unusable\n");
     return false;
   }
-  std::string first_url = !o_.token_url.empty() ? o_.token_url
-                          : !o_.ws_url.empty()  ? o_.ws_url
-                                                : o_.whip_url + o_.whep_url;
+  std::string first_url = !o_.token_url.empty()   ? o_.token_url
+                          : !o_.ws_url.empty()    ? o_.ws_url
+                          : !o_.janus_url.empty() ? o_.janus_url
+                                                  : o_.whip_url + o_.whep_url;
   auto http = parse_url(first_url);
   bool loopback = http && http->host.rfind("127.", 0) == 0;
   unsigned publishers = o_.publishers.value_or(o_.participants);
@@ -120,7 +126,15 @@ bool Load::prepare() {
     // everyone else joins over the WebSocket and receives every other publisher.
     p->whep = !p->publishes && !o_.whep_url.empty() && publishers > 0;
     p->via_ws = p->publishes ? o_.whip_url.empty() : !p->whep;
-    if (p->whep) {
+    p->janus = !o_.janus_url.empty();
+    if (p->janus) {
+      p->via_ws = false;  // Janus: everyone receives every other publisher, as over the WebSocket
+      for (unsigned q = 0; q < publishers; ++q) {
+        if (q != i) {
+          p->sources.push_back(q);
+        }
+      }
+    } else if (p->whep) {
       p->sources.push_back(i % publishers);
     } else if (p->via_ws) {
       for (unsigned q = 0; q < publishers; ++q) {
@@ -141,7 +155,8 @@ bool Load::prepare() {
     for (int which = 0; which < 2; ++which) {
       // A WebSocket participant always has a subscriber transport: the server may offer it
       // tracks (of a WHIP publisher, say) that this run does not count on.
-      if ((which == 0 && !p->publishes) || (which == 1 && !p->via_ws && !p->whep)) {
+      if ((which == 0 && !p->publishes) ||
+          (which == 1 && !p->via_ws && !p->whep && (!p->janus || p->sources.empty()))) {
         continue;
       }
       auto t = std::make_unique<Transport>(*media_ip, p->cert);
@@ -347,17 +362,26 @@ void Load::on_publish_answer(Participant& p, const std::string& text) {
 }
 
 void Load::on_offer(Participant& p, std::uint64_t seq, const std::string& text) {
+  std::string answer = answer_offer(p, text);
+  if (!answer.empty()) {
+    p.ws->send(json::object{{"type", "answer"}, {"id", 3}, {"seq", seq}, {"sdp", answer}});
+  }
+}
+
+// The answer to a subscriber offer ("" when it does not parse); the streams it offers by their
+// cname, and the transport started on the first.
+std::string Load::answer_offer(Participant& p, const std::string& text) {
   sdp::ParseError err;
   auto s = sdp::parse(text, err);
   if (!s) {
-    return p.fail("subscriber offer: " + err.reason);
+    p.fail("subscriber offer: " + err.reason);
+    return {};
   }
   ++p.offers;
   LocalDescription l{p.sub->ufrag(), p.sub->pwd(), p.cert->fingerprint(), p.identity,
                      p.sub->local()};
   std::vector<OfferedStream> offered;
   std::string answer = subscribe_answer(*s, l, p.session_id + 1, ++p.sub_version, offered);
-  p.ws->send(json::object{{"type", "answer"}, {"id", 3}, {"seq", seq}, {"sdp", answer}});
   for (const auto& o : offered) {
     auto who = by_identity_.find(o.publisher);
     if (who == by_identity_.end() || p.streams.count(o.ssrc) != 0) {
@@ -370,15 +394,36 @@ void Load::on_offer(Participant& p, std::uint64_t seq, const std::string& text) 
     p.streams.emplace(o.ssrc, std::move(r));
   }
   if (s->media.empty() || p.sub->started()) {
-    return;
+    return answer;
   }
   // We answered setup:active: the DTLS client whatever the offer said.
   auto remote = host_candidate(*s, p.sub->local().family());
   auto fp = sdp::sha256_fingerprint(s->fingerprint_of(0));
   if (!remote || !fp) {
-    return p.fail("subscriber offer without a host candidate or a sha-256 fingerprint");
+    p.fail("subscriber offer without a host candidate or a sha-256 fingerprint");
+    return answer;
   }
   p.sub->start(*remote, s->ufrag_of(0), s->pwd_of(0), *fp, true, mono_ns());
+  return answer;
+}
+
+void Load::start_janus() {
+  auto u = parse_url(o_.janus_url);
+  if (!u) {
+    people_.front()->fail("bad --janus URL");
+    return;
+  }
+  rx_.own_sequence_numbers = true;
+  JanusHooks hooks{[this](Participant& p, const std::string& answer) {
+                     p.joined_ns = mono_ns();
+                     p.answered = start_transport(p, *p.pub, answer, "Janus answer");
+                   },
+                   [this](Participant& p, const std::string& offer) {
+                     p.joined_ns = mono_ns();
+                     return answer_offer(p, offer);
+                   }};
+  janus_ = std::make_unique<JanusVideoRoom>(io_, *u, o_.janus_room, people_, std::move(hooks));
+  janus_->start();
 }
 
 void Load::on_readable(std::uint64_t key, std::uint64_t now) {
@@ -421,7 +466,7 @@ void Load::on_readable(std::uint64_t key, std::uint64_t now) {
 
 bool Load::steady() const {
   for (const auto& p : people_) {
-    if ((p->joined_ns == 0 && (p->via_ws || p->publishes || p->whep)) ||
+    if ((p->joined_ns == 0 && (p->via_ws || p->publishes || p->whep || p->janus)) ||
         (p->publishes && !p->pub->connected()) || p->flowing_streams < p->expected_streams) {
       return false;
     }
@@ -463,8 +508,15 @@ void Load::leave_all() {
                      : 0;
     }
   }
+  bool janus_left = janus_ == nullptr;
+  if (janus_) {
+    janus_->leave([&janus_left] { janus_left = true; });
+  }
   std::uint64_t until = mono_ns() + 2'000'000'000ull;
   auto all_left = [&] {
+    if (!janus_left) {
+      return false;
+    }
     for (auto& p : people_) {
       if (p->ws && p->ws->is_open() && !p->left) {
         return false;
@@ -496,9 +548,14 @@ int Load::run() {
   if (!prepare()) {
     return 2;
   }
+  if (!o_.janus_url.empty()) {
+    start_janus();
+  }
   for (auto& p : people_) {
     p->started_ns = t0_;
-    if (!o_.token_url.empty()) {
+    if (p->janus) {
+      continue;
+    } else if (!o_.token_url.empty()) {
       fetch_token(*p);
     } else if (!o_.jwt_secret.empty()) {
       sign_token(*p);
@@ -533,6 +590,14 @@ int Load::run() {
     now = mono_ns();
     if (now >= next_tick) {
       next_tick = now + 1'000'000;
+      if (janus_) {
+        janus_->tick(now);
+        if (janus_->failed()) {
+          for (auto& p : people_) {
+            p->fail(janus_->error());
+          }
+        }
+      }
       for (auto& p : people_) {
         if (p->retry_token_ns != 0 && now >= p->retry_token_ns) {
           p->retry_token_ns = 0;

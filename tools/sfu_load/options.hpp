@@ -1,6 +1,7 @@
 #pragma once
 // sfu_load's command line.
 #include <unistd.h>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
@@ -28,6 +29,10 @@ struct Options {
   std::string whip_url;
   std::string whep_url;
   std::string bearer;
+  // Janus's VideoRoom over its HTTP API instead of ringlane's signaling: the API's base URL
+  // (http://H:P/janus) and the numeric room to create (default: from the pid).
+  std::string janus_url;
+  std::uint64_t janus_room = 0;
   std::string json_out;
   std::string identity_prefix;
   std::string media_ip = "127.0.0.1";
@@ -46,7 +51,8 @@ inline const char* usage() {
          "         [--audio-bytes B] [--packet-bytes B] [--identity-prefix X] [--media-ip IP]\n"
          "         [--per-source N] [--quiet]\n"
          "       sfu_load --whip URL [--whep URL] [--token-url U | --jwt-secret S | --bearer T] "
-         "...\n";
+         "...\n"
+         "       sfu_load --janus http://H:P/janus [--janus-room N] ...   (Janus VideoRoom)\n";
 }
 
 // nullopt after printing why (exit 2).
@@ -118,6 +124,11 @@ inline std::optional<Options> parse_options(int argc, char** argv) {
       o.whep_url = v;
     } else if (k == "--bearer") {
       o.bearer = v;
+    } else if (k == "--janus") {
+      o.janus_url = v;
+    } else if (k == "--janus-room") {
+      ok = number(v, 1, 1e15, d);
+      o.janus_room = static_cast<std::uint64_t>(d);
     } else if (k == "--json") {
       o.json_out = v;
     } else if (k == "--identity-prefix") {
@@ -133,7 +144,11 @@ inline std::optional<Options> parse_options(int argc, char** argv) {
       return std::nullopt;
     }
   }
-  bool ws_needed = o.whip_url.empty() || o.whep_url.empty();
+  bool ws_needed = o.janus_url.empty() && (o.whip_url.empty() || o.whep_url.empty());
+  if (!o.janus_url.empty() && (!o.whip_url.empty() || !o.whep_url.empty())) {
+    std::fputs("sfu_load: --janus does not combine with --whip/--whep\n", stderr);
+    return std::nullopt;
+  }
   if (ws_needed && o.token_url.empty() && (o.jwt_secret.empty() || o.ws_url.empty())) {
     std::fputs(usage(), stderr);
     return std::nullopt;
@@ -141,6 +156,9 @@ inline std::optional<Options> parse_options(int argc, char** argv) {
   if (o.publishers && *o.publishers > o.participants) {
     std::fputs("sfu_load: --publishers cannot exceed --participants\n", stderr);
     return std::nullopt;
+  }
+  if (o.janus_room == 0) {
+    o.janus_room = 1000000 + static_cast<std::uint64_t>(getpid());
   }
   if (o.room.empty()) {
     o.room = "load-" + std::to_string(getpid());

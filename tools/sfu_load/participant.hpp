@@ -40,6 +40,7 @@ struct Participant {
   bool publishes = false;
   bool via_ws = true;             // joins over the signaling WebSocket
   bool whep = false;              // plays over WHEP (else subscribes over the WebSocket, if at all)
+  bool janus = false;             // publishes and subscribes through Janus's VideoRoom (janus.hpp)
   std::vector<unsigned> sources;  // the publishers (indexes) it must receive from
   std::shared_ptr<const crypto::DtlsCertificate> cert;
 
@@ -63,6 +64,13 @@ struct Participant {
   std::uint64_t offers = 0;
   std::uint64_t sub_version = 1;
   std::uint64_t session_id = 0;
+  std::uint64_t janus_pub = 0;  // Janus plugin handles
+  std::uint64_t janus_sub = 0;
+  bool janus_published = false;
+  bool janus_webrtcup = false;  // Janus says the publisher's PeerConnection is up
+  bool janus_subscribed = false;
+  unsigned janus_join_retries = 0;
+  std::uint64_t janus_retry_ns = 0;  // a subscriber join refused ("No such feed"): again then
 
   // Publishing.
   std::unique_ptr<Transport> pub;

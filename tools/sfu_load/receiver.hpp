@@ -4,6 +4,7 @@
 // kind are the stream's, the sequence number is the publisher's, the marker, payload type and
 // audio level are as sent; then continuity per stream and, for packets sent inside the measured
 // window, the end-to-end latency.
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -23,6 +24,9 @@ struct Receiver {
   std::uint64_t window_stop = 0;            // 0 while it is open
   std::array<LatencyHistogram, 2> latency;  // by Kind
   std::uint64_t integrity_failures = 0;
+  // The server rewrites sequence numbers (Janus): the RTP sequence need not be the payload's
+  // counter, only keep a fixed distance to it (changes are counted, loss is still exact).
+  bool own_sequence_numbers = false;
 
   void on_rtp(Participant& p, const People& people, std::span<std::uint8_t> plain,
               std::uint64_t now) {
@@ -32,14 +36,15 @@ struct Receiver {
       return;
     }
     auto it = p.streams.find(rtp->ssrc());
-    if (it == p.streams.end() && p.whep) {
+    if (it == p.streams.end() && (p.whep || p.janus)) {
       // A WHEP server need not say its SSRCs (a=ssrc is optional): the payload says whose it is.
       auto m = read_payload(rtp->payload());
-      if (m && m->sender == p.sources.front()) {
+      if (m && std::find(p.sources.begin(), p.sources.end(), m->sender) != p.sources.end()) {
         ReceivedStream r;
         r.publisher = m->sender;
         r.video = m->kind == Kind::kVideo;
         r.payload_type = rtp->payload_type();
+        r.audio_level_id = p.janus ? 0 : kAudioLevelId;  // Janus's id is in the offer, not here
         it = p.streams.emplace(rtp->ssrc(), std::move(r)).first;
       }
     }
@@ -51,15 +56,22 @@ struct Receiver {
     auto meta = read_payload(rtp->payload());
     Kind kind = s.video ? Kind::kVideo : Kind::kAudio;
     if (!meta || meta->sender != s.publisher || meta->kind != kind ||
-        (meta->seq & 0xFFFF) != rtp->sequence()) {
+        (!own_sequence_numbers && (meta->seq & 0xFFFF) != rtp->sequence())) {
       ++s.integrity_failures;
       ++integrity_failures;
       return;
     }
+    if (own_sequence_numbers) {
+      auto offset = static_cast<std::uint16_t>(rtp->sequence() - meta->seq);
+      if (s.any && offset != s.seq_offset) {
+        ++s.seq_offset_changes;
+      }
+      s.seq_offset = offset;
+    }
     bool header_ok =
         rtp->payload_type() == s.payload_type && rtp->marker() == ((meta->flags & 1) != 0);
-    if (kind == Kind::kAudio) {
-      auto level = rtp->extension(kAudioLevelId);
+    if (kind == Kind::kAudio && s.audio_level_id != 0) {
+      auto level = rtp->extension(s.audio_level_id);
       header_ok = header_ok && level && level->size() == 1 && (*level)[0] == (0x80 | 30);
     }
     if (!header_ok) {

@@ -64,6 +64,11 @@ struct ReceivedStream {
   std::uint32_t publisher = 0;  // participant index
   bool video = false;
   std::uint8_t payload_type = 0;
+  std::uint8_t audio_level_id = 1;  // the a=extmap id of ssrc-audio-level; 0: not negotiated
+  // A server that writes its own sequence numbers (Janus): their distance to the payload's
+  // counter, and how often it changed (each change is a jump the receiver would see).
+  std::uint16_t seq_offset = 0;
+  std::uint64_t seq_offset_changes = 0;
   std::uint64_t packets = 0;  // every valid packet, duplicates included
   std::uint64_t duplicates = 0;
   std::uint64_t out_of_order = 0;

@@ -46,6 +46,7 @@ inline int summarize(const RunFacts& f) {
   const auto& people = f.people;
   std::array<std::uint64_t, 2> sent{}, expected{}, received{};
   std::uint64_t received_total = 0, out_of_order = 0, duplicates = 0, header_mismatches = 0;
+  std::uint64_t seq_offset_changes = 0;
   std::uint64_t unknown_ssrc = 0, malformed = 0, plis = 0, nacks = 0;
   std::uint64_t srtp_failures = 0, srtcp_failures = 0, send_errors = 0;
   std::size_t streams_expected = 0, streams_flowing = 0;
@@ -95,6 +96,7 @@ inline int summarize(const RunFacts& f) {
       received_total += s.packets;
       out_of_order += s.out_of_order;
       duplicates += s.duplicates;
+      seq_offset_changes += s.seq_offset_changes;
     }
     // Every publisher it receives (over the WebSocket all others, over WHEP the one it plays),
     // both kinds: what that publisher sent in the window, against what arrived.
@@ -166,6 +168,7 @@ inline int summarize(const RunFacts& f) {
                             {"all", loss(expected[0] + expected[1], received[0] + received[1])}}},
       {"out_of_order", out_of_order},
       {"duplicates", duplicates},
+      {"sequence_offset_changes", seq_offset_changes},
       {"integrity_failures", f.integrity_failures},
       {"header_mismatches", header_mismatches},
       {"unknown_ssrc", unknown_ssrc},
