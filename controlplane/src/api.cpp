@@ -13,8 +13,8 @@
 #include "ringlane/controlplane/signaling/token.hpp"
 #include "ringlane/controlplane/web/files.hpp"
 #include "ringlane/crypto/digest.hpp"
-#include "ringlane/dataplane/turn/credentials.hpp"
 #include "ringlane/shm/stats.hpp"
+#include "ringlane/turn/rest_credentials.hpp"
 
 namespace ringlane::control {
 namespace http = boost::beast::http;

@@ -15,8 +15,8 @@
 #include "ringlane/controlplane/dev_secrets.hpp"
 #include "ringlane/controlplane/supervisor.hpp"
 #include "ringlane/crypto/digest.hpp"
-#include "ringlane/dataplane/node.hpp"
-#include "ringlane/dataplane/node_options.hpp"
+#include "ringlane/node/dataplane_main.hpp"
+#include "ringlane/node/options.hpp"
 
 namespace ringlane {
 namespace {

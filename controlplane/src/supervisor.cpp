@@ -12,8 +12,8 @@
 #include <thread>
 
 #include "ringlane/common/log.hpp"
-#include "ringlane/dataplane/commands.hpp"
-#include "ringlane/dataplane/node.hpp"
+#include "ringlane/node/handover.hpp"
+#include "ringlane/shm/commands.hpp"
 #include "ringlane/shm/messages.hpp"
 #include "ringlane/shm/stats.hpp"
 
@@ -43,7 +43,9 @@ bool Supervisor::launch(const std::string& stats_name, std::string& error) {
   if (adopted > 0) {
     return true;
   }
-  region_ = shm::Region::create("ringlane-region", config_.workers, 256, 64, error);
+  // 4,096 slots (1 MiB) per ring: a room of a few hundred joining at once queues a few thousand
+  // session commands; what does not fit waits in backlog_.
+  region_ = shm::Region::create("ringlane-region", config_.workers, 4096, 64, error);
   if (!region_) {
     return false;
   }
@@ -149,12 +151,13 @@ bool Supervisor::exited(int& status) {
 }
 
 bool Supervisor::start() {
-  std::vector<std::string> args = {config_.executable, "dataplane",
-                                   "--region-fd",      std::to_string(region_->fd()),
-                                   "--doorbells",      ""};
-  for (std::size_t i = 0; i < doorbells_.size(); ++i) {
-    args.back() += (i == 0 ? "" : ",") + std::to_string(doorbells_[i]->fd());
+  Handover handover{region_->fd(), {}};
+  for (const auto& bell : doorbells_) {
+    handover.doorbells.push_back(bell->fd());
   }
+  std::vector<std::string> args = {config_.executable, "dataplane"};
+  std::vector<std::string> handed = handover_args(handover);
+  args.insert(args.end(), handed.begin(), handed.end());
   args.insert(args.end(), config_.dataplane_args.begin(), config_.dataplane_args.end());
   std::vector<char*> argv;
   for (auto& a : args)
@@ -196,10 +199,33 @@ bool Supervisor::push(unsigned worker, shm::Command type, std::span<const std::u
   if (worker >= config_.workers || !region_) {
     return false;
   }
-  auto ring = region_->commands(worker);
-  bool ok = ring.push(static_cast<std::uint16_t>(type), shm::kMessageVersion, payload);
+  if (backlog_.size() < config_.workers) {
+    backlog_.resize(config_.workers);
+  }
+  drain(worker);
+  auto& waiting = backlog_[worker];
+  bool ok = waiting.empty() && region_->commands(worker).push(static_cast<std::uint16_t>(type),
+                                                              shm::kMessageVersion, payload);
+  if (!ok && waiting.size() < kMaxBacklog) {
+    waiting.push_back({type, {payload.begin(), payload.end()}});
+    ++backlogged_total_;
+    ok = true;
+  }
   doorbells_[worker]->ring();
   return ok;
+}
+
+void Supervisor::drain(unsigned worker) {
+  if (worker >= backlog_.size() || backlog_[worker].empty()) {
+    return;
+  }
+  auto ring = region_->commands(worker);
+  auto& waiting = backlog_[worker];
+  while (!waiting.empty() && ring.push(static_cast<std::uint16_t>(waiting.front().type),
+                                       shm::kMessageVersion, waiting.front().payload)) {
+    waiting.pop_front();
+  }
+  doorbells_[worker]->ring();
 }
 
 std::optional<media::DataPlaneInfo> Supervisor::info() {
@@ -215,6 +241,9 @@ std::optional<media::DataPlaneInfo> Supervisor::info() {
 }
 
 void Supervisor::poll() {
+  for (unsigned i = 0; i < config_.workers; ++i) {
+    drain(i);
+  }
   for (unsigned i = 0; i < config_.workers; ++i) {
     auto events = region_->events(i);
     while (auto m = events.front()) {
@@ -243,6 +272,7 @@ void Supervisor::poll() {
       return;
     }
     pid_ = -1;
+    backlog_.clear();  // for sessions the next data plane will not have
     if (stopping_) {
       return;
     }
@@ -291,6 +321,8 @@ std::string Supervisor::metrics() const {
   std::string out;
   out += "# TYPE ringlane_dataplane_restarts_total counter\n";
   out += "ringlane_dataplane_restarts_total " + std::to_string(restarts_) + "\n";
+  out += "# TYPE ringlane_ring_backlogged_total counter\n";
+  out += "ringlane_ring_backlogged_total " + std::to_string(backlogged_total_) + "\n";
   out += "# TYPE ringlane_dataplane_adopted gauge\n";
   out += "ringlane_dataplane_adopted " + std::to_string(adopted() ? 1 : 0) + "\n";
   if (!region_) {

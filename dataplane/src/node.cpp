@@ -18,10 +18,10 @@
 #include "ringlane/crypto/digest.hpp"
 #include "ringlane/crypto/dtls.hpp"
 #include "ringlane/dataplane/io/sockaddr.hpp"
-#include "ringlane/dataplane/node.hpp"
-#include "ringlane/dataplane/node_options.hpp"
-#include "ringlane/dataplane/turn/credentials.hpp"
 #include "ringlane/dataplane/worker.hpp"
+#include "ringlane/node/dataplane_main.hpp"
+#include "ringlane/node/handover.hpp"
+#include "ringlane/node/options.hpp"
 #include "ringlane/shm/region.hpp"
 #include "ringlane/shm/stats.hpp"
 
@@ -32,69 +32,7 @@ bool is_any(const IpAddress& ip) {
   return ip == IpAddress{ip.family, {}};
 }
 
-// The first address of the family on an interface that is up, preferring non-loopback.
-std::optional<IpAddress> host_address(Family family) {
-  auto all = host_addresses(family);
-  return all.empty() ? std::nullopt : std::optional<IpAddress>(all.front());
-}
-
 }  // namespace
-
-std::optional<IpAddress> relay_for(Family family, const std::optional<IpAddress>& given,
-                                   const std::vector<Endpoint>& listen) {
-  if (given) {
-    return given;
-  }
-  bool listening = false;
-  for (const auto& ep : listen) {
-    if (ep.family() == family) {
-      listening = true;
-      if (!is_any(ep.ip)) {
-        return ep.ip;
-      }
-    }
-  }
-  return listening ? host_address(family) : std::nullopt;
-}
-
-namespace {}  // namespace
-
-std::string add_dev_secret_if_unconfigured(NodeOptions& o, std::string secret, bool announce) {
-  if (!o.policy.users.empty() || !o.policy.rest_secrets.empty()) {
-    return "";
-  }
-  if (secret.empty()) {
-    secret = crypto::random_token(18);
-  }
-  o.policy.rest_secrets.push_back(secret);
-  if (!announce) {
-    return secret;
-  }
-  std::string user = std::to_string(std::time(nullptr) + 86400) + ":demo";
-  spdlog::warn("no users or secrets given: generated a development TURN REST secret '{}'", secret);
-  spdlog::warn("  e.g. username '{}' password '{}' (valid 24 h)", user,
-               turn::rest_password(secret, user));
-  return secret;
-}
-
-std::vector<std::string> take_handover(const std::vector<std::string>& args, Handover& out) {
-  std::vector<std::string> rest;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--region-fd" && i + 1 < args.size()) {
-      out.region_fd = std::atoi(args[++i].c_str());
-    } else if (args[i] == "--doorbells" && i + 1 < args.size()) {
-      std::string_view list = args[++i];
-      while (!list.empty()) {
-        auto comma = list.find(',');
-        out.doorbells.push_back(std::atoi(std::string(list.substr(0, comma)).c_str()));
-        list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
-      }
-    } else {
-      rest.push_back(args[i]);
-    }
-  }
-  return rest;
-}
 
 int run_dataplane(int argc, char** argv) {
   std::string error;

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "ringlane/dataplane/turn/policy_codec.hpp"
+#include "ringlane/turn/policy_codec.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace ringlane;

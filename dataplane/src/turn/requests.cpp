@@ -3,6 +3,7 @@
 
 #include "ringlane/dataplane/stun/builder.hpp"
 #include "ringlane/dataplane/turn/server.hpp"
+#include "ringlane/turn/rest_credentials.hpp"
 
 namespace ringlane::turn {
 namespace attr = stun::attr;

@@ -5,10 +5,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "ringlane/dataplane/commands.hpp"
 #include "ringlane/dataplane/io/sockaddr.hpp"
 #include "ringlane/dataplane/stun/builder.hpp"
 #include "ringlane/dataplane/worker.hpp"
+#include "ringlane/shm/commands.hpp"
 #include "ringlane/shm/messages.hpp"
 #include "ringlane/shm/region.hpp"
 

@@ -1,8 +1,10 @@
-#include "ringlane/dataplane/turn/policy.hpp"
+#include "ringlane/turn/policy.hpp"
 
 #include <gtest/gtest.h>
 
-#include "ringlane/dataplane/turn/credentials.hpp"
+#include "ringlane/dataplane/turn/nonce_issuer.hpp"
+#include "ringlane/dataplane/turn/user_quota.hpp"
+#include "ringlane/turn/rest_credentials.hpp"
 
 namespace ringlane::turn {
 

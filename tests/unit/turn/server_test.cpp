@@ -1,6 +1,7 @@
 // The TURN core driven directly: every RFC 8656 error path the server answers, and the relay
 // paths checked for bytes on the wire and for payloads that never moved.
 #include "ringlane/dataplane/turn/server.hpp"
+#include "ringlane/turn/rest_credentials.hpp"
 
 #include <gtest/gtest.h>
 

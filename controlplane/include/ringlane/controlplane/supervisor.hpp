@@ -5,6 +5,8 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,8 +14,8 @@
 #include <functional>
 
 #include "ringlane/controlplane/media/link.hpp"
-#include "ringlane/dataplane/turn/policy.hpp"
 #include "ringlane/shm/region.hpp"
+#include "ringlane/turn/policy.hpp"
 
 namespace ringlane::control {
 
@@ -70,6 +72,16 @@ class Supervisor final : public media::Link {
   SupervisorConfig config_;
   std::unique_ptr<shm::Region> region_;
   std::vector<std::unique_ptr<shm::Doorbell>> doorbells_;
+  // Per worker, in order: commands the ring had no room for (a burst of joins), moved into the
+  // ring as the worker makes room (every push and poll). Bounded: past it push() fails.
+  struct Backlogged {
+    shm::Command type;
+    std::vector<std::uint8_t> payload;
+  };
+  static constexpr std::size_t kMaxBacklog = 1 << 16;
+  std::vector<std::deque<Backlogged>> backlog_;
+  std::uint64_t backlogged_total_ = 0;
+  void drain(unsigned worker);
   pid_t pid_ = -1;
   int pidfd_ = -1;  // an adopted data plane is not our child: its exit is seen through a pidfd
   std::chrono::steady_clock::time_point started_;

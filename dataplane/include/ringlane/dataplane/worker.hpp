@@ -14,12 +14,12 @@
 #include "ringlane/dataplane/io/backend.hpp"
 #include "ringlane/dataplane/reservations.hpp"
 #include "ringlane/dataplane/sfu/engine.hpp"
-#include "ringlane/dataplane/turn/policy_codec.hpp"
 #include "ringlane/dataplane/turn/relay_ports.hpp"
 #include "ringlane/dataplane/turn/server.hpp"
 #include "ringlane/shm/messages.hpp"
 #include "ringlane/shm/ring.hpp"
 #include "ringlane/shm/stats.hpp"
+#include "ringlane/turn/policy_codec.hpp"
 
 namespace ringlane {
 

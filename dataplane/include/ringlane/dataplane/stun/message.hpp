@@ -10,6 +10,7 @@
 #include "ringlane/common/bytes.hpp"
 #include "ringlane/common/endpoint.hpp"
 #include "ringlane/dataplane/stun/constants.hpp"
+#include "ringlane/stun/long_term_key.hpp"  // the key check_integrity() takes
 
 namespace ringlane::stun {
 
@@ -88,9 +89,5 @@ class Message {
 std::optional<Endpoint> decode_xor_address(Bytes value, const TransactionId& tid);
 // Plain MAPPED-ADDRESS form (RFC 8489 §14.1).
 std::optional<Endpoint> decode_address(Bytes value);
-
-// Long-term credential key: MD5(username ":" realm ":" password) (RFC 8489 §9.2.2).
-std::array<std::uint8_t, 16> long_term_key(std::string_view username, std::string_view realm,
-                                           std::string_view password);
 
 }  // namespace ringlane::stun

@@ -5,8 +5,8 @@
 
 #include "ringlane/common/endpoint.hpp"
 #include "ringlane/dataplane/stun/message.hpp"
-#include "ringlane/dataplane/turn/policy.hpp"
 #include "ringlane/dataplane/turn/relay_ports.hpp"
+#include "ringlane/turn/policy.hpp"
 
 namespace ringlane::turn {
 

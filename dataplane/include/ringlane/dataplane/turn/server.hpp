@@ -11,10 +11,11 @@
 
 #include "ringlane/dataplane/packet.hpp"
 #include "ringlane/dataplane/turn/allocation.hpp"
-#include "ringlane/dataplane/turn/credentials.hpp"
-#include "ringlane/dataplane/turn/policy.hpp"
+#include "ringlane/dataplane/turn/nonce_issuer.hpp"
 #include "ringlane/dataplane/turn/relay_ports.hpp"
+#include "ringlane/dataplane/turn/user_quota.hpp"
 #include "ringlane/shm/turn_counters.hpp"
+#include "ringlane/turn/policy.hpp"
 
 namespace ringlane::turn {
 

@@ -1,9 +1,15 @@
-#include "ringlane/dataplane/node_options.hpp"
+#include "ringlane/node/options.hpp"
 
 #include <algorithm>
 #include <charconv>
+#include <ctime>
 #include <string_view>
 #include <thread>
+
+#include "ringlane/common/host_address.hpp"
+#include "ringlane/common/log.hpp"
+#include "ringlane/crypto/digest.hpp"
+#include "ringlane/turn/rest_credentials.hpp"
 
 namespace ringlane {
 namespace {
@@ -215,6 +221,45 @@ std::optional<NodeOptions> parse_node_options(int argc, char** argv, std::string
     o.policy.add_user(name, password);
   }
   return o;
+}
+
+std::optional<IpAddress> relay_for(Family family, const std::optional<IpAddress>& given,
+                                   const std::vector<Endpoint>& listen) {
+  if (given) {
+    return given;
+  }
+  bool listening = false;
+  for (const auto& ep : listen) {
+    if (ep.family() == family) {
+      listening = true;
+      if (ep.ip != IpAddress{family, {}}) {
+        return ep.ip;
+      }
+    }
+  }
+  if (!listening) {
+    return std::nullopt;
+  }
+  auto all = host_addresses(family);
+  return all.empty() ? std::nullopt : std::optional<IpAddress>(all.front());
+}
+
+std::string add_dev_secret_if_unconfigured(NodeOptions& o, std::string secret, bool announce) {
+  if (!o.policy.users.empty() || !o.policy.rest_secrets.empty()) {
+    return "";
+  }
+  if (secret.empty()) {
+    secret = crypto::random_token(18);
+  }
+  o.policy.rest_secrets.push_back(secret);
+  if (!announce) {
+    return secret;
+  }
+  std::string user = std::to_string(std::time(nullptr) + 86400) + ":demo";
+  spdlog::warn("no users or secrets given: generated a development TURN REST secret '{}'", secret);
+  spdlog::warn("  e.g. username '{}' password '{}' (valid 24 h)", user,
+               turn::rest_password(secret, user));
+  return secret;
 }
 
 }  // namespace ringlane

@@ -1,6 +1,6 @@
-#include "ringlane/dataplane/turn/policy.hpp"
+#include "ringlane/turn/policy.hpp"
 
-#include "ringlane/dataplane/stun/message.hpp"
+#include "ringlane/stun/long_term_key.hpp"
 
 namespace ringlane::turn {
 
@@ -47,30 +47,6 @@ bool Policy::peer_allowed(const IpAddress& peer) const {
     return true;
   }
   return !any_contains(default_denied_peers(), ip) && !any_contains(deny_peers, ip);
-}
-
-bool UserQuota::acquire(const std::string& user, std::uint32_t limit) {
-  std::lock_guard lock(mutex_);
-  auto& n = counts_[user];
-  if (limit != 0 && n >= limit) {
-    return false;
-  }
-  ++n;
-  return true;
-}
-
-void UserQuota::release(const std::string& user) {
-  std::lock_guard lock(mutex_);
-  auto it = counts_.find(user);
-  if (it != counts_.end() && --it->second == 0) {
-    counts_.erase(it);
-  }
-}
-
-std::uint32_t UserQuota::count(const std::string& user) const {
-  std::lock_guard lock(mutex_);
-  auto it = counts_.find(user);
-  return it == counts_.end() ? 0 : it->second;
 }
 
 }  // namespace ringlane::turn

@@ -1,13 +1,11 @@
 #pragma once
-// Nonces and TURN REST credentials.
+// Nonces for the long-term credential mechanism (TURN REST credentials: turn/rest_credentials.hpp).
 #include <array>
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <string_view>
 
 #include "ringlane/common/endpoint.hpp"
-#include "ringlane/dataplane/turn/policy.hpp"
 
 namespace ringlane::turn {
 
@@ -25,10 +23,5 @@ class NonceIssuer {
   std::string mac_hex(std::uint32_t expiry, const IpAddress& client) const;
   std::array<std::uint8_t, 32> secret_;
 };
-
-// TURN REST username "expiry[:user]" -> its Unix expiry, or nullopt when it is not of that form.
-std::optional<std::int64_t> rest_username_expiry(std::string_view username);
-// The password a REST user has: base64(HMAC-SHA1(secret, username)).
-std::string rest_password(std::string_view secret, std::string_view username);
 
 }  // namespace ringlane::turn

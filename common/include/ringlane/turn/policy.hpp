@@ -1,10 +1,10 @@
 #pragma once
 // What the TURN server enforces: who may authenticate, which peers may be reached, quotas.
-// Immutable once built; a change at run time swaps in a new Policy.
+// Immutable once built; a change at run time swaps in a new Policy. The control plane builds it
+// from the node options and replays it to the data plane's workers (shm/commands.hpp).
 #include <array>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -53,19 +53,5 @@ struct Policy {
 
 // The default deny list (exposed for tests and for printing at start-up).
 const std::vector<Cidr>& default_denied_peers();
-
-// Allocations per user across all workers. Touched on Allocate and on deletion only, never
-// on the packet path, so a mutex is fine.
-class UserQuota {
- public:
-  // True and counted when `user` has fewer than `limit` allocations (limit 0 = unlimited).
-  bool acquire(const std::string& user, std::uint32_t limit);
-  void release(const std::string& user);
-  std::uint32_t count(const std::string& user) const;
-
- private:
-  mutable std::mutex mutex_;
-  std::unordered_map<std::string, std::uint32_t> counts_;
-};
 
 }  // namespace ringlane::turn

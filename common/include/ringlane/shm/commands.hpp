@@ -2,8 +2,8 @@
 // Building and sending ring commands (control side) for the data plane's workers.
 #include <cstdint>
 
-#include "ringlane/dataplane/turn/policy.hpp"
 #include "ringlane/shm/ring.hpp"
+#include "ringlane/turn/policy.hpp"
 
 namespace ringlane {
 

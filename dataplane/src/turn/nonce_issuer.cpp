@@ -1,4 +1,4 @@
-#include "ringlane/dataplane/turn/credentials.hpp"
+#include "ringlane/dataplane/turn/nonce_issuer.hpp"
 
 #include <charconv>
 #include <cstdio>
@@ -52,22 +52,6 @@ NonceIssuer::Check NonceIssuer::check(std::string_view nonce, const IpAddress& c
   // An invalid nonce is also answered with 438 and a fresh nonce (RFC 8489 §9.2.4), but it
   // is told apart here so that forgeries can be counted.
   return static_cast<std::int64_t>(expiry) < unix_now ? Check::kStale : Check::kValid;
-}
-
-std::optional<std::int64_t> rest_username_expiry(std::string_view username) {
-  auto colon = username.find(':');
-  auto digits = username.substr(0, colon);
-  std::int64_t expiry = 0;
-  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), expiry);
-  if (digits.empty() || ec != std::errc{} || end != digits.data() + digits.size()) {
-    return std::nullopt;
-  }
-  return expiry;
-}
-
-std::string rest_password(std::string_view secret, std::string_view username) {
-  auto mac = crypto::hmac_sha1(as_bytes(secret), {as_bytes(username)});
-  return crypto::base64_encode(mac);
 }
 
 }  // namespace ringlane::turn

@@ -1,9 +1,9 @@
-#include "ringlane/dataplane/commands.hpp"
+#include "ringlane/shm/commands.hpp"
 
 #include <algorithm>
 
-#include "ringlane/dataplane/turn/policy_codec.hpp"
 #include "ringlane/shm/messages.hpp"
+#include "ringlane/turn/policy_codec.hpp"
 
 namespace ringlane {
 

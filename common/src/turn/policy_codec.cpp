@@ -1,4 +1,4 @@
-#include "ringlane/dataplane/turn/policy_codec.hpp"
+#include "ringlane/turn/policy_codec.hpp"
 
 #include <cstring>
 

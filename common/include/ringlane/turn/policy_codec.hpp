@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "ringlane/common/bytes.hpp"
-#include "ringlane/dataplane/turn/policy.hpp"
+#include "ringlane/turn/policy.hpp"
 
 namespace ringlane::turn {
 

@@ -1,13 +1,14 @@
 #pragma once
-// Command-line options of `ringlane run`. Every option has a safe default, so the node runs
-// with no configuration file at all.
+// Command-line options of the node. Every option has a safe default, so the node runs with no
+// configuration file at all. `ringlane run` (the control plane) reads them for the policy it
+// replays and the addresses it advertises, and passes them on to `ringlane dataplane`.
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "ringlane/common/cidr.hpp"
 #include "ringlane/common/endpoint.hpp"
-#include "ringlane/dataplane/turn/policy.hpp"
+#include "ringlane/turn/policy.hpp"
 
 namespace ringlane {
 
@@ -41,5 +42,16 @@ std::optional<NodeOptions> parse_node_options(int argc, char** argv, std::string
 const char* node_options_help();
 // Workers the node runs: --workers, else one per --cpus entry, else one per CPU.
 unsigned worker_count(const NodeOptions& o);
+
+// The relay address of a family: the given one, else the listener's, else the host's first
+// (non-loopback preferred) address when listening on the any-address.
+std::optional<IpAddress> relay_for(Family family, const std::optional<IpAddress>& given,
+                                   const std::vector<Endpoint>& listen);
+
+// With no users and no REST secret, adds a development secret (`secret`, or one generated here;
+// printed with an example credential when `announce`) so the node is usable at once. Returns
+// it, or "" when not needed.
+std::string add_dev_secret_if_unconfigured(NodeOptions& o, std::string secret = {},
+                                           bool announce = true);
 
 }  // namespace ringlane
