@@ -66,3 +66,39 @@ write("turn_request_corpus", "refresh_zero", b"\x81\x01" + attr(0x000D, b"\0\0\0
 write("turn_request_corpus", "create_permission", b"\x02\x00" + peer + xor_addr(0x0012, b"\x7f\0\0\x01", 1))
 write("turn_request_corpus", "channel_bind", b"\x03\x00" + attr(0x000C, b"\x40\x01\0\0") + peer)
 write("turn_request_corpus", "binding", b"\x04\x00")
+
+# stream_framer_fuzz: [flags][c1][c2][c3] + a TURN stream (RFC 8656 §12.5): STUN and padded ChannelData.
+def sf_attr(t, v):
+    return struct.pack("!HH", t, len(v)) + v + b"\0" * ((4 - len(v) % 4) % 4)
+def sf_msg(mtype, tid, body, fp=True):
+    if fp:
+        hdr = struct.pack("!HHI", mtype, len(body) + 8, COOKIE) + tid
+        crc = (zlib.crc32(hdr + body) ^ 0x5354554E) & 0xFFFFFFFF
+        body += sf_attr(0x8028, struct.pack("!I", crc))
+    return struct.pack("!HHI", mtype, len(body), COOKIE) + tid + body
+def sf_cd(ch, data):  # ChannelData padded for a stream
+    return struct.pack("!HH", ch, len(data)) + data + b"\0" * ((4 - len(data) % 4) % 4)
+def sf_xor_peer(ip4, port):
+    x = bytes(a ^ b for a, b in zip(ip4, struct.pack("!I", COOKIE)))
+    return sf_attr(0x0012, struct.pack("!BBH", 0, 1, port ^ (COOKIE >> 16)) + x)
+tid = bytes(range(1, 13))
+allocate = sf_msg(0x0003, tid, sf_attr(0x0019, b"\x11\0\0\0"))
+binding = bytes.fromhex(
+    "000100582112a442b7e7a701bc34d686fa87dfae802200105354554e207465737420636c69656e7400240004"
+    "6e0001ff80290008932ff9b151263b36000600096576746a3a68367659202020000800149aeaa70cbfd8cb56"
+    "781ef2b5b2d3f249c1b571a280280004e57a3bcf")
+bind_channel = sf_msg(0x0009, tid, sf_attr(0x000C, b"\x40\x00\0\0") + sf_xor_peer(b"\xc6\x33\x64\x07", 9000))
+send = sf_msg(0x0016, tid, sf_xor_peer(b"\xc6\x33\x64\x07", 9000) + sf_attr(0x0013, b"hello"), fp=False)
+def seed(name, flags, cuts, stream):
+    write("stream_framer_corpus", name, bytes([flags]) + bytes(cuts) + stream)
+seed("allocate_whole", 2, [255, 255, 255], allocate)
+seed("binding_split", 0, [6, 12, 0], binding)
+seed("channel_data_padded", 0, [2, 4, 6],
+     allocate + bind_channel + b"".join(sf_cd(0x4000, bytes(range(n))) for n in range(8)) + binding)
+seed("one_byte_chunks", 0, [0, 0, 0], allocate + sf_cd(0x4001, b"abcde") + send + sf_cd(0x4FFF, b""))
+seed("send_and_channel", 2, [0, 1, 255], send + sf_cd(0x4000, b"x" * 1200) + send)
+seed("garbage_http", 0, [15, 15, 15], b"GET / HTTP/1.1\r\nHost: turn.example\r\n\r\n")
+seed("tls_client_hello", 0, [4, 100, 100], bytes.fromhex("16030102000100 01fc0303") + bytes(32))
+seed("length_never_arrives", 2, [0, 3, 9], struct.pack("!HHI", 0x0003, 0xFFFC, COOKIE) + tid + bytes(200))
+seed("over_small_limit", 0x21, [200, 200, 200], allocate + sf_cd(0x4000, bytes(120)))
+seed("rtp_after_stun", 0, [30, 30, 30], binding + bytes.fromhex("80e00001000000000000000000"))
