@@ -135,7 +135,7 @@ void Engine::on_feedback(Session& subscriber, Bytes packet, const Now& now) {
   } else if (p.type == rtcp::kRtpfb && fb->fmt == rtcp::kFmtNack) {
     ++counters_.nack_received;
     if (auto lost = rtcp::parse_nack(*fb)) {
-      on_nack(subscriber, *pub, *t, media, packet, *lost, now);
+      on_nack(subscriber, *pub, *t, media, *lost, now);
     }
   }
 }
@@ -143,7 +143,7 @@ void Engine::on_feedback(Session& subscriber, Bytes packet, const Now& now) {
 // Answers a subscriber's NACK from the store (as RTX when that subscriber negotiated it, RFC
 // 4588; the packet itself otherwise). What is no longer kept is asked of the publisher.
 void Engine::on_nack(Session& subscriber, Session& publisher, Track& track,
-                     std::uint32_t media_ssrc, Bytes packet, std::span<const std::uint16_t> lost,
+                     std::uint32_t media_ssrc, std::span<const std::uint16_t> lost,
                      const Now& now) {
   Route* route = nullptr;
   for (auto& r : track.routes) {
@@ -158,9 +158,15 @@ void Engine::on_nack(Session& subscriber, Session& publisher, Track& track,
   // subscriber could make the worker resend its whole store. Each sequence number counts once,
   // and at most kMaxResendPerNack of them are resent; the rest count as missed.
   constexpr std::size_t kMaxResendPerNack = 64;
+  // A browser NACKs a packet again after about an RTT without it; a resend younger than this is
+  // probably on its way, so it is not sent twice (libwebrtc guards its own resends the same way).
+  constexpr std::uint64_t kResendGuardMs = 100;
   std::array<std::uint16_t, kMaxResendPerNack> done;
   std::size_t n = 0;
-  bool missed = false;
+  // What the store no longer has, asked of the publisher (RFC 4585 §6.2.1), at most one NACK's
+  // worth: the retransmission comes back through on_rtp and reaches every subscriber.
+  std::array<std::uint16_t, 32> missed;
+  std::size_t n_missed = 0;
   for (std::uint16_t seq : lost) {
     if (std::find(done.begin(), done.begin() + static_cast<std::ptrdiff_t>(n), seq) !=
         done.begin() + static_cast<std::ptrdiff_t>(n)) {
@@ -171,6 +177,10 @@ void Engine::on_nack(Session& subscriber, Session& publisher, Track& track,
       continue;
     }
     done[n++] = seq;
+    if (route->resent_recently(seq, now.mono_ms, kResendGuardMs)) {
+      ++counters_.retransmit_throttled;
+      continue;
+    }
     auto kept = track.cache ? store_->find(track.token, *track.cache, seq, now.mono_ms,
                                            config_.retransmit_max_age_ms)
                             : std::nullopt;
@@ -180,29 +190,23 @@ void Engine::on_nack(Session& subscriber, Session& publisher, Track& track,
                      : std::nullopt;
     if (view && send_copy(*route, *view, route->rtx_ssrc != 0)) {
       ++counters_.retransmitted;
+      route->resent(seq, now.mono_ms);
     } else {
       ++counters_.retransmit_missed;
-      missed = true;
+      if (n_missed < missed.size()) {
+        missed[n_missed++] = seq;
+      }
     }
   }
-  if (!missed || !publisher.connected()) {
+  if (n_missed == 0 || !publisher.connected()) {
     return;
   }
-  // Passed upstream renamed to the publisher's SSRC; the retransmission comes back through
-  // on_rtp and reaches every subscriber of the track.
-  PacketBuffer out;
-  auto id = out_.acquire(out);
-  if (!id || !out.assign(packet)) {
-    if (id) {
-      out_.release(*id);
-    }
-    counters_.drop(Drop::kTxExhausted);
-    return;
+  if (send_new_rtcp(publisher, [&](MutableBytes out) {
+        return rtcp::build_nack(out, publisher.report_ssrc, track.ssrc,
+                                std::span(missed.data(), n_missed));
+      })) {
+    ++counters_.nack_forwarded;
   }
-  store_be32(out.data() + 4, publisher.report_ssrc);
-  store_be32(out.data() + 8, track.ssrc);
-  ++counters_.nack_forwarded;
-  send_rtcp(publisher, out, *id);
 }
 
 void Engine::nack_upstream(Session& publisher, Track& track, std::uint16_t from, std::uint16_t to) {

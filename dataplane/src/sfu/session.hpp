@@ -27,6 +27,25 @@ struct Route {
   std::uint8_t rtx_payload_type = 0;
   std::array<std::uint8_t, shm::kExtensionMap> extensions{};
   std::uint16_t rtx_sequence = 0;  // RFC 4588 §4: the RTX stream numbers its own packets
+  // The packets last resent to this subscriber and when (a circle): a NACK repeated before the
+  // resend can have arrived does not send it again.
+  static constexpr std::size_t kResent = 32;
+  std::array<std::uint16_t, kResent> resent_seq{};
+  std::array<std::uint64_t, kResent> resent_ms{};
+  std::size_t resent_next = 0;
+  bool resent_recently(std::uint16_t seq, std::uint64_t now_ms, std::uint64_t guard_ms) const {
+    for (std::size_t i = 0; i < kResent; ++i) {
+      if (resent_ms[i] != 0 && resent_seq[i] == seq && now_ms - resent_ms[i] < guard_ms) {
+        return true;
+      }
+    }
+    return false;
+  }
+  void resent(std::uint16_t seq, std::uint64_t now_ms) {
+    resent_seq[resent_next] = seq;
+    resent_ms[resent_next] = now_ms;
+    resent_next = (resent_next + 1) % kResent;
+  }
 };
 
 // A track a session publishes.

@@ -339,10 +339,29 @@ TEST_F(FeedbackTest, NackWithoutRtxGetsThePacketAndWhatIsNotKeptGoesUpstream) {
   auto fb = rtcp::parse_feedback(view(up[0]));
   ASSERT_TRUE(fb);
   EXPECT_EQ(fb->media_ssrc, kVideo);
+  EXPECT_EQ(rtcp::parse_nack(*fb), (std::vector<std::uint16_t>{1500}));  // only what is not kept
   EXPECT_EQ(counters().nack_forwarded, 1u);
 
+  // The same packet NACKed again before the resend can have arrived: not sent twice, and not
+  // asked of the publisher either; past the guard it is resent again.
+  std::vector<std::uint8_t> repeat(64);
+  const std::uint16_t once[] = {1000};
+  repeat.resize(rtcp::build_nack(repeat, 0xB0B0, kSubVideo, once));
+  advance(30);
+  send_rtcp(b_, repeat);
+  EXPECT_TRUE(rtp_at(b_).empty());
+  EXPECT_TRUE(rtcp_at(a_).empty());
+  EXPECT_EQ(counters().retransmit_throttled, 1u);
+  EXPECT_EQ(counters().retransmitted, 1u);
+  advance(100);
+  send_rtcp(b_, repeat);
+  // Sent again (B got the first, so to B's SRTP this one is a replay; a lost first would not be).
+  EXPECT_EQ(take(b_, rtp::PacketKind::kRtp).size(), 1u);
+  EXPECT_EQ(counters().retransmitted, 2u);
+  EXPECT_EQ(counters().retransmit_throttled, 1u);
+
   // Kept packets age out: a second later the store no longer answers.
-  advance(1001);
+  advance(1001 - 130);
   std::vector<std::uint8_t> late(64);
   const std::uint16_t again[] = {1000};
   late.resize(rtcp::build_nack(late, 0xB0B0, kSubVideo, again));

@@ -111,6 +111,7 @@ void for_each_stat(const WorkerStats& s, F&& f) {
   f("sfu_nack_forwarded", m.nack_forwarded);
   f("sfu_retransmitted", m.retransmitted);
   f("sfu_retransmit_missed", m.retransmit_missed);
+  f("sfu_retransmit_throttled", m.retransmit_throttled);
   f("sfu_upstream_nacks", m.upstream_nacks);
   f("sfu_rtx_received", m.rtx_received);
   f("sfu_sr_forwarded", m.sr_forwarded);

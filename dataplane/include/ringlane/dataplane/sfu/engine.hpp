@@ -77,7 +77,7 @@ class Engine {
   // One copy of plain RTP packet `rtp` to a route; as an RTX packet (RFC 4588) when `as_rtx`.
   bool send_copy(Route& r, const rtp::RtpPacket& view, bool as_rtx);
   void on_nack(Session& subscriber, Session& publisher, Track& track, std::uint32_t media_ssrc,
-               Bytes packet, std::span<const std::uint16_t> lost, const Now& now);
+               std::span<const std::uint16_t> lost, const Now& now);
   void nack_upstream(Session& publisher, Track& track, std::uint16_t from, std::uint16_t to);
   void forward_sender_report(Session& publisher, Bytes sr);
   void on_feedback(Session& subscriber, Bytes packet, const Now& now);
