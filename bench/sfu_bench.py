@@ -97,6 +97,19 @@ def machine_busy_s():
     return (sum(v[:8]) - v[3] - v[4] - v[7]) / CLK_TCK
 
 
+def stop_group(proc):
+    """SIGTERM to a server's process group (its own session), SIGKILL after 15 s."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
 class Node:
     """`ringlane run` with embedded defaults on loopback: one worker, pinned, own state dir."""
 
@@ -137,15 +150,7 @@ class Node:
         return self.stats()["workers"][0]
 
     def stop(self):
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait()
+        stop_group(self.proc)
 
 
 JANUS_LIB = "/usr/lib/x86_64-linux-gnu/janus"
@@ -291,15 +296,7 @@ admin: {{
             assert f.read().strip() == "janus"
 
     def stop(self):
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait()
+        stop_group(self.proc)
 
 
 def janus_snapshot(j):

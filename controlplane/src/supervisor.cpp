@@ -199,9 +199,6 @@ bool Supervisor::push(unsigned worker, shm::Command type, std::span<const std::u
   if (worker >= config_.workers || !region_) {
     return false;
   }
-  if (backlog_.size() < config_.workers) {
-    backlog_.resize(config_.workers);
-  }
   drain(worker);
   auto& waiting = backlog_[worker];
   bool ok = waiting.empty() && region_->commands(worker).push(static_cast<std::uint16_t>(type),
@@ -216,7 +213,7 @@ bool Supervisor::push(unsigned worker, shm::Command type, std::span<const std::u
 }
 
 void Supervisor::drain(unsigned worker) {
-  if (worker >= backlog_.size() || backlog_[worker].empty()) {
+  if (backlog_[worker].empty()) {
     return;
   }
   auto ring = region_->commands(worker);
@@ -272,7 +269,9 @@ void Supervisor::poll() {
       return;
     }
     pid_ = -1;
-    backlog_.clear();  // for sessions the next data plane will not have
+    for (auto& waiting : backlog_) {
+      waiting.clear();  // for sessions the next data plane will not have
+    }
     if (stopping_) {
       return;
     }

@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -162,6 +163,32 @@ def stop(server, browser):
         server.wait(15)
     except subprocess.TimeoutExpired:
         server.kill()
+
+
+def kill_dataplane(pid):
+    """Kills a data plane a test's control plane left running (it outlives a killed parent)."""
+    if pid and os.path.exists(f"/proc/{pid}"):
+        time.sleep(0.5)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def dataplane_counters(binary, name):
+    """The data plane's counters summed over its workers (`ringlane stats`)."""
+    out = subprocess.run([binary, "stats", "--name", name], capture_output=True, text=True, timeout=5)
+    workers = json.loads(out.stdout)["workers"]
+    return {k: sum(w[k] for w in workers) for k in workers[0] if isinstance(workers[0][k], (int, float))}
+
+
+def browser_test_args():
+    """--ringlane PATH [--io uring|mmsg] and the hidden --in-netns of netns_main()."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ringlane", required=True)
+    ap.add_argument("--io", choices=["uring", "mmsg"], default="uring")
+    ap.add_argument("--in-netns", action="store_true", help=argparse.SUPPRESS)
+    return ap.parse_args()
 
 
 def netns_main(a, script, prefix, run_fn, timeout=220, needs=("chromedriver", "ip")):

@@ -29,7 +29,6 @@ Skips (77) when Chromium, chromedriver or `ip netns` is missing.
 
 Usage: sfu_codecs_test.py --ringlane PATH [--io uring|mmsg]
 """
-import argparse
 import os
 import re
 import socket
@@ -38,7 +37,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from testlib import FAILURES, check, free_port, wait_http  # noqa: E402
 from webdriver import FAKE_MEDIA_FLAGS, Browser  # noqa: E402
-from sfu_browser_test import (Pages, free_port_pair, netns_main, start_node, stop,  # noqa: E402
+from sfu_browser_test import (Pages, browser_test_args, free_port_pair, netns_main, start_node, stop,  # noqa: E402
                               wait_flowing, wait_until)
 
 # (option given to the page, the mimeType expected on both ends). None: the browser's default.
@@ -270,11 +269,7 @@ def run(a, tmp, log):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--ringlane", required=True)
-    ap.add_argument("--io", choices=["uring", "mmsg"], default="uring")
-    ap.add_argument("--in-netns", action="store_true", help=argparse.SUPPRESS)
-    a = ap.parse_args()
+    a = browser_test_args()
 
     def go(tmp, logs):
         logs.append(os.path.join(tmp, "ringlane.log"))

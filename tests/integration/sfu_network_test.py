@@ -21,26 +21,16 @@ namespace whose only interface is lo:
 Skips (77) when Chromium, chromedriver, `ip netns` or nft is missing.
 Usage: sfu_network_test.py --ringlane PATH [--io uring|mmsg]
 """
-import argparse
-import json
 import os
 import socket
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sfu_browser_test import (Pages, free_port_pair, netns_main, start_node, stop,  # noqa: E402
-                              wait_flowing, wait_until)
+from sfu_browser_test import (Pages, browser_test_args, dataplane_counters, free_port_pair,  # noqa: E402
+                              netns_main, start_node, stop, wait_flowing, wait_until)
 from testlib import FAILURES, check, free_port, wait_http  # noqa: E402
 from webdriver import FAKE_MEDIA_FLAGS, Browser  # noqa: E402
-
-
-def sfu_stats(binary, name):
-    out = subprocess.run([binary, "stats", "--name", name], capture_output=True, text=True, timeout=5)
-    workers = json.loads(out.stdout)["workers"]
-    return {k: sum(w[k] for w in workers) for k in ("sfu_retransmitted", "sfu_nack_received",
-                                                   "sfu_rtp_forwarded", "sfu_ice_restarts", "sfu_ice_restarts_completed",
-                                                   "sfu_dtls_connected")}
 
 
 def remote_ufrags(pages, who):
@@ -87,7 +77,7 @@ def run(a, tmp, log):
                     ["nft", "add", "chain", "inet", "rl", "out", "{ type filter hook output priority 0 ; }"],
                     rule):
             subprocess.run(cmd, check=True)
-        before = sfu_stats(a.ringlane, name)
+        before = dataplane_counters(a.ringlane, name)
         nacks_before = {w: nacks(clean[w]) for w in pair}
         why, lossy = wait_flowing(pages, pair, 5)
         # Several seconds of loss, sampled: decoding must keep going all along.
@@ -97,7 +87,7 @@ def run(a, tmp, log):
             if why:
                 stalls.append(why)
         check(not stalls, f"under 3% loss both keep decoding ({stalls or 'all rising'})")
-        after = sfu_stats(a.ringlane, name)
+        after = dataplane_counters(a.ringlane, name)
         grew = {w: nacks(lossy[w]) - nacks_before[w] for w in pair}
         check(all(v > 0 for v in grew.values()), f"the pages NACK what they miss (nackCount +{grew})")
         check(after["sfu_nack_received"] > before["sfu_nack_received"]
@@ -119,7 +109,7 @@ def run(a, tmp, log):
               f"p3's selected pairs use relay candidates ({pairs})")
 
         # 3. p1 restarts ICE on both its peer connections.
-        before = sfu_stats(a.ringlane, name)
+        before = dataplane_counters(a.ringlane, name)
         ufrags = remote_ufrags(pages, "p1")
         def p1_tracks(w):
             # p1's tracks as the page saw them come and go (ids), from its event log.
@@ -134,14 +124,14 @@ def run(a, tmp, log):
         check(bool(changed) and None not in ufrags.values(),
               f"both connections got new server credentials ({ufrags} -> {now})")
         def grew(key):
-            return sfu_stats(a.ringlane, name)[key] - before[key]
+            return dataplane_counters(a.ringlane, name)[key] - before[key]
         def restarted():
             now = pages.run("p1", "return await window.ringlaneTest.iceTransports()")
             fresh = all(now.get(pc, {}).get("ufrag") not in (None, local_before.get(pc, {}).get("ufrag"))
                         and now[pc].get("state") == "connected" for pc in ("publisher", "subscriber"))
             return now if fresh and grew("sfu_ice_restarts") >= 2 else None
         local_after = wait_until(restarted, 15)
-        after = sfu_stats(a.ringlane, name)
+        after = dataplane_counters(a.ringlane, name)
         # Chromium may go on checking with the old server credentials on a restarted connection
         # (it pairs its new candidates with the old remote ones before the answer arrives): the
         # worker keeps answering them, so "completed" (first check with the new ones) is told,
@@ -167,11 +157,7 @@ def run(a, tmp, log):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--ringlane", required=True)
-    ap.add_argument("--io", choices=["uring", "mmsg"], default="uring")
-    ap.add_argument("--in-netns", action="store_true", help=argparse.SUPPRESS)
-    a = ap.parse_args()
+    a = browser_test_args()
 
     def go(tmp, logs):
         logs.append(os.path.join(tmp, "ringlane.log"))

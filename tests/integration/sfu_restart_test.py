@@ -14,17 +14,15 @@ Skips (77) when Chromium, chromedriver or `ip netns` is missing.
 
 Usage: sfu_restart_test.py --ringlane PATH [--io uring|mmsg]
 """
-import argparse
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sfu_browser_test import (Pages, free_port_pair, netns_main, start_node, stop,  # noqa: E402
-                              wait_flowing, wait_until)
+from sfu_browser_test import (Pages, browser_test_args, free_port_pair, kill_dataplane,  # noqa: E402
+                              netns_main, start_node, stop, wait_flowing, wait_until)
 from testlib import FAILURES, check, free_port, http_get, wait_http  # noqa: E402
 from webdriver import FAKE_MEDIA_FLAGS, Browser  # noqa: E402
 
@@ -136,20 +134,11 @@ def run(a, tmp, logs):
         check(active == 6, f"the new data plane holds their 6 peer connections ({active})")
     finally:
         stop(server, browser)
-        if dataplane and os.path.exists(f"/proc/{dataplane}"):
-            time.sleep(0.5)
-            try:
-                os.kill(dataplane, signal.SIGKILL)
-            except OSError:
-                pass
+        kill_dataplane(dataplane)
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--ringlane", required=True)
-    ap.add_argument("--io", choices=["uring", "mmsg"], default="uring")
-    ap.add_argument("--in-netns", action="store_true", help=argparse.SUPPRESS)
-    a = ap.parse_args()
+    a = browser_test_args()
     return netns_main(a, __file__, "rl-sfurs", lambda tmp, logs: run(a, tmp, logs))
 
 if __name__ == "__main__":

@@ -42,7 +42,6 @@ Skips (77) when Chromium, chromedriver or `ip netns` is missing.
 
 Usage: whip_test.py --ringlane PATH [--io uring|mmsg]
 """
-import argparse
 import asyncio
 import http.client
 import json
@@ -55,8 +54,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sfu_browser_test import (Pages, free_port_pair, netns_main, stop, wait_flowing,  # noqa: E402
-                              wait_until)
+from sfu_browser_test import (Pages, browser_test_args, dataplane_counters, free_port_pair,  # noqa: E402
+                              kill_dataplane, netns_main, stop, wait_flowing, wait_until)
 from testlib import check, free_port, http_get, wait_http  # noqa: E402
 from webdriver import FAKE_MEDIA_FLAGS, Browser  # noqa: E402
 
@@ -176,12 +175,6 @@ def metric(port, name):
         if line.startswith(name + " "):
             return float(line.split()[1])
     return None
-
-
-def sfu_counter(binary, name, key):
-    """A data plane counter summed over the workers (`ringlane stats`)."""
-    out = subprocess.run([binary, "stats", "--name", name], capture_output=True, text=True, timeout=5)
-    return sum(w[key] for w in json.loads(out.stdout)["workers"]) if out.returncode == 0 else None
 
 
 def dev_token(port, room, identity):
@@ -516,7 +509,7 @@ def run(a, tmp, logs):
               f"an ICE restart PATCH without the new a=ice-pwd: 400 bad_sdpfrag ({status} {body})")
         # The viewer restarts its ICE for real (after the control plane restart: the state file
         # kept what it needs): new credentials both ways, same DTLS keys, media goes on.
-        restarts_before = sfu_counter(a.ringlane, name, "sfu_ice_restarts")
+        restarts_before = dataplane_counters(a.ringlane, name)["sfu_ice_restarts"]
         local_ufrag = ("const r = await window.rl.pc.getStats(); let u = null; r.forEach((x) => "
                        "{ if (x.type === 'transport') u = [x.iceLocalUsernameFragment, x.iceState]; }); return u;")
         local_before = pages.run("view", local_ufrag)
@@ -536,7 +529,7 @@ def run(a, tmp, logs):
               f"an ICE restart PATCH (If-Match: *): 200 with the server's new credentials, candidates and "
               f"ETag ({ {k: done.get(k) for k in ('restartStatus', 'restartType', 'restartEtag', 'restartError')} } {body!r})")
         check(done.get("restarted"), f"the viewer applies them ({done.get('restartError')})")
-        used = wait_until(lambda: (sfu_counter(a.ringlane, name, "sfu_ice_restarts") or 0) > restarts_before and
+        used = wait_until(lambda: dataplane_counters(a.ringlane, name)["sfu_ice_restarts"] > restarts_before and
                           (lambda u: u and u[0] != local_before[0] and u[1] == "connected")(pages.run("view", local_ufrag)), 15)
         check(bool(used), f"the data plane took the restart and the viewer's ICE transport restarted ({local_before} -> "
               f"{pages.run('view', local_ufrag)}) and is connected "
@@ -627,20 +620,11 @@ def run(a, tmp, logs):
         if gst and gst.poll() is None:
             gst.kill()
         stop(server, browser)
-        if dataplane and os.path.exists(f"/proc/{dataplane}"):
-            time.sleep(0.5)
-            try:
-                os.kill(dataplane, signal.SIGKILL)
-            except OSError:
-                pass
+        kill_dataplane(dataplane)
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--ringlane", required=True)
-    ap.add_argument("--io", choices=["uring", "mmsg"], default="uring")
-    ap.add_argument("--in-netns", action="store_true", help=argparse.SUPPRESS)
-    a = ap.parse_args()
+    a = browser_test_args()
     return netns_main(a, __file__, "rl-whip", lambda tmp, logs: run(a, tmp, logs), timeout=225)
 
 

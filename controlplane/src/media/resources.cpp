@@ -202,17 +202,18 @@ std::optional<Orchestrator::Resource> Orchestrator::resource(const std::string& 
 
 Reply Orchestrator::restart_resource(const std::string& id, const std::string& remote_ufrag) {
   std::string room;
-  auto* p = const_cast<Participant*>(find_resource(id, &room));
-  auto it = rooms_.find(room);
+  const Participant* held = find_resource(id, &room);
+  Room* r = nullptr;
+  Participant* p = held != nullptr ? find(room, held->identity, &r) : nullptr;
   auto info = link_.info();
-  if (p == nullptr || it == rooms_.end()) {
+  if (p == nullptr) {
     return Reply::error("not_found", "no such resource");
   }
   if (!info) {
     return Reply::error("media_unavailable", "the data plane is not running; retry shortly", true);
   }
   Peer& peer = p->viewer ? p->sub : p->pub;
-  if (!restart_peer(it->second, peer)) {
+  if (!restart_peer(*r, peer)) {
     return Reply::error("media_busy", "the data plane's command ring is full; retry", true);
   }
   peer.remote_ufrag = remote_ufrag;
@@ -227,7 +228,7 @@ Reply Orchestrator::restart_resource(const std::string& id, const std::string& r
     mid = p->tracks.front().desc.mid;
   }
   Reply reply;
-  reply.body["fragment"] = sdp::write_ice_fragment(local_ice(it->second, peer, *info), kind, mid);
+  reply.body["fragment"] = sdp::write_ice_fragment(local_ice(*r, peer, *info), kind, mid);
   reply.body["etag"] = etag_of(peer.ufrag);
   return reply;
 }

@@ -62,7 +62,8 @@ class Supervisor final : public media::Link {
   unsigned restarts() const { return restarts_; }
 
  private:
-  explicit Supervisor(SupervisorConfig config) : config_(std::move(config)) {}
+  explicit Supervisor(SupervisorConfig config)
+      : config_(std::move(config)), backlog_(config_.workers) {}
   void replay();
   std::string sfu_metrics() const;
   // 1: adopted; 0: nothing to adopt; -1: a data plane runs but cannot be adopted (error set).
