@@ -1,7 +1,9 @@
 // The demo page: join a room with a name, see everyone in a grid. Tokens come from the node's
 // /api/dev-token (on for development nodes). URL parameters: ?room=R&name=N prefill the form,
 // &autojoin=1 joins at once, &relay=1 sends media through the node's TURN relay only,
-// &video_codec=VP9 (or VP8, H264, AV1) publishes video with that codec if the browser has it.
+// &video_codec=VP9 (or VP8, H264, AV1) publishes video with that codec if the browser has it,
+// &simulcast=0 publishes one encoding instead of three, &width=W&height=H asks the camera for
+// that size (default 640x360), &publish=0 joins to watch only (no camera, no microphone).
 import { Room } from './ringlane.js';
 
 const params = new URLSearchParams(location.search);
@@ -51,10 +53,13 @@ function tile(identity, self = false) {
   video.muted = self;
   const caption = document.createElement('figcaption');
   caption.textContent = self ? `${identity} (you)` : identity;
-  figure.append(video, caption);
+  // What this tile receives (or, for yourself, sends at most): resolution, frame rate, bitrate.
+  const quality = document.createElement('span');
+  quality.className = 'quality';
+  figure.append(video, caption, quality);
   if (self) $('grid').prepend(figure);
   else $('grid').append(figure);
-  t = { figure, video, stream: new MediaStream(), caption };
+  t = { figure, video, stream: new MediaStream(), caption, quality, bytes: null };
   video.srcObject = t.stream;
   tiles.set(identity, t);
   return t;
@@ -154,9 +159,14 @@ async function join() {
         : grant.error?.message ?? `token request failed (${res.status})`;
       throw Object.assign(new Error(message), { code: grant.error?.code ?? 'token' });
     }
-    localStream = await navigator.mediaDevices.getUserMedia({
+    const watchOnly = params.get('publish') === '0';
+    localStream = watchOnly ? new MediaStream() : await navigator.mediaDevices.getUserMedia({
       audio: true,
-      video: { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 24 } },
+      video: {
+        width: { ideal: Number(params.get('width') ?? 640) },
+        height: { ideal: Number(params.get('height') ?? 360) },
+        frameRate: { ideal: 24 },
+      },
     });
     const relay = params.get('relay') === '1';
     room = new Room({
@@ -165,6 +175,7 @@ async function join() {
       iceServers: relay ? grant.ice_servers ?? [] : [],
       iceTransportPolicy: relay ? 'relay' : 'all',
       videoCodec: params.get('video_codec'),
+      simulcast: params.get('simulcast') !== '0',
     });
     wire(room);
     const joined = await room.join();
@@ -173,9 +184,11 @@ async function join() {
     $('call').hidden = false;
     setStatus(`in ${joined.room} as ${joined.participant}`);
     const self = tile(joined.participant, true);
+    if (watchOnly) self.caption.textContent = `${joined.participant} (you, watching)`;
+    for (const id of ['mic', 'camera']) $(id).hidden = watchOnly;
     for (const track of localStream.getTracks()) self.stream.addTrack(track);
     play(self.video);
-    await room.publish(localStream);
+    if (!watchOnly) await room.publish(localStream);
   } catch (err) {
     fail(err.code ?? err.name ?? 'error', err.message);
     if (!state.joined) await leave(false);
@@ -225,7 +238,10 @@ function selectedPair(report) {
     const remote = report.get(pair?.remoteCandidateId);
     if (local && remote) {
       return { local: `${local.address}:${local.port}`, remote: `${remote.address}:${remote.port}`,
-               protocol: local.protocol, candidateType: local.candidateType };
+               protocol: local.protocol, candidateType: local.candidateType,
+               // The browser's send-side estimate (publisher) where it has one.
+               availableOutgoingBitrate: pair.availableOutgoingBitrate ?? null,
+               currentRoundTripTime: pair.currentRoundTripTime ?? null };
     }
   }
   return null;
@@ -267,6 +283,9 @@ async function remoteStats(r) {
     bytesReceived: s.bytesReceived ?? 0,
     nackCount: s.nackCount ?? 0,
     pliCount: s.pliCount ?? 0,
+    freezeCount: s.freezeCount ?? 0,
+    totalFreezesDuration: s.totalFreezesDuration ?? 0,
+    framesPerSecond: s.framesPerSecond ?? 0,
   }));
   return { list, pair: selectedPair(report) };
 }
@@ -277,12 +296,15 @@ async function publisherStats(r) {
   const report = await pc.getStats();
   const outbound = [...report.values()].filter((s) => s.type === 'outbound-rtp').map((s) => ({
     kind: s.kind,
+    rid: s.rid ?? null,
+    active: s.active ?? true,
     codec: codecOf(report, s),
     packetsSent: s.packetsSent ?? 0,
     bytesSent: s.bytesSent ?? 0,
     framesEncoded: s.framesEncoded ?? 0,
     frameWidth: s.frameWidth ?? 0,
     frameHeight: s.frameHeight ?? 0,
+    framesPerSecond: s.framesPerSecond ?? 0,
     nackCount: s.nackCount ?? 0,
     pliCount: s.pliCount ?? 0,
   }));
@@ -310,6 +332,10 @@ window.ringlaneTest = {
     }
     return out;
   },
+  // Room.setLayer for a received track: the reply, or why not.
+  setLayer: (track, spatial, paused = false) => (room
+    ? room.setLayer(track, { spatial, paused }).then((r) => r, (e) => String(e?.message ?? e))
+    : 'no room'),
   // An ICE restart of both peer connections (Room.restartIce): true, or why not.
   restartIce: () => (room ? room.restartIce().then(() => true, (e) => String(e?.message ?? e)) : 'no room'),
   // The SDP of both peer connections as the browser holds them (null before there is one).
@@ -335,6 +361,31 @@ window.ringlaneTest = {
     };
   },
 };
+
+// Each tile's video as getStats() sees it, once a second: how the adaptation looks to a person.
+async function showQuality() {
+  const r = room;
+  if (!r) return;
+  const [sub, pub] = await Promise.all([remoteStats(r), publisherStats(r)]).catch(() => [null, null]);
+  const now = performance.now();
+  const show = (t, width, height, fps, bytes) => {
+    const kbps = t.bytes ? Math.round(((bytes - t.bytes.value) * 8) / (now - t.bytes.at)) : 0;
+    t.bytes = { value: bytes, at: now };
+    t.quality.textContent = width ? `${width}x${height} · ${Math.round(fps)} fps · ${kbps} kbps` : '';
+  };
+  for (const s of sub?.list ?? []) {
+    const t = tiles.get(s.identity);
+    if (t && s.kind === 'video') show(t, s.frameWidth, s.frameHeight, s.framesPerSecond, s.bytesReceived);
+  }
+  const self = tiles.get(state.identity);
+  const sent = (pub?.outbound ?? []).filter((o) => o.kind === 'video');
+  if (self && sent.length) {
+    const top = sent.reduce((a, b) => (b.frameWidth > a.frameWidth ? b : a));
+    const bytes = sent.reduce((n, o) => n + o.bytesSent, 0);
+    show(self, top.frameWidth, top.frameHeight, top.framesPerSecond ?? 0, bytes);
+  }
+}
+setInterval(() => { showQuality().catch(() => {}); }, 1000);
 
 // --- the page ---
 

@@ -13,7 +13,9 @@
 // choice). It goes first in the publish transceiver's codec preferences, the others after it,
 // so a server that cannot take it falls back to them; a browser that cannot send it, or has no
 // setCodecPreferences, publishes as without it. The server forwards what it answered to every
-// subscriber as it is (no transcoding).
+// subscriber as it is (no transcoding). simulcast (default false): video is sent as three
+// encodings (rids q, h, f at 1/4, 1/2 and full resolution) and the server gives each subscriber
+// the one its bandwidth and its wish (setLayer) allow.
 
 const BACKOFF_FIRST_MS = 250;
 const BACKOFF_MAX_MS = 5000;
@@ -55,6 +57,7 @@ const remoteKey = (identity, trackId) => `${identity}\n${trackId}`;
 export class Room extends EventTarget {
   constructor({
     wsUrl, token, iceServers = [], autoSubscribe = true, iceTransportPolicy = 'all', videoCodec = null,
+    simulcast = false,
   } = {}) {
     super();
     if (!wsUrl || !token) throw new TypeError('Room needs wsUrl and token');
@@ -62,6 +65,7 @@ export class Room extends EventTarget {
     this._token = token;
     this._autoSubscribe = autoSubscribe;
     this._videoCodec = videoCodec ? `video/${videoCodec}`.toLowerCase() : null;
+    this._simulcast = simulcast;
     this._rtcConfig = {
       iceServers, iceTransportPolicy, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require',
     };
@@ -121,6 +125,12 @@ export class Room extends EventTarget {
     if (this._publisher && this._stream) work.push(this._publish({ iceRestart: true }));
     if (this._subscriber) work.push(this._request({ type: 'restart_ice' }));
     await Promise.all(work);
+  }
+
+  // The most this client wants of a simulcast track it receives: spatial layers up to `spatial`
+  // (0 the lowest, 2 the highest), or none while `paused` (e.g. a tile scrolled out of view).
+  setLayer(track, { spatial = 2, paused = false } = {}) {
+    return this._request({ type: 'layer', track, spatial, paused });
   }
 
   // Only needed with autoSubscribe: false.
@@ -443,7 +453,16 @@ export class Room extends EventTarget {
     const sending = new Set(pc.getSenders().map((s) => s.track));
     for (const track of this._stream.getTracks()) {
       if (sending.has(track)) continue;
-      const transceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [this._stream] });
+      const init = { direction: 'sendonly', streams: [this._stream] };
+      if (track.kind === 'video' && this._simulcast) {
+        // Lowest first: the server takes the a=simulcast order as low to high.
+        init.sendEncodings = [
+          { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+          { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+          { rid: 'f', maxBitrate: 1_500_000 },
+        ];
+      }
+      const transceiver = pc.addTransceiver(track, init);
       if (track.kind === 'video') this._preferVideoCodec(transceiver);
     }
     await pc.setLocalDescription(await pc.createOffer({ iceRestart }));

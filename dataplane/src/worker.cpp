@@ -25,11 +25,12 @@ namespace {
 Now read_clock() {
   timespec mono{};
   timespec real{};
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &mono);
+  // Not the _COARSE clock for monotonic time: its 4 ms steps would blur the arrival times
+  // transport-wide congestion control feedback reports in 250 us units.
+  clock_gettime(CLOCK_MONOTONIC, &mono);
   clock_gettime(CLOCK_REALTIME_COARSE, &real);
-  return Now{static_cast<std::uint64_t>(mono.tv_sec) * 1000 +
-                 static_cast<std::uint64_t>(mono.tv_nsec) / 1'000'000,
-             real.tv_sec};
+  std::int64_t us = static_cast<std::int64_t>(mono.tv_sec) * 1'000'000 + mono.tv_nsec / 1000;
+  return Now{static_cast<std::uint64_t>(us / 1000), real.tv_sec, us};
 }
 
 int open_udp(const Endpoint& ep, bool reuse_port, int buffer_bytes) {
@@ -304,7 +305,7 @@ void Worker::run_commands() {
     bool policy_part = type == shm::Command::kPolicyBegin || type == shm::Command::kPolicyChunk ||
                        type == shm::Command::kPolicyCommit;
     bool media = m->type >= static_cast<std::uint16_t>(shm::Command::kSessionCreate) &&
-                 m->type <= static_cast<std::uint16_t>(shm::Command::kSessionIceRestart);
+                 m->type <= static_cast<std::uint16_t>(shm::Command::kRouteLayer);
     if (m->version == shm::kMessageVersion && media) {
       if (!sfu_->on_command(type, m->payload, now_)) {
         std::uint8_t what[4];

@@ -102,3 +102,32 @@ seed("tls_client_hello", 0, [4, 100, 100], bytes.fromhex("16030102000100 01fc030
 seed("length_never_arrives", 2, [0, 3, 9], struct.pack("!HHI", 0x0003, 0xFFFC, COOKIE) + tid + bytes(200))
 seed("over_small_limit", 0x21, [200, 200, 200], allocate + sf_cd(0x4000, bytes(120)))
 seed("rtp_after_stun", 0, [30, 30, 30], binding + bytes.fromhex("80e00001000000000000000000"))
+
+# rtp_fuzz: video payloads the SFU reads on simulcast packets (tests/unit/rtp/codec_test.cpp
+# has the field layouts), in RTP packets with the RFC 8285 one-byte extensions a simulcast
+# publisher sends: mid (1), rid (2), transport-wide sequence number (5).
+def rtp_packet(pt, seq, ts, ssrc, payload, marker=False, ext=()):
+    block = b"".join(bytes([(i << 4) | (len(v) - 1)]) + v for i, v in ext)
+    block += b"\0" * ((4 - len(block) % 4) % 4)
+    head = struct.pack("!BBHII", 0x90 if block else 0x80, (0x80 if marker else 0) | pt, seq, ts, ssrc)
+    if block:
+        head += struct.pack("!HH", 0xBEDE, len(block) // 4)
+    return head + block + payload
+simulcast_ext = ((1, b"0"), (2, b"f"), (5, b"\x01\x02"))
+body = bytes(range(0x30, 0x50))
+# VP8 (RFC 7741 §4.2): |X|R|N|S|R|PID| |I|L|T|K| picture id (M: 15 bits), TL0PICIDX, |TID|Y|KEYIDX|;
+# §4.3: P = 0 in the first payload octet of a key frame.
+write("rtp_corpus", "vp8_key_15bit_pid", rtp_packet(96, 7, 3000, 0x3000, bytes([0x90, 0xE0, 0xFF, 0xFE, 0xFD, 0x20, 0x10, 0x02, 0x00]) + body, ext=simulcast_ext))
+write("rtp_corpus", "vp8_delta_every_field", rtp_packet(96, 8, 6000, 0x3000, bytes([0x90, 0xF0, 0x05, 0x12, 0x45, 0x01, 0x02, 0x00]) + body, True, ((1, b"0"), (5, b"\x01\x03"))))
+write("rtp_corpus", "vp8_continuation", rtp_packet(96, 9, 6000, 0x3000, bytes([0x81, 0x80, 0x80, 0x01]) + body, True))
+write("rtp_corpus", "vp8_no_extension", rtp_packet(96, 10, 9000, 0x1000, bytes([0x10, 0x00, 0x9D, 0x01, 0x2A]) + body))
+# VP9 (RFC 9628 §4.2): |I|P|L|F|B|E|V|Z|, picture id, |TID|U|SID|D|, TL0PICIDX (non-flexible).
+write("rtp_corpus", "vp9_key_layers", rtp_packet(98, 11, 9000, 0x2000, bytes([0xAC, 0x81, 0x23, 0x00, 0x07]) + body, True))
+write("rtp_corpus", "vp9_flexible_sid1", rtp_packet(98, 12, 9000, 0x2000, bytes([0xB8, 0x05, 0x02]) + body))
+# H264 (RFC 6184): STAP-A of SPS, PPS and an IDR slice; FU-A starting an IDR; a non-IDR slice.
+write("rtp_corpus", "h264_stap_a_sps_pps_idr", rtp_packet(102, 13, 12000, 0x4000, bytes([0x78, 0x00, 0x03, 0x67, 0x42, 0xC0, 0x00, 0x02, 0x68, 0xCE, 0x00, 0x04, 0x65, 0x88, 0x84, 0x00])))
+write("rtp_corpus", "h264_fu_a_idr_start", rtp_packet(102, 14, 12000, 0x4000, bytes([0x7C, 0x85, 0x88]) + body))
+write("rtp_corpus", "h264_non_idr", rtp_packet(102, 15, 15000, 0x4000, bytes([0x41, 0x9A]) + body, True))
+# AV1 aggregation header |Z|Y|W|W|N|-|-|-|: a new coded video sequence; a continued OBU.
+write("rtp_corpus", "av1_new_sequence", rtp_packet(45, 16, 18000, 0x5000, bytes([0x18, 0x0A, 0x0B, 0x00]) + body))
+write("rtp_corpus", "av1_continuation", rtp_packet(45, 17, 18000, 0x5000, bytes([0xC0]) + body, True))

@@ -146,17 +146,27 @@ class Harness {
     // The subscriber's fingerprint comes later (kSessionRemote), as when it is created first.
     shm::SessionCreate s{sub_.creds.id, false, sub_.creds.ufrag, sub_.creds.pwd, {}};
     command(shm::Command::kSessionCreate, shm::encode(s));
+    auto track = [&](std::uint32_t ssrc, std::uint32_t rtx_ssrc, shm::MediaKind kind,
+                     std::uint8_t pt, std::uint8_t rtx_pt, std::uint32_t clock) {
+      shm::TrackAdd t;
+      t.session = pub_.creds.id;
+      t.ssrc = ssrc;
+      t.rtx_ssrc = rtx_ssrc;
+      t.kind = kind;
+      t.payload_type = pt;
+      t.rtx_payload_type = rtx_pt;
+      t.clock_rate = clock;
+      return t;
+    };
     command(shm::Command::kTrackAdd,
-            shm::encode(shm::TrackAdd{pub_.creds.id, 0x1111, 0x1112, shm::MediaKind::kVideo, 96, 97,
-                                      90000}));
+            shm::encode(track(0x1111, 0x1112, shm::MediaKind::kVideo, 96, 97, 90000)));
     command(shm::Command::kTrackAdd,
-            shm::encode(
-                shm::TrackAdd{pub_.creds.id, 0x3333, 0, shm::MediaKind::kAudio, 111, 0, 48000}));
-    shm::Subscribe video{sub_.creds.id, pub_.creds.id, 0x1111, 0x2222, 0x2223, 100, 101, {}};
+            shm::encode(track(0x3333, 0, shm::MediaKind::kAudio, 111, 0, 48000)));
+    shm::Subscribe video{sub_.creds.id, pub_.creds.id, 0x1111, 0x2222, 0x2223, 100, 101, {}, 0};
     video.extensions[13] = 3;
     video.extensions[2] = 2;
     command(shm::Command::kSubscribe, shm::encode(video));
-    shm::Subscribe audio{sub_.creds.id, pub_.creds.id, 0x3333, 0x4444, 0, 111, 0, {}};
+    shm::Subscribe audio{sub_.creds.id, pub_.creds.id, 0x3333, 0x4444, 0, 111, 0, {}, 0};
     command(shm::Command::kSubscribe, shm::encode(audio));
     ice(pub_.creds, 0, st.addresses[0], SocketId{0});
     ice(sub_.creds, 0, st.addresses[1], SocketId{0});

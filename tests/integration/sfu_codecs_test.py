@@ -81,6 +81,13 @@ return true;
 """
 
 
+
+def sent_video_codec(outbound):
+    """The codec a page sends its video with: that of the encoding (one, or a simulcast layer:
+    they share it) that encoded the most frames; {} when none has one."""
+    coded = [o for o in outbound if o.get("codec")]
+    return max(coded, key=lambda o: o["framesEncoded"])["codec"] if coded else {}
+
 def fmtp_params(line):
     """An fmtp line's parameters as a dict (names lower-cased)."""
     out = {}
@@ -166,12 +173,11 @@ def check_pair(pages, name, mime, room, a, b):
         sent = [o for o in mine["publisher"]["outbound"] if o["kind"] == "video"]
         their_sent = [o for o in theirs["publisher"]["outbound"] if o["kind"] == "video"]
         got = {r["kind"]: r for r in mine["remote"] if r["identity"] == other}
-        sent_codec = (sent[0].get("codec") or {}) if len(sent) == 1 else {}
-        their_codec = (their_sent[0].get("codec") or {}) if len(their_sent) == 1 else {}
+        sent_codec, their_codec = sent_video_codec(sent), sent_video_codec(their_sent)
         in_codec = got.get("video", {}).get("codec") or {}
         check(sent_codec.get("mimeType") == mime,
               f"{name}: {me}'s outbound video is {mime} ({sent_codec.get('mimeType')} "
-              f"{sent_codec.get('sdpFmtpLine')}, encoded frames {sent[0]['framesEncoded'] if sent else None})")
+              f"{sent_codec.get('sdpFmtpLine')}, encoded frames {[o['framesEncoded'] for o in sent]})")
         check(in_codec.get("mimeType") == mime == their_codec.get("mimeType")
               and bitstream(in_codec) == bitstream(their_codec),
               f"{name}: {me} receives {other}'s video as {other} sends it, no transcoding "
@@ -237,8 +243,7 @@ def mixed_round(pages, http_port, tag):
                        f"and receives their audio ({why or 'all rising'})")
         sent = {}
         for n in names:
-            video = [o for o in last[n]["publisher"]["outbound"] if o["kind"] == "video"]
-            sent[n] = (video[0].get("codec") or {}) if len(video) == 1 else {}
+            sent[n] = sent_video_codec([o for o in last[n]["publisher"]["outbound"] if o["kind"] == "video"])
         for n in names:
             got = {r["identity"]: r.get("codec") or {} for r in last[n]["remote"] if r["kind"] == "video"}
             ok = all(got.get(m, {}).get("mimeType") == names[m][1] == sent[m].get("mimeType")

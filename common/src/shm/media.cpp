@@ -151,26 +151,51 @@ std::optional<SessionIceRestart> decode_session_ice_restart(Payload p) {
 }
 
 std::vector<std::uint8_t> encode(const TrackAdd& m) {
-  return Writer()
-      .u32(m.session.value)
+  Writer w;
+  w.u32(m.session.value)
       .u32(m.ssrc)
       .u32(m.rtx_ssrc)
       .u8(static_cast<std::uint8_t>(m.kind))
       .u8(m.payload_type)
       .u8(m.rtx_payload_type)
       .u32(m.clock_rate)
-      .take();
+      .u8(static_cast<std::uint8_t>(m.codec))
+      .u8(m.rid_extension)
+      .u8(m.repaired_rid_extension)
+      .u8(m.transport_cc_extension)
+      .u8(m.mid_extension)
+      .text(m.mid);
+  w.u8(static_cast<std::uint8_t>(m.rids.size()));
+  for (const auto& rid : m.rids) {
+    w.text(rid);
+  }
+  return w.take();
 }
 std::optional<TrackAdd> decode_track_add(Payload p) {
   Reader r(p);
   TrackAdd m;
   std::uint8_t kind = 0;
+  std::uint8_t codec = 0;
+  std::uint8_t rids = 0;
   r.session(m.session) && r.u32(m.ssrc) && r.u32(m.rtx_ssrc) && r.u8(kind) &&
-      r.u8(m.payload_type) && r.u8(m.rtx_payload_type) && r.u32(m.clock_rate);
-  if (kind > 1 || m.payload_type > 127 || m.rtx_payload_type > 127 || m.ssrc == 0) {
+      r.u8(m.payload_type) && r.u8(m.rtx_payload_type) && r.u32(m.clock_rate) && r.u8(codec) &&
+      r.u8(m.rid_extension) && r.u8(m.repaired_rid_extension) &&
+      r.u8(m.transport_cc_extension) && r.u8(m.mid_extension) && r.text(m.mid, kMaxMid) &&
+      r.u8(rids);
+  if (kind > 1 || m.payload_type > 127 || m.rtx_payload_type > 127 || m.ssrc == 0 ||
+      codec > static_cast<std::uint8_t>(Codec::kAv1) || rids > kMaxLayers ||
+      m.rid_extension > 14 || m.repaired_rid_extension > 14 || m.transport_cc_extension > 14 ||
+      m.mid_extension > 14) {
     return std::nullopt;
   }
+  m.rids.resize(rids);
+  for (auto& rid : m.rids) {
+    if (!r.text(rid, kMaxRid) || rid.empty()) {
+      return std::nullopt;
+    }
+  }
   m.kind = static_cast<MediaKind>(kind);
+  m.codec = static_cast<Codec>(codec);
   return finish(r, m);
 }
 
@@ -194,6 +219,7 @@ std::vector<std::uint8_t> encode(const Subscribe& m) {
       .u8(m.payload_type)
       .u8(m.rtx_payload_type)
       .bytes(m.extensions)
+      .u8(m.transport_cc_extension)
       .take();
 }
 std::optional<Subscribe> decode_subscribe(Payload p) {
@@ -201,14 +227,66 @@ std::optional<Subscribe> decode_subscribe(Payload p) {
   Subscribe m;
   r.session(m.subscriber) && r.session(m.publisher) && r.u32(m.publisher_ssrc) && r.u32(m.ssrc) &&
       r.u32(m.rtx_ssrc) && r.u8(m.payload_type) && r.u8(m.rtx_payload_type) &&
-      r.bytes(m.extensions);
-  if (m.payload_type > 127 || m.rtx_payload_type > 127 || m.ssrc == 0) {
+      r.bytes(m.extensions) && r.u8(m.transport_cc_extension);
+  if (m.payload_type > 127 || m.rtx_payload_type > 127 || m.ssrc == 0 ||
+      m.transport_cc_extension > 14) {
     return std::nullopt;
   }
   for (auto id : m.extensions) {
     if (id > 14) {
       return std::nullopt;
     }
+  }
+  return finish(r, m);
+}
+
+std::vector<std::uint8_t> encode(const RouteReport& m) {
+  return Writer()
+      .u32(m.subscriber.value)
+      .u32(m.ssrc)
+      .u8(static_cast<std::uint8_t>(m.kind))
+      .u8(m.layer)
+      .u8(m.target)
+      .u32(m.bitrate_bps)
+      .u32(m.frame_rate_milli)
+      .u32(m.layer_ups)
+      .u32(m.layer_downs)
+      .u32(m.freezes)
+      .u8(m.fraction_lost)
+      .u32(m.jitter_ms)
+      .u32(m.estimate_bps)
+      .u32(m.rtt_ms)
+      .take();
+}
+std::optional<RouteReport> decode_route_report(Payload p) {
+  Reader r(p);
+  RouteReport m;
+  std::uint8_t kind = 0;
+  r.session(m.subscriber) && r.u32(m.ssrc) && r.u8(kind) && r.u8(m.layer) && r.u8(m.target) &&
+      r.u32(m.bitrate_bps) && r.u32(m.frame_rate_milli) && r.u32(m.layer_ups) &&
+      r.u32(m.layer_downs) && r.u32(m.freezes) && r.u8(m.fraction_lost) && r.u32(m.jitter_ms) &&
+      r.u32(m.estimate_bps) && r.u32(m.rtt_ms);
+  if (kind > 1) {
+    return std::nullopt;
+  }
+  m.kind = static_cast<MediaKind>(kind);
+  return finish(r, m);
+}
+
+std::vector<std::uint8_t> encode(const RouteLayer& m) {
+  return Writer()
+      .u32(m.subscriber.value)
+      .u32(m.ssrc)
+      .u8(m.max_spatial)
+      .u8(m.paused ? 1 : 0)
+      .take();
+}
+std::optional<RouteLayer> decode_route_layer(Payload p) {
+  Reader r(p);
+  RouteLayer m;
+  r.session(m.subscriber) && r.u32(m.ssrc) && r.u8(m.max_spatial) && r.flag(m.paused);
+  if (m.ssrc == 0 || m.max_spatial >= kMaxLayers) {
+    return std::nullopt;
   }
   return finish(r, m);
 }

@@ -12,6 +12,15 @@ namespace json = boost::json;
 
 namespace {
 
+shm::Codec codec_of(const std::string& name) {
+  return sdp::iequals(name, "opus")   ? shm::Codec::kOpus
+         : sdp::iequals(name, "VP8")  ? shm::Codec::kVp8
+         : sdp::iequals(name, "VP9")  ? shm::Codec::kVp9
+         : sdp::iequals(name, "H264") ? shm::Codec::kH264
+         : sdp::iequals(name, "AV1")  ? shm::Codec::kAv1
+                                      : shm::Codec::kOther;
+}
+
 json::object track_json(const std::string& participant, const std::string& id,
                         const std::string& kind, bool muted) {
   json::object o;
@@ -338,6 +347,17 @@ Reply Orchestrator::publish(const std::string& room, const std::string& identity
   p->pub.remote_ufrag = answer->remote_ufrag;
   ++publishes_;
   changed_ = true;
+  // A simulcast track has no SSRC in the SDP: its name on the data plane is a number chosen
+  // here, kept across re-offers that send the same rids in the same section.
+  for (auto& a : answer->tracks) {
+    if (a.ssrc != 0 || a.rids.empty()) {
+      continue;
+    }
+    auto kept = std::find_if(p->tracks.begin(), p->tracks.end(), [&](const PubTrack& t) {
+      return t.desc.mid == a.mid && t.desc.rids == a.rids;
+    });
+    a.ssrc = kept != p->tracks.end() ? kept->desc.ssrc : random_ssrc();
+  }
   // Tracks by mid: kept when unchanged, replaced when the SSRC changed, removed when gone.
   std::vector<std::string> gone;
   for (const auto& t : p->tracks) {
@@ -375,13 +395,26 @@ Reply Orchestrator::publish(const std::string& room, const std::string& identity
       add.payload_type = a.codec.pt;
       add.rtx_payload_type = a.rtx_pt.value_or(0);
       add.clock_rate = a.codec.clock;
+      add.codec = codec_of(a.codec.name);
+      add.rids = a.rids;
+      add.mid = a.mid.substr(0, shm::kMaxMid);
+      for (const auto& e : a.extensions) {
+        std::uint8_t id = e.id <= 14 ? static_cast<std::uint8_t>(e.id) : 0;
+        if (e.uri == sdp::kRidUri) {
+          add.rid_extension = id;
+        } else if (e.uri == sdp::kRepairedRidUri) {
+          add.repaired_rid_extension = id;
+        } else if (e.uri == sdp::kTransportCcUri) {
+          add.transport_cc_extension = id;
+        } else if (e.uri == sdp::kMidUri) {
+          add.mid_extension = id;
+        }
+      }
       if (!link_.push(r->worker, shm::Command::kTrackAdd, shm::encode(add))) {
         ++push_failures_;
         continue;
       }
     }
-    // A track offered with rids only (simulcast, no a=ssrc) is listed but not forwarded yet:
-    // mapping rids to SSRCs is the next issue's layer selection.
     json::object o;
     o["track"] = t.id;
     o["mid"] = a.mid;
@@ -425,7 +458,9 @@ void Orchestrator::add_out(Participant& subscriber, const Participant& publisher
   o.offered.kind = t.desc.kind;
   o.offered.codec = *codec;
   o.offered.ssrc = random_ssrc();
-  if (t.desc.rtx_pt && t.desc.rtx_ssrc != 0) {
+  // A simulcast track names no RTX SSRC in the SDP (its layers' come with repaired-rid), but
+  // has RTX as much as a plain one; the subscriber's RTX stream also carries the probes' padding.
+  if (t.desc.rtx_pt && (t.desc.rtx_ssrc != 0 || !t.desc.rids.empty())) {
     o.offered.rtx_pt = sdp::subscriber_rtx_pt(codec->name);
     if (o.offered.rtx_pt) {
       o.offered.rtx_ssrc = random_ssrc();
@@ -576,12 +611,58 @@ bool Orchestrator::route(const std::string& room, Room& r, Participant& p, OutTr
       }
     }
   }
+  if (ids != nullptr) {
+    for (const auto& k : *ids) {
+      if (k.uri == sdp::kTransportCcUri && k.id >= 1 && k.id <= 14) {
+        s.transport_cc_extension = static_cast<std::uint8_t>(k.id);
+      }
+    }
+  }
   if (!link_.push(r.worker, shm::Command::kSubscribe, shm::encode(s))) {
     ++push_failures_;
     return false;
   }
   o.routed = true;
+  if (o.max_spatial != 2 || o.paused) {
+    push_layer(r, p, o);
+  }
   return true;
+}
+
+void Orchestrator::push_layer(Room& r, const Participant& p, const OutTrack& o) {
+  shm::RouteLayer m;
+  m.subscriber = shm::SessionId{p.sub.session};
+  m.ssrc = o.offered.ssrc;
+  m.max_spatial = o.max_spatial;
+  m.paused = o.paused;
+  if (!link_.push(r.worker, shm::Command::kRouteLayer, shm::encode(m))) {
+    ++push_failures_;
+  }
+}
+
+Reply Orchestrator::layer(const std::string& room, const std::string& identity,
+                          const std::string& track, std::uint64_t spatial, bool paused) {
+  Room* r = nullptr;
+  Participant* p = find(room, identity, &r);
+  if (p == nullptr) {
+    return Reply::error("not_joined", "not in a room");
+  }
+  for (auto& o : p->out) {
+    if (o.track_id == track && o.offered.active) {
+      o.max_spatial = static_cast<std::uint8_t>(std::min<std::uint64_t>(spatial, 2));
+      o.paused = paused;
+      if (o.routed) {
+        push_layer(*r, *p, o);
+      }
+      Reply ok;
+      ok.body["type"] = "layer";
+      ok.body["track"] = track;
+      ok.body["spatial"] = o.max_spatial;
+      ok.body["paused"] = paused;
+      return ok;
+    }
+  }
+  return Reply::error("unknown_track", "not receiving a track \"" + track + "\"");
 }
 
 void Orchestrator::remove_track(const std::string& room, Room& r, Participant& p,

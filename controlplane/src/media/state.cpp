@@ -154,6 +154,11 @@ json::value Orchestrator::to_json() const {
         o["msid_stream"] = t.desc.msid_stream;
         o["msid_track"] = t.desc.msid_track;
         o["cname"] = t.desc.cname;
+        json::array rids;
+        for (const auto& rid : t.desc.rids) {
+          rids.emplace_back(rid);
+        }
+        o["rids"] = std::move(rids);
         o["order"] = t.order;
         tracks.push_back(std::move(o));
       }
@@ -177,6 +182,8 @@ json::value Orchestrator::to_json() const {
         o["msid_stream"] = t.offered.msid_stream;
         o["msid_track"] = t.offered.msid_track;
         o["extensions"] = extensions_json(t.offered.extensions);
+        o["max_spatial"] = t.max_spatial;
+        o["paused"] = t.paused;
         out.push_back(std::move(o));
       }
       m["out"] = std::move(out);
@@ -249,6 +256,11 @@ void Orchestrator::from_json(const json::value& v) {
         pt.desc.msid_stream = str(t, "msid_stream");
         pt.desc.msid_track = str(t, "msid_track");
         pt.desc.cname = str(t, "cname");
+        for (const auto& rid : arr(t, "rids")) {
+          if (rid.is_string()) {
+            pt.desc.rids.emplace_back(rid.get_string());
+          }
+        }
         pt.order = num(t, "order");
         p.tracks.push_back(std::move(pt));
       }
@@ -271,6 +283,9 @@ void Orchestrator::from_json(const json::value& v) {
         o.offered.msid_stream = str(t, "msid_stream");
         o.offered.msid_track = str(t, "msid_track");
         o.offered.extensions = extensions_from(arr(t, "extensions"));
+        o.max_spatial = static_cast<std::uint8_t>(
+            t.contains("max_spatial") ? std::min<std::uint64_t>(num(t, "max_spatial"), 2) : 2);
+        o.paused = flag(t, "paused");
         p.out.push_back(std::move(o));
       }
       // Until its client reconnects. A WHIP/WHEP resource has no connection to come back: it

@@ -22,13 +22,41 @@ bool answered_extension(const Extension& e, std::string_view kind) {
   if (e.id > 14) {
     return false;
   }
-  if (e.uri == "urn:ietf:params:rtp-hdrext:sdes:mid") {
+  // The transport-wide sequence number: the SFU's feedback to it drives the publisher's own
+  // bandwidth estimate.
+  if (e.uri == kMidUri || e.uri == kTransportCcUri) {
     return true;
   }
   if (kind == "audio") {
     return e.uri == "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
   }
-  return e.uri == "urn:3gpp:video-orientation";
+  // The rids name simulcast layers (RFC 8853 §5.1, RFC 8852).
+  return e.uri == "urn:3gpp:video-orientation" || e.uri == kRidUri || e.uri == kRepairedRidUri;
+}
+
+// RFC 8853 §5.1: the rids a simulcast section sends (alternatives "a,b" give their first, a
+// paused "~a" counts), in the a=simulcast order; only those also declared by a=rid send.
+std::vector<std::string> simulcast_rids(const Media& m) {
+  std::vector<std::string> out;
+  std::string_view v = m.simulcast;
+  if (m.rids.empty() || v.substr(0, 5) != "send ") {
+    return out;
+  }
+  v.remove_prefix(5);
+  v = v.substr(0, v.find(' '));  // a "recv ..." part after it is not for us
+  while (!v.empty() && out.size() < 3) {
+    std::string_view stream = v.substr(0, v.find(';'));
+    v.remove_prefix(std::min(v.size(), stream.size() + 1));
+    std::string_view rid = stream.substr(0, stream.find(','));
+    if (!rid.empty() && rid[0] == '~') {
+      rid.remove_prefix(1);
+    }
+    if (std::find(m.rids.begin(), m.rids.end(), rid) != m.rids.end() &&
+        std::find(out.begin(), out.end(), rid) == out.end()) {
+      out.emplace_back(rid);
+    }
+  }
+  return out;
 }
 
 struct Choice {
@@ -75,12 +103,12 @@ PublishedTrack track_of(const Media& m, const Choice& choice) {
   t.kind = m.kind;
   t.codec = *choice.codec;
   t.codec.rtcp_fb.clear();
-  if (m.kind == "video") {
-    for (const std::string& fb : choice.codec->rtcp_fb) {
-      if (writer::forwarded_feedback(fb) &&
-          std::find(t.codec.rtcp_fb.begin(), t.codec.rtcp_fb.end(), fb) == t.codec.rtcp_fb.end()) {
-        t.codec.rtcp_fb.push_back(fb);
-      }
+  for (const std::string& fb : choice.codec->rtcp_fb) {
+    bool take = m.kind == "video" ? writer::forwarded_feedback(fb) || fb == "transport-cc"
+                                  : fb == "transport-cc";
+    if (take &&
+        std::find(t.codec.rtcp_fb.begin(), t.codec.rtcp_fb.end(), fb) == t.codec.rtcp_fb.end()) {
+      t.codec.rtcp_fb.push_back(fb);
     }
   }
   if (choice.rtx != nullptr) {
@@ -105,7 +133,11 @@ PublishedTrack track_of(const Media& m, const Choice& choice) {
   t.msid_stream = m.msid_stream;
   t.msid_track = m.msid_track;
   t.cname = m.cname;
-  t.rids = m.rids;
+  bool has_rid = std::any_of(t.extensions.begin(), t.extensions.end(),
+                             [](const Extension& e) { return e.uri == kRidUri; });
+  if (m.kind == "video" && has_rid) {
+    t.rids = simulcast_rids(m);
+  }
   return t;
 }
 
@@ -130,6 +162,15 @@ void write_accepted(std::string& out, const Media& m, const PublishedTrack& t,
     writer::line(out, {"a=rtcp-rsize"});
   }
   writer::codec(out, t.codec, t.rtx_pt);
+  if (!t.rids.empty()) {
+    // RFC 8853 §5.3: the answerer receives the streams the offerer sends.
+    std::string list;
+    for (const std::string& rid : t.rids) {
+      writer::line(out, {"a=rid:", rid, " recv"});
+      list += (list.empty() ? "" : ";") + rid;
+    }
+    writer::line(out, {"a=simulcast:recv ", list});
+  }
   writer::candidates(out, local);
 }
 

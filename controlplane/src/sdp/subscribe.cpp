@@ -130,12 +130,12 @@ OfferedTrack as_answered(const OfferedTrack& track, const Media& m, const Codec&
   t.active = true;
   t.codec.pt = format.pt;
   t.codec.rtcp_fb.clear();
-  if (t.kind == "video") {
-    for (const std::string& fb : format.rtcp_fb) {
-      if (writer::forwarded_feedback(fb) &&
-          std::find(t.codec.rtcp_fb.begin(), t.codec.rtcp_fb.end(), fb) == t.codec.rtcp_fb.end()) {
-        t.codec.rtcp_fb.push_back(fb);
-      }
+  for (const std::string& fb : format.rtcp_fb) {
+    bool take = t.kind == "video" ? writer::forwarded_feedback(fb) || fb == "transport-cc"
+                                  : fb == "transport-cc";
+    if (take &&
+        std::find(t.codec.rtcp_fb.begin(), t.codec.rtcp_fb.end(), fb) == t.codec.rtcp_fb.end()) {
+      t.codec.rtcp_fb.push_back(fb);
     }
   }
   // RFC 4588 §8.1: the viewer's rtx format for this codec, if it offered one.
@@ -213,8 +213,12 @@ std::optional<Codec> subscriber_codec(const Codec& publisher) {
   c.pt = n->pt;
   c.apt.reset();
   c.rtcp_fb.clear();
+  // transport-cc: the SFU numbers what it sends and estimates the subscriber's bandwidth from
+  // the feedback (draft-holmer-rmcat-transport-wide-cc-extensions-01).
   if (!audio) {
-    c.rtcp_fb = {"nack", "nack pli", "ccm fir"};
+    c.rtcp_fb = {"nack", "nack pli", "ccm fir", "transport-cc"};
+  } else {
+    c.rtcp_fb = {"transport-cc"};
   }
   return c;
 }
@@ -231,6 +235,9 @@ std::optional<std::uint8_t> subscriber_extension_id(const std::string& uri) {
   }
   if (uri == "urn:3gpp:video-orientation") {
     return 13;
+  }
+  if (uri == kTransportCcUri) {
+    return 3;
   }
   return std::nullopt;
 }

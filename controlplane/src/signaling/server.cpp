@@ -476,11 +476,17 @@ void SignalingServer::media(Session& s, const ClientMessage& m) {
     reply = media_->unsubscribe(s.room_, s.identity_, m.track);
   } else if (t == "restart_ice") {
     reply = media_->restart_ice(s.room_, s.identity_);
+  } else if (t == "layer") {
+    if (m.track.empty() || (!m.spatial && !m.paused)) {
+      return s.send_error("bad_message", "layer needs \"track\" and \"spatial\" or \"paused\"",
+                          false, m.id);
+    }
+    reply = media_->layer(s.room_, s.identity_, m.track, m.spatial.value_or(2),
+                          m.paused.value_or(false));
   } else if (t == "candidate") {
     return;  // ICE-lite: the server learns the client's address from its checks
   } else {
-    return s.send_error("not_supported", "\"" + t + "\" is the next issue's (layer selection)",
-                        false, m.id);
+    return s.send_error("unknown_type", "no media message \"" + t + "\"", false, m.id);
   }
   if (!reply.code.empty()) {
     return s.send_error(reply.code, reply.message, reply.retryable, m.id);

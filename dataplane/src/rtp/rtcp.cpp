@@ -1,6 +1,8 @@
 #include "ringlane/dataplane/rtp/rtcp.hpp"
 
+#include <algorithm>
 #include <cstring>
+#include <limits>
 
 namespace ringlane::rtcp {
 namespace {
@@ -359,6 +361,191 @@ std::size_t build_remb(MutableBytes out, std::uint32_t sender_ssrc, std::uint64_
   for (std::size_t i = 0; i < ssrcs.size(); ++i)
     store_be32(out.data() + 20 + 4 * i, ssrcs[i]);
   return size;
+}
+
+namespace {
+
+// Transport-cc feedback layout (draft-holmer-rmcat-transport-wide-cc-extensions-01 §3.1): the
+// RTCP header, sender and media SSRCs, then base sequence, status count, reference time and
+// feedback count; packet status chunks follow, then the receive deltas.
+constexpr std::size_t kTwccHeaderSize = 20;
+constexpr std::size_t kChunkSize = 2;
+// §3.1.3: a run length chunk holds up to 2^13 - 1 statuses of one symbol.
+constexpr std::size_t kRunLengthCapacity = 0x1FFF;
+// §3.1.4: a status vector chunk holds 14 one-bit or 7 two-bit symbols.
+constexpr std::size_t kOneBitCapacity = 14;
+constexpr std::size_t kTwoBitCapacity = 7;
+
+enum class ChunkKind : std::uint8_t { kRunLength, kOneBit, kTwoBit };
+struct Chunk {
+  ChunkKind kind;
+  std::size_t count;
+};
+
+std::int64_t floor_div(std::int64_t a, std::int64_t b) {
+  std::int64_t q = a / b;
+  return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+std::int64_t delta_ticks(const TwccPacket& p) {
+  return floor_div(p.delta_us, kTwccDeltaTickUs);
+}
+
+// §3.1.1 status symbols: 0 not received, 1 received with a small delta (one byte, unsigned),
+// 2 received with a large or negative delta (two bytes, signed). The symbol is also the
+// number of delta bytes it takes.
+std::uint8_t status_symbol(const TwccPacket& p) {
+  if (!p.received) {
+    return 0;
+  }
+  std::int64_t ticks = delta_ticks(p);
+  return ticks >= 0 && ticks <= 0xFF ? 1 : 2;
+}
+
+// The chunk that describes most statuses from `i` on. A vector chunk that is not the last must
+// be full (the parser takes all its symbols), so it holds min(capacity, left) statuses; a run is
+// preferred whenever it covers at least as many.
+Chunk next_chunk(std::span<const TwccPacket> p, std::size_t i) {
+  std::size_t left = p.size() - i;
+  std::uint8_t first = status_symbol(p[i]);
+  std::size_t run = 1;
+  while (run < left && run < kRunLengthCapacity && status_symbol(p[i + run]) == first) {
+    ++run;
+  }
+  std::size_t one_bit = std::min(left, kOneBitCapacity);
+  if (run >= one_bit) {
+    return {ChunkKind::kRunLength, run};
+  }
+  bool small_only = true;
+  for (std::size_t k = 0; k < one_bit; ++k) {
+    small_only = small_only && status_symbol(p[i + k]) != 2;
+  }
+  if (small_only) {
+    return {ChunkKind::kOneBit, one_bit};
+  }
+  std::size_t two_bit = std::min(left, kTwoBitCapacity);
+  if (run >= two_bit) {
+    return {ChunkKind::kRunLength, run};
+  }
+  return {ChunkKind::kTwoBit, two_bit};
+}
+
+// §3.1.3 run length chunk: T=0, S (2 bits), run length (13 bits). §3.1.4 status vector chunk:
+// T=1, S=0 then 14 one-bit symbols, or S=1 then 7 two-bit symbols, first symbol most
+// significant; the unused tail of a last, partial vector stays zero.
+std::uint16_t encode_chunk(const Chunk& c, std::span<const TwccPacket> p, std::size_t i) {
+  unsigned v = 0;
+  switch (c.kind) {
+    case ChunkKind::kRunLength:
+      v = (unsigned{status_symbol(p[i])} << 13) | static_cast<unsigned>(c.count);
+      break;
+    case ChunkKind::kOneBit:
+      v = 0x8000;
+      for (std::size_t k = 0; k < c.count; ++k) {
+        v |= unsigned{status_symbol(p[i + k])} << (13 - k);
+      }
+      break;
+    case ChunkKind::kTwoBit:
+      v = 0xC000;
+      for (std::size_t k = 0; k < c.count; ++k) {
+        v |= unsigned{status_symbol(p[i + k])} << (2 * (6 - k));
+      }
+      break;
+  }
+  return static_cast<std::uint16_t>(v);
+}
+
+std::size_t padded(std::size_t n) {
+  return (n + 3) & ~std::size_t{3};
+}
+
+}  // namespace
+
+std::size_t build_transport_cc(MutableBytes out, std::uint32_t sender_ssrc,
+                               std::uint32_t media_ssrc, std::uint16_t base_sequence,
+                               std::int32_t reference_time, std::uint8_t feedback_count,
+                               std::span<const TwccPacket> packets, std::size_t* covered) {
+  if (covered != nullptr) {
+    *covered = 0;
+  }
+  // What one feedback may describe: no more than our own parser accepts, and nothing from the
+  // first delta that a signed 16-bit tick count cannot carry (§3.1.5).
+  std::size_t n = std::min(packets.size(), kMaxTwccPackets);
+  for (std::size_t i = 0; i < n; ++i) {
+    std::int64_t ticks = delta_ticks(packets[i]);
+    if (packets[i].received && (ticks < std::numeric_limits<std::int16_t>::min() ||
+                                ticks > std::numeric_limits<std::int16_t>::max())) {
+      n = i;
+      break;
+    }
+  }
+  packets = packets.first(n);
+
+  // Chunks go right after the fixed part, the deltas after the last chunk, so the chunks are
+  // chosen (and written) first while the delta bytes they will need are counted; the last chunk
+  // is cut short where the packet would outgrow `out`.
+  std::size_t pos = kTwccHeaderSize;
+  std::size_t delta_size = 0;
+  std::size_t done = 0;
+  while (done < packets.size()) {
+    Chunk c = next_chunk(packets, done);
+    std::size_t fit = 0;
+    std::size_t chunk_deltas = 0;
+    while (fit < c.count) {
+      std::size_t d = status_symbol(packets[done + fit]);
+      if (padded(pos + kChunkSize + delta_size + chunk_deltas + d) > out.size()) {
+        break;
+      }
+      chunk_deltas += d;
+      ++fit;
+    }
+    if (fit == 0) {
+      break;
+    }
+    bool cut = fit < c.count;
+    c.count = fit;
+    store_be16(out.data() + pos, encode_chunk(c, packets, done));
+    pos += kChunkSize;
+    delta_size += chunk_deltas;
+    done += fit;
+    if (cut) {
+      break;
+    }
+  }
+  if (done == 0) {
+    return 0;
+  }
+  // §3.1.5: one delta per received packet, in sequence order.
+  for (std::size_t i = 0; i < done; ++i) {
+    std::uint8_t symbol = status_symbol(packets[i]);
+    std::int64_t ticks = delta_ticks(packets[i]);
+    if (symbol == 1) {
+      out[pos++] = static_cast<std::uint8_t>(ticks);
+    } else if (symbol == 2) {
+      store_be16(out.data() + pos, static_cast<std::uint16_t>(static_cast<std::int16_t>(ticks)));
+      pos += 2;
+    }
+  }
+  // §3.1 ends the deltas with zero padding to a 32-bit boundary, inside the packet and without
+  // the P bit: RFC 3550 §6.4.1 allows padding only on the last packet of a compound, and this
+  // feedback may be followed by others. The parser stops after the last delta.
+  while (pos % 4 != 0) {
+    out[pos++] = 0;
+  }
+  write_header(out.data(), kFmtTwcc, kRtpfb, pos);
+  store_be32(out.data() + 4, sender_ssrc);
+  store_be32(out.data() + 8, media_ssrc);
+  store_be16(out.data() + 12, base_sequence);
+  store_be16(out.data() + 14, static_cast<std::uint16_t>(done));
+  auto reference = static_cast<std::uint32_t>(reference_time) & 0xFFFFFF;
+  out[16] = static_cast<std::uint8_t>(reference >> 16);
+  out[17] = static_cast<std::uint8_t>(reference >> 8);
+  out[18] = static_cast<std::uint8_t>(reference);
+  out[19] = feedback_count;
+  if (covered != nullptr) {
+    *covered = done;
+  }
+  return pos;
 }
 
 }  // namespace ringlane::rtcp

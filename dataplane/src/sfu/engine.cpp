@@ -3,6 +3,7 @@
 #include "ringlane/dataplane/sfu/engine.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
@@ -26,6 +27,10 @@ Session* Engine::find(shm::SessionId id) {
 
 void Engine::on_datagram(SocketId socket, const Endpoint& from, PacketBuffer& pkt, io::BufferId id,
                          const Now& now) {
+  now_us_ = now.us();
+  if (!probing_.empty() && now_us_ - last_padding_us_ >= kPaddingEveryUs) {
+    pad_probes(now);
+  }
   ++counters_.packets_in;
   counters_.bytes_in += pkt.length;
   rtp::PacketKind kind = rtp::classify(pkt.bytes());
@@ -218,9 +223,8 @@ void Engine::on_dtls(Session& s, PacketBuffer& pkt, const Now& now) {
     // publisher owes the keyframes requested while it was connecting.
     for (const auto& sub : s.subscriptions) {
       if (Session* p = find(sub.publisher)) {
-        bool rtx = false;
-        if (Track* t = p->track(sub.publisher_ssrc, rtx)) {
-          request_keyframe(*p, *t, now);
+        if (Track* t = p->track_by_key(sub.publisher_ssrc)) {
+          request_keyframe(*p, layer_for(*p, *t, s, sub.ssrc), now);
         }
       }
     }
@@ -259,6 +263,10 @@ void Engine::emit(const Session& s, shm::SessionState state, const Now& now) {
 }
 
 void Engine::on_timer(const Now& now) {
+  now_us_ = now.us();
+  if (!probing_.empty()) {
+    pad_probes(now);
+  }
   std::vector<Session*> expired;
   for (auto& [id, sp] : sessions_) {
     Session& s = *sp;
@@ -289,6 +297,27 @@ void Engine::on_timer(const Now& now) {
     for (auto& [id, sp] : sessions_) {
       if (sp->connected() && !sp->tracks.empty()) {
         send_receiver_reports(*sp, now);
+      }
+    }
+  }
+  for (auto& [id, sp] : sessions_) {
+    if (sp->connected() && sp->transport_cc_in != 0) {
+      send_transport_feedback(*sp);
+    }
+  }
+  if (now.mono_ms >= next_measure_ms_) {
+    next_measure_ms_ = now.mono_ms + config_.measure_interval_ms;
+    measure_layers(now);
+  }
+  if (now.mono_ms >= next_route_report_ms_) {
+    next_route_report_ms_ = now.mono_ms + config_.route_report_interval_ms;
+    report_routes(now);
+  }
+  if (now.mono_ms >= next_allocate_ms_) {
+    next_allocate_ms_ = now.mono_ms + config_.allocate_interval_ms;
+    for (auto& [id, sp] : sessions_) {
+      if (!sp->subscriptions.empty()) {
+        allocate(*sp, now);
       }
     }
   }
@@ -336,14 +365,20 @@ bool Engine::on_command(shm::Command type, std::span<const std::uint8_t> payload
       if (auto m = shm::decode_unsubscribe(payload))
         ok = unsubscribe(*m);
       break;
+    case shm::Command::kRouteLayer:
+      if (auto m = shm::decode_route_layer(payload))
+        ok = route_layer(*m, now);
+      break;
     case shm::Command::kKeyframeRequest:
       if (auto m = shm::decode_keyframe_request(payload)) {
-        Session* s = find(m->publisher);
-        bool rtx = false;
-        Track* t = s ? s->track(m->ssrc, rtx) : nullptr;
-        if (t) {
-          request_keyframe(*s, *t, now);
-          ok = true;
+        // Every layer of a simulcast track: whoever asks may receive any of them.
+        if (Session* s = find(m->publisher)) {
+          for (auto& t : s->tracks) {
+            if (t.key == m->ssrc) {
+              request_keyframe(*s, t, now);
+              ok = true;
+            }
+          }
         }
       }
       break;
@@ -410,23 +445,49 @@ bool Engine::ice_restart(const shm::SessionIceRestart& r) {
 }
 
 bool Engine::add_track(const shm::TrackAdd& m) {
+  constexpr std::size_t kMaxTracks = 24;  // per session, simulcast layers counted one by one
   Session* s = find(m.session);
   bool rtx = false;
-  if (s == nullptr || s->track(m.ssrc, rtx) != nullptr || s->tracks.size() >= 16) {
+  std::size_t layers = m.rids.empty() ? 1 : m.rids.size();
+  bool simulcast = !m.rids.empty();
+  if (s == nullptr || s->track_by_key(m.ssrc) != nullptr ||
+      (!simulcast && s->track(m.ssrc, rtx) != nullptr) ||
+      s->tracks.size() + layers > kMaxTracks ||
+      (simulcast && (m.kind != shm::MediaKind::kVideo || m.rid_extension == 0))) {
     return false;
   }
-  Track t;
-  t.ssrc = m.ssrc;
-  t.rtx_ssrc = m.rtx_ssrc;
-  t.kind = m.kind;
-  t.payload_type = m.payload_type;
-  t.rtx_payload_type = m.rtx_payload_type;
-  t.clock_rate = m.clock_rate == 0 ? 90000 : m.clock_rate;
-  if (t.kind == shm::MediaKind::kVideo) {
-    t.token = next_token_++;
-    t.cache = std::make_unique<RetransmitStore::Index>();
+  if (m.rid_extension != 0) {
+    s->rid_extension = m.rid_extension;
   }
-  s->tracks.push_back(std::move(t));
+  if (m.repaired_rid_extension != 0) {
+    s->repaired_rid_extension = m.repaired_rid_extension;
+  }
+  if (m.transport_cc_extension != 0) {
+    s->transport_cc_in = m.transport_cc_extension;
+  }
+  if (m.mid_extension != 0) {
+    s->mid_extension = m.mid_extension;
+  }
+  for (std::size_t i = 0; i < layers; ++i) {
+    Track t;
+    t.key = m.ssrc;
+    t.ssrc = simulcast ? 0 : m.ssrc;  // a layer's SSRC is learned from its RID (on_rtp)
+    t.rtx_ssrc = simulcast ? 0 : m.rtx_ssrc;
+    t.kind = m.kind;
+    t.codec = m.codec;
+    t.layer = static_cast<std::uint8_t>(i);
+    t.layers = static_cast<std::uint8_t>(layers);
+    t.rid = simulcast ? m.rids[i] : std::string();
+    t.mid = m.mid;
+    t.payload_type = m.payload_type;
+    t.rtx_payload_type = m.rtx_payload_type;
+    t.clock_rate = m.clock_rate == 0 ? 90000 : m.clock_rate;
+    if (t.kind == shm::MediaKind::kVideo) {
+      t.token = next_token_++;
+      t.cache = std::make_unique<RetransmitStore::Index>();
+    }
+    s->tracks.push_back(std::move(t));
+  }
   ++counters_.tracks;
   return true;
 }
@@ -436,7 +497,7 @@ static void drop_routes(Session& publisher, Track& t, Counters& counters) {
   for (auto& r : t.routes) {
     auto& subs = r.subscriber->subscriptions;
     std::erase_if(subs, [&](const Subscription& x) {
-      return x.publisher == publisher.id && x.publisher_ssrc == t.ssrc;
+      return x.publisher == publisher.id && x.publisher_ssrc == t.key;
     });
     --counters.subscriptions;
   }
@@ -445,16 +506,12 @@ static void drop_routes(Session& publisher, Track& t, Counters& counters) {
 
 bool Engine::remove_track(const shm::TrackRemove& m) {
   Session* s = find(m.session);
-  if (s == nullptr) {
+  Track* head = s != nullptr ? s->track_by_key(m.ssrc) : nullptr;
+  if (head == nullptr) {
     return false;
   }
-  auto it = std::find_if(s->tracks.begin(), s->tracks.end(),
-                         [&](const Track& t) { return t.ssrc == m.ssrc; });
-  if (it == s->tracks.end()) {
-    return false;
-  }
-  drop_routes(*s, *it, counters_);
-  s->tracks.erase(it);
+  drop_routes(*s, *head, counters_);
+  std::erase_if(s->tracks, [&](const Track& t) { return t.key == m.ssrc; });
   --counters_.tracks;
   return true;
 }
@@ -462,11 +519,16 @@ bool Engine::remove_track(const shm::TrackRemove& m) {
 bool Engine::subscribe(const shm::Subscribe& m, const Now& now) {
   Session* sub = find(m.subscriber);
   Session* pub = find(m.publisher);
-  bool rtx = false;
-  Track* t = pub != nullptr ? pub->track(m.publisher_ssrc, rtx) : nullptr;
-  if (sub == nullptr || t == nullptr || rtx || sub == pub || sub->subscription(m.ssrc) != nullptr ||
+  Track* t = pub != nullptr ? pub->track_by_key(m.publisher_ssrc) : nullptr;
+  if (sub == nullptr || t == nullptr || sub == pub || sub->subscription(m.ssrc) != nullptr ||
       sub->subscriptions.size() >= 256) {
     return false;
+  }
+  if (m.transport_cc_extension != 0) {
+    sub->transport_cc_out = m.transport_cc_extension;
+    if (!sub->bwe) {
+      sub->bwe = std::make_unique<BandwidthEstimator>();
+    }
   }
   Route r;
   r.subscriber = sub;
@@ -475,12 +537,33 @@ bool Engine::subscribe(const shm::Subscribe& m, const Now& now) {
   r.payload_type = m.payload_type;
   r.rtx_payload_type = m.rtx_payload_type;
   r.extensions = m.extensions;
+  if (t->layers > 1) {
+    r.target = choose_layer(*pub, *t, r, estimate_bps(*sub), now);
+    r.target_since_ms = now.mono_ms;
+  }
   t->routes.push_back(r);
-  sub->subscriptions.push_back(Subscription{m.ssrc, m.rtx_ssrc, pub->id, t->ssrc});
+  sub->subscriptions.push_back(Subscription{m.ssrc, m.rtx_ssrc, pub->id, t->key});
   ++counters_.subscriptions;
   // A new subscriber can decode nothing before the next keyframe.
   if (sub->connected() && t->kind == shm::MediaKind::kVideo) {
-    request_keyframe(*pub, *t, now);
+    request_keyframe(*pub, layer_for(*pub, *t, *sub, m.ssrc), now);
+  }
+  return true;
+}
+
+bool Engine::route_layer(const shm::RouteLayer& m, const Now& now) {
+  Session* sub = find(m.subscriber);
+  const Subscription* x = sub != nullptr ? sub->subscription(m.ssrc) : nullptr;
+  Session* pub = x != nullptr ? find(x->publisher) : nullptr;
+  Track* head = pub != nullptr ? pub->track_by_key(x->publisher_ssrc) : nullptr;
+  Route* r = head != nullptr ? head->route(*sub, x->ssrc) : nullptr;
+  if (r == nullptr) {
+    return false;
+  }
+  r->max_spatial = m.max_spatial;
+  r->paused = m.paused;
+  if (head->layers > 1) {
+    allocate(*sub, now);
   }
   return true;
 }
@@ -492,8 +575,7 @@ bool Engine::unsubscribe(const shm::Unsubscribe& m) {
     return false;
   }
   if (Session* pub = find(x->publisher)) {
-    bool rtx = false;
-    if (Track* t = pub->track(x->publisher_ssrc, rtx)) {
+    if (Track* t = pub->track_by_key(x->publisher_ssrc)) {
       // By the subscription's own SSRC: m.ssrc may name its RTX stream.
       std::erase_if(t->routes,
                     [&](const Route& r) { return r.subscriber == sub && r.ssrc == x->ssrc; });
@@ -509,8 +591,7 @@ void Engine::close(Session& s, bool report) {
   // Routes to this session from the tracks it subscribes to, then routes of its own tracks.
   for (const auto& x : s.subscriptions) {
     if (Session* pub = find(x.publisher)) {
-      bool rtx = false;
-      if (Track* t = pub->track(x.publisher_ssrc, rtx)) {
+      if (Track* t = pub->track_by_key(x.publisher_ssrc)) {
         std::erase_if(t->routes, [&](const Route& r) { return r.subscriber == &s; });
       }
     }
@@ -519,7 +600,9 @@ void Engine::close(Session& s, bool report) {
   s.subscriptions.clear();
   for (auto& t : s.tracks) {
     drop_routes(s, t, counters_);
-    --counters_.tracks;
+    if (t.layer == 0) {
+      --counters_.tracks;
+    }
   }
   if (s.dtls && s.dtls->state() == crypto::DtlsState::kConnected) {
     s.dtls->close();

@@ -66,8 +66,28 @@ void Engine::on_rtcp(Session& s, PacketBuffer& pkt, const Now& now) {
       }
     } else if (p.type == rtcp::kRtpfb || p.type == rtcp::kPsfb) {
       on_feedback(s, p.bytes, now);
+    } else if (p.type == rtcp::kRr) {
+      on_receiver_report(s, p);
     }
-    // RR, SDES, BYE, APP from a peer need nothing from the SFU today.
+    // SDES, BYE, APP from a peer need nothing from the SFU.
+  }
+}
+
+// A subscriber's receiver report: its loss and jitter per stream it receives, for the route's
+// report (RFC 3550 §6.4.1). A block for an SSRC it does not receive is ignored.
+void Engine::on_receiver_report(Session& subscriber, const rtcp::Packet& p) {
+  auto rr = rtcp::parse_rr(p);
+  if (!rr) {
+    return;
+  }
+  for (const rtcp::ReportBlock& b : rr->blocks) {
+    const Subscription* x = subscriber.subscription(b.ssrc);
+    Session* pub = x != nullptr ? find(x->publisher) : nullptr;
+    Track* head = pub != nullptr ? pub->track_by_key(x->publisher_ssrc) : nullptr;
+    if (Route* r = head != nullptr ? head->route(subscriber, x->ssrc) : nullptr) {
+      r->fraction_lost = b.fraction_lost;
+      r->jitter = b.jitter;
+    }
   }
 }
 
@@ -81,11 +101,13 @@ void Engine::forward_sender_report(Session& publisher, Bytes sr) {
   }
   bool rtx = false;
   Track* t = publisher.track(load_be32(sr.data() + 4), rtx);
-  if (t == nullptr) {
+  Track* head = t != nullptr && t->layers > 1 ? publisher.track_by_key(t->key) : t;
+  if (head == nullptr) {
     return;
   }
-  for (const Route& r : t->routes) {
-    if (!r.subscriber->connected()) {
+  for (const Route& r : head->routes) {
+    // A simulcast subscriber hears of the layer it receives, renumbered as its packets are.
+    if (!r.subscriber->connected() || (head->layers > 1 && r.current != t->layer)) {
       continue;
     }
     PacketBuffer pkt;
@@ -99,6 +121,7 @@ void Engine::forward_sender_report(Session& publisher, Bytes sr) {
     d[0] = 0x80;  // V=2, no padding, no report blocks
     store_be16(d + 2, kSenderInfo / 4 - 1);
     store_be32(d + 4, r.ssrc);
+    store_be32(d + 16, load_be32(d + 16) + r.renumber.timestamp);
     pkt.length = kSenderInfo;
     ++counters_.sr_forwarded;
     send_rtcp(*r.subscriber, pkt, *id);
@@ -117,6 +140,11 @@ void Engine::on_feedback(Session& subscriber, Bytes packet, const Now& now) {
   if (!fb) {
     return;
   }
+  if (p.type == rtcp::kRtpfb && fb->fmt == rtcp::kFmtTwcc) {
+    // About the subscriber's transport, not one track: its media SSRC may name any of them.
+    on_transport_feedback(subscriber, *fb, now);
+    return;
+  }
   // FIR names its SSRCs in the FCI; PLI and NACK in the media SSRC field.
   std::uint32_t media = fb->media_ssrc;
   if (p.type == rtcp::kPsfb && fb->fmt == rtcp::kFmtFir && fb->fci.size() >= 8) {
@@ -124,14 +152,13 @@ void Engine::on_feedback(Session& subscriber, Bytes packet, const Now& now) {
   }
   const Subscription* x = subscriber.subscription(media);
   Session* pub = x != nullptr ? find(x->publisher) : nullptr;
-  bool rtx = false;
-  Track* t = pub != nullptr ? pub->track(x->publisher_ssrc, rtx) : nullptr;
+  Track* t = pub != nullptr ? pub->track_by_key(x->publisher_ssrc) : nullptr;
   if (t == nullptr) {
     return;
   }
   if (p.type == rtcp::kPsfb && (fb->fmt == rtcp::kFmtPli || fb->fmt == rtcp::kFmtFir)) {
     ++counters_.pli_received;
-    request_keyframe(*pub, *t, now);
+    request_keyframe(*pub, layer_for(*pub, *t, subscriber, x->ssrc), now);
   } else if (p.type == rtcp::kRtpfb && fb->fmt == rtcp::kFmtNack) {
     ++counters_.nack_received;
     if (auto lost = rtcp::parse_nack(*fb)) {
@@ -145,15 +172,12 @@ void Engine::on_feedback(Session& subscriber, Bytes packet, const Now& now) {
 void Engine::on_nack(Session& subscriber, Session& publisher, Track& track,
                      std::uint32_t media_ssrc, std::span<const std::uint16_t> lost,
                      const Now& now) {
-  Route* route = nullptr;
-  for (auto& r : track.routes) {
-    if (r.subscriber == &subscriber && r.ssrc == media_ssrc) {
-      route = &r;
-    }
-  }
+  Route* route = track.route(subscriber, media_ssrc);
   if (route == nullptr || !subscriber.connected()) {
     return;
   }
+  bool vp8 = track.layers > 1 && track.codec == shm::Codec::kVp8;
+  Track* upstream = nullptr;  // the layer the store's misses are asked of
   // One NACK may name thousands of packets (296 FCI entries of 17 in a 1,200-byte packet): a
   // subscriber could make the worker resend its whole store. Each sequence number counts once,
   // and at most kMaxResendPerNack of them are resent; the rest count as missed.
@@ -181,28 +205,47 @@ void Engine::on_nack(Session& subscriber, Session& publisher, Track& track,
       ++counters_.retransmit_throttled;
       continue;
     }
-    auto kept = track.cache ? store_->find(track.token, *track.cache, seq, now.mono_ms,
-                                           config_.retransmit_max_age_ms)
-                            : std::nullopt;
+    // Simulcast: the subscriber names packets as it numbered them; each came from the layer it
+    // was on then (the one before the last switch, or the current one), renumbered by its
+    // offsets then.
+    Track* source = &track;
+    const Renumber* renumber = &route->renumber;
+    if (track.layers > 1) {
+      bool before = static_cast<std::uint16_t>(seq - route->switched_at) >= 0x8000;
+      // Two switches ago or more: no longer known which layer it was, so it is not resent (a
+      // packet of another layer under its number would break the decoder).
+      bool older = before && (route->previous == Route::kNoLayer ||
+                              static_cast<std::uint16_t>(seq - route->previous_from) >= 0x8000);
+      std::uint8_t layer = older ? Route::kNoLayer : before ? route->previous : route->current;
+      renumber = before ? &route->previous_renumber : &route->renumber;
+      source = layer == Route::kNoLayer ? nullptr : publisher.track_by_key(track.key, layer);
+    }
+    auto original = static_cast<std::uint16_t>(seq - renumber->sequence);
+    auto kept = source != nullptr && source->cache
+                    ? store_->find(source->token, *source->cache, original, now.mono_ms,
+                                   config_.retransmit_max_age_ms)
+                    : std::nullopt;
     // The store keeps packets on_rtp validated; parse() only finds the fields again.
     auto view = kept ? rtp::RtpPacket::parse(
                            MutableBytes(const_cast<std::uint8_t*>(kept->data()), kept->size()))
                      : std::nullopt;
-    if (view && send_copy(*route, *view, route->rtx_ssrc != 0)) {
+    if (view && send_copy(*route, *view, route->rtx_ssrc != 0, *renumber, vp8)) {
       ++counters_.retransmitted;
       route->resent(seq, now.mono_ms);
     } else {
       ++counters_.retransmit_missed;
-      if (n_missed < missed.size()) {
-        missed[n_missed++] = seq;
+      if (source != nullptr && source->ssrc != 0 && (upstream == nullptr || upstream == source) &&
+          n_missed < missed.size()) {
+        upstream = source;
+        missed[n_missed++] = original;
       }
     }
   }
-  if (n_missed == 0 || !publisher.connected()) {
+  if (n_missed == 0 || upstream == nullptr || !publisher.connected()) {
     return;
   }
   if (send_new_rtcp(publisher, [&](MutableBytes out) {
-        return rtcp::build_nack(out, publisher.report_ssrc, track.ssrc,
+        return rtcp::build_nack(out, publisher.report_ssrc, upstream->ssrc,
                                 std::span(missed.data(), n_missed));
       })) {
     ++counters_.nack_forwarded;
@@ -232,8 +275,8 @@ void Engine::request_keyframe(Session& publisher, Track& track, const Now& now) 
   if (track.kind != shm::MediaKind::kVideo) {
     return;
   }
-  if (!publisher.connected()) {
-    track.keyframe_requested = true;  // sent once its keys are up
+  if (!publisher.connected() || track.ssrc == 0) {
+    track.keyframe_requested = true;  // sent once its keys are up, or its layer's SSRC known
     return;
   }
   if (track.last_keyframe_request_ms != 0 &&
@@ -254,7 +297,7 @@ void Engine::send_receiver_reports(Session& publisher, const Now& now) {
   std::array<rtcp::ReportBlock, 16> blocks;
   std::size_t n = 0;
   for (auto& t : publisher.tracks) {
-    if (t.received.started() && n < blocks.size()) {
+    if (t.ssrc != 0 && t.received.started() && n < blocks.size()) {
       blocks[n++] = t.received.report(t.ssrc, now.mono_ms);
     }
   }

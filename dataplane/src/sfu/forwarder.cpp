@@ -5,6 +5,7 @@
 // packets are also kept (retransmit_store.hpp) to answer NACKs.
 #include <cstring>
 
+#include "ringlane/dataplane/rtp/codec.hpp"
 #include "ringlane/dataplane/rtp/packet.hpp"
 #include "ringlane/dataplane/sfu/engine.hpp"
 #include "session.hpp"
@@ -60,6 +61,37 @@ void rewrite_extension_ids(std::uint8_t* block, std::size_t length, std::uint16_
   }
 }
 
+// Writes a transport-wide sequence number (draft-holmer-rmcat-transport-wide-cc-extensions-01
+// §2: a one-byte-header element of 2 bytes) into the element with id `id`; false when the
+// block has none.
+bool write_transport_sequence(std::uint8_t* block, std::size_t length, std::uint16_t profile,
+                              std::uint8_t id, std::uint16_t seq) {
+  if (profile != rtp::RtpPacket::kOneByteProfile) {
+    return false;
+  }
+  std::size_t i = 0;
+  while (i < length) {
+    std::uint8_t b = block[i];
+    if (b == 0) {
+      ++i;
+      continue;
+    }
+    std::size_t len = (b & 0x0F) + 1u;
+    if ((b >> 4) == 15 || i + 1 + len > length) {
+      return false;
+    }
+    if ((b >> 4) == id) {
+      if (len != 2) {
+        return false;
+      }
+      store_be16(block + i + 1, seq);
+      return true;
+    }
+    i += 1 + len;
+  }
+  return false;
+}
+
 // RFC 4588 §4: an RTX packet carries the original sequence number (OSN) in front of the
 // original payload. Turns one back into the original packet, in place; false when it carries
 // no media (a padding-only probe).
@@ -94,12 +126,29 @@ void Engine::on_rtp(Session& s, PacketBuffer& pkt, const Now& now) {
     return;
   }
   ++counters_.rtp_in;
+  if (s.transport_cc_in != 0) {
+    // Only now: an arrival counts once SRTP has authenticated the header it is read from. Every
+    // packet that arrived is reported, also one dropped below (it still crossed the link).
+    if (auto ext = rtp->extension(s.transport_cc_in); ext && ext->size() == 2) {
+      if (!s.twcc_in) {
+        s.twcc_in = std::make_unique<TwccRecorder>();
+      }
+      s.twcc_in->on_packet(load_be16(ext->data()), now.us());
+    }
+  }
   bool rtx = false;
   Track* t = s.track(rtp->ssrc(), rtx);
+  if (t == nullptr) {
+    t = learn_layer(s, *rtp, rtx, now);
+  }
   if (t == nullptr) {
     counters_.drop(Drop::kUnknownSsrc);
     return;
   }
+  t->window_bytes += *length;
+  // The source was sending when its previous packet came less than a freeze ago (forward()).
+  t->previous_packet_ms = t->last_packet_ms;
+  t->last_packet_ms = now.mono_ms;
   if (rtx) {
     // A retransmission the publisher sent on a NACK: forwarded as the packet it repairs, so
     // every subscriber that lost it has it again (the others drop the duplicate).
@@ -123,27 +172,64 @@ void Engine::on_rtp(Session& s, PacketBuffer& pkt, const Now& now) {
   if (t->cache) {
     store_->put(t->token, *t->cache, load_be16(bytes.data() + 2), bytes, now.mono_ms);
   }
-  forward(*t, bytes);
+  Track* head = t->layers > 1 ? s.track_by_key(t->key) : t;
+  if (head != nullptr) {
+    forward(*head, *t, bytes, now);
+  }
 }
 
-void Engine::forward(Track& track, std::span<std::uint8_t> rtp) {
+void Engine::forward(Track& head, const Track& layer, std::span<std::uint8_t> rtp,
+                     const Now& now) {
   // Parsed once for all the copies (on_rtp validated it; an unwrapped RTX moved its payload).
   auto view = rtp::RtpPacket::parse(rtp);
   if (!view) {
     return;
   }
-  for (Route& r : track.routes) {
+  bool simulcast = head.layers > 1;
+  bool vp8 = simulcast && head.codec == shm::Codec::kVp8;
+  bool video = head.kind == shm::MediaKind::kVideo;
+  // The publisher kept sending: a gap this long in what a subscriber got is a freeze it saw.
+  bool sending = layer.previous_packet_ms != 0 && now.mono_ms - layer.previous_packet_ms < kFreezeMs;
+  for (Route& r : head.routes) {
     if (!r.subscriber->connected()) {
       counters_.drop(Drop::kSubscriberNotReady);
       continue;
     }
-    if (send_copy(r, *view, false)) {
+    if (simulcast ? !select_layer(r, layer, *view, now) : r.paused) {
+      continue;
+    }
+    Sent sent;
+    if (send_copy(r, *view, false, r.renumber, vp8, &sent)) {
       ++counters_.rtp_forwarded;
+      r.report_bytes += sent.bytes;
+      if (video && sending && r.forwarded_ms != 0 && now.mono_ms - r.forwarded_ms > kFreezeMs) {
+        ++r.freezes;
+        ++counters_.freezes;
+      }
+      r.forwarded_ms = now.mono_ms;
+      if (video && view->marker()) {
+        ++r.report_frames;  // RFC 3551 §4.1: the marker ends a video frame
+      }
+      // Where the next layer's numbering continues: the newest packet sent, not a late one.
+      if (simulcast &&
+          (!r.sent_any || static_cast<std::uint16_t>(sent.sequence - r.last_sequence) < 0x8000)) {
+        r.last_sequence = sent.sequence;
+        r.last_timestamp = sent.timestamp;
+        r.last_sent_ms = now.mono_ms;
+        r.sent_any = true;
+        if (sent.vp8) {
+          r.vp8_seen = true;
+          r.last_picture_id = sent.picture_id;
+          r.last_tl0picidx = sent.tl0picidx;
+          r.last_keyidx = sent.keyidx;
+        }
+      }
     }
   }
 }
 
-bool Engine::send_copy(Route& r, const rtp::RtpPacket& view, bool as_rtx) {
+bool Engine::send_copy(Route& r, const rtp::RtpPacket& view, bool as_rtx,
+                       const Renumber& renumber, bool vp8, Sent* sent) {
   Session& sub = *r.subscriber;
   Bytes rtp = view.bytes();
   PacketBuffer copy;
@@ -180,10 +266,41 @@ bool Engine::send_copy(Route& r, const rtp::RtpPacket& view, bool as_rtx) {
     d[1] = static_cast<std::uint8_t>((d[1] & 0x80) | r.payload_type);
     store_be32(d + 8, r.ssrc);
   }
+  // The renumbering of a simulcast route (zero for a plain track); an RTX copy carries the
+  // renumbered original sequence number as its OSN.
+  auto sequence = static_cast<std::uint16_t>(view.sequence() + renumber.sequence);
+  auto timestamp = view.timestamp() + renumber.timestamp;
+  store_be32(d + 4, timestamp);
+  store_be16(as_rtx ? d + header : d + 2, sequence);
+  if (vp8) {
+    std::uint8_t* payload = d + header + (as_rtx ? 2 : 0);
+    std::size_t payload_size = view.payload().size();
+    if (auto desc = rtp::parse_vp8(Bytes(payload, payload_size))) {
+      auto pid = static_cast<std::uint16_t>((desc->picture_id + renumber.picture_id) & 0x7FFF);
+      auto tl0 = static_cast<std::uint8_t>(desc->tl0picidx + renumber.tl0picidx);
+      auto key = static_cast<std::uint8_t>((desc->keyidx + renumber.keyidx) & 0x1F);
+      rtp::rewrite_vp8(MutableBytes(payload, payload_size), *desc, pid, tl0, key);
+      if (sent != nullptr && desc->has_picture_id) {
+        sent->vp8 = true;
+        sent->picture_id = pid;
+        sent->tl0picidx = tl0;
+        sent->keyidx = key;
+      }
+    }
+  }
+  bool numbered = false;
+  std::uint16_t transport_seq = sub.transport_cc_next;
   if (view.has_extension()) {
     auto offset = static_cast<std::size_t>(view.extension_block().data() - rtp.data());
     rewrite_extension_ids(d + offset, view.extension_block().size(), view.extension_profile(),
                           r.extensions);
+    // The subscriber's transport is numbered by the SFU, not by the publisher (whose numbers
+    // say nothing of this link): its feedback then drives this subscriber's estimate.
+    if (sub.transport_cc_out != 0) {
+      numbered = write_transport_sequence(d + offset, view.extension_block().size(),
+                                          view.extension_profile(), sub.transport_cc_out,
+                                          transport_seq);
+    }
   }
   auto n = sub.srtp_out->protect_rtp(MutableBytes(d, copy.capacity - copy.offset), length);
   if (!n) {
@@ -192,7 +309,16 @@ bool Engine::send_copy(Route& r, const rtp::RtpPacket& view, bool as_rtx) {
   }
   copy.length = static_cast<std::uint32_t>(*n);
   counters_.bytes_forwarded += copy.length;
+  if (numbered) {
+    ++sub.transport_cc_next;
+    on_transport_sent(sub, transport_seq, copy.length, false);
+  }
   out_.send(sub.socket, sub.remote, copy, *id);
+  if (sent != nullptr) {
+    sent->sequence = sequence;
+    sent->timestamp = timestamp;
+    sent->bytes = copy.length;
+  }
   return true;
 }
 

@@ -6,8 +6,10 @@
 #include <string>
 #include <vector>
 
+#include "bandwidth_estimator.hpp"
 #include "receive_stats.hpp"
 #include "retransmit_store.hpp"
+#include "twcc_recorder.hpp"
 #include "ringlane/common/endpoint.hpp"
 #include "ringlane/crypto/dtls.hpp"
 #include "ringlane/crypto/srtp.hpp"
@@ -17,6 +19,17 @@
 namespace ringlane::sfu {
 
 struct Session;
+
+// How one route renumbers the stream it forwards: added to each packet's sequence number and
+// timestamp (and, for VP8, picture id, TL0PICIDX and KEYIDX), so the subscriber sees one
+// continuous stream whichever simulcast layer it comes from. All zero for a plain track.
+struct Renumber {
+  std::uint16_t sequence = 0;
+  std::uint32_t timestamp = 0;
+  std::uint16_t picture_id = 0;
+  std::uint8_t tl0picidx = 0;
+  std::uint8_t keyidx = 0;
+};
 
 // One subscriber's copy of a track: where it goes and how it is renumbered.
 struct Route {
@@ -46,13 +59,62 @@ struct Route {
     resent_ms[resent_next] = now_ms;
     resent_next = (resent_next + 1) % kResent;
   }
+
+  // Simulcast (the track has layers): the layer this subscriber receives (kNoLayer before the
+  // first keyframe), the one it should receive (switched to on that layer's next keyframe), and
+  // the most it wants (shm::RouteLayer).
+  static constexpr std::uint8_t kNoLayer = 0xFF;
+  std::uint8_t current = kNoLayer;
+  std::uint8_t target = 0;
+  std::uint8_t max_spatial = shm::kMaxLayers - 1;
+  bool paused = false;
+  std::uint64_t target_since_ms = 0;  // when the allocation last changed `target`
+  std::uint64_t layer_asked_ms = 0;    // the last keyframe request for `target`
+  Renumber renumber;
+  // The renumbering before the last switch and the first sequence number after it, so a NACK of
+  // a packet sent before the switch finds it in the layer it came from.
+  std::uint8_t previous = kNoLayer;
+  Renumber previous_renumber;
+  std::uint16_t switched_at = 0;    // the first sequence number of the current layer
+  std::uint16_t previous_from = 0;  // ... of the previous one: older packets are past mapping
+  // The last packet sent: where the next layer's numbering continues.
+  bool sent_any = false;
+  std::uint16_t last_sequence = 0;
+  std::uint32_t last_timestamp = 0;
+  std::uint64_t last_sent_ms = 0;
+  // For the route's report (reports.cpp): what went out since the last one, and its history.
+  std::uint64_t report_bytes = 0;
+  std::uint32_t report_frames = 0;
+  std::uint32_t ups = 0;
+  std::uint32_t downs = 0;
+  std::uint32_t freezes = 0;
+  std::uint64_t forwarded_ms = 0;  // the last packet forwarded (not resent)
+  // From the subscriber's receiver reports.
+  std::uint8_t fraction_lost = 0;
+  std::uint32_t jitter = 0;  // RTP units
+  bool vp8_seen = false;
+  std::uint16_t last_picture_id = 0;
+  std::uint8_t last_tl0picidx = 0;
+  std::uint8_t last_keyidx = 0;
 };
 
-// A track a session publishes.
+// A track a session publishes; a simulcast track is one Track per layer (each its own SSRC,
+// receive statistics, retransmission cache and keyframe requests), and layer 0 holds the routes.
 struct Track {
-  std::uint32_t ssrc = 0;
+  std::uint32_t key = 0;  // the control plane's name for the track (its SSRC when plain)
+  std::uint32_t ssrc = 0;  // 0: a simulcast layer whose SSRC is not learned yet
   std::uint32_t rtx_ssrc = 0;
   shm::MediaKind kind = shm::MediaKind::kAudio;
+  shm::Codec codec = shm::Codec::kOther;
+  std::uint8_t layer = 0;
+  std::uint8_t layers = 1;  // of the group; > 1: simulcast
+  std::string mid;
+  std::string rid;
+  // Received, for the layer allocation: bytes in the current window and the last rate.
+  std::uint64_t window_bytes = 0;
+  std::uint64_t bitrate_bps = 0;
+  std::uint64_t last_packet_ms = 0;
+  std::uint64_t previous_packet_ms = 0;
   std::uint8_t payload_type = 0;
   std::uint8_t rtx_payload_type = 0;
   std::uint32_t clock_rate = 90000;
@@ -64,6 +126,15 @@ struct Track {
   // name they are kept under there (unique per track on the worker).
   std::uint64_t token = 0;
   std::unique_ptr<RetransmitStore::Index> cache;
+
+  Route* route(const Session& subscriber, std::uint32_t subscriber_ssrc) {
+    for (auto& r : routes) {
+      if (r.subscriber == &subscriber && r.ssrc == subscriber_ssrc) {
+        return &r;
+      }
+    }
+    return nullptr;
+  }
 };
 
 // What a subscriber receives, to map its feedback (by the SSRC it sees) back to the source.
@@ -105,10 +176,41 @@ struct Session {
   std::uint32_t report_ssrc = 0;  // sender SSRC of the RTCP the SFU itself sends here
 
   bool connected() const { return srtp_out != nullptr; }
+  // Subscriber side: the SFU's own transport-wide sequence numbering of what it sends here.
+  std::uint8_t transport_cc_out = 0;  // the subscriber's extension id, 0: not negotiated
+  std::uint16_t transport_cc_next = 0;
+  // Its bandwidth, estimated from its transport-cc feedback (made with the first subscription
+  // that negotiated it), and the probing schedule: probes back off while they find the link full.
+  std::unique_ptr<BandwidthEstimator> bwe;
+  std::uint64_t allocated_estimate_bps = 0;  // the estimate the last allocation used
+  std::uint64_t next_probe_ms = 0;
+  std::uint64_t probe_interval_ms = 0;
+  std::uint64_t probes_seen = 0;  // the estimator's probe count when the interval was last set
+  std::uint64_t traced_ms = 0;
+  // Publisher side: the extensions that name simulcast layers and number the transport.
+  std::uint8_t rid_extension = 0;
+  std::uint8_t repaired_rid_extension = 0;
+  std::uint8_t mid_extension = 0;
+  std::uint8_t transport_cc_in = 0;
+  std::unique_ptr<TwccRecorder> twcc_in;  // made with the first numbered packet
+
+  // By an SSRC on the wire.
   Track* track(std::uint32_t ssrc, bool& rtx) {
+    if (ssrc == 0) {
+      return nullptr;  // never an unlearned layer
+    }
     for (auto& t : tracks) {
       if (t.ssrc == ssrc || (t.rtx_ssrc != 0 && t.rtx_ssrc == ssrc)) {
         rtx = t.ssrc != ssrc;
+        return &t;
+      }
+    }
+    return nullptr;
+  }
+  // By the control plane's name: a plain track, or layer `layer` of a simulcast track.
+  Track* track_by_key(std::uint32_t key, std::uint8_t layer = 0) {
+    for (auto& t : tracks) {
+      if (t.key == key && t.layer == layer) {
         return &t;
       }
     }

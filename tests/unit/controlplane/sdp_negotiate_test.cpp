@@ -115,22 +115,29 @@ TEST(SdpAnswer, ChromiumOffer) {
   EXPECT_EQ(audio.codec.fmtp, "minptime=10;useinbandfec=1");
   EXPECT_FALSE(audio.rtx_pt.has_value());
   EXPECT_EQ(audio.ssrc, 3735928559u);
-  ASSERT_EQ(audio.extensions.size(), 2u);
+  ASSERT_EQ(audio.extensions.size(), 3u);
   EXPECT_EQ(audio.extensions[0].id, 1);
   EXPECT_EQ(audio.extensions[0].uri, "urn:ietf:params:rtp-hdrext:ssrc-audio-level");
-  EXPECT_EQ(audio.extensions[1].id, 4);
-  EXPECT_EQ(audio.extensions[1].uri, "urn:ietf:params:rtp-hdrext:sdes:mid");
+  EXPECT_EQ(audio.extensions[1].id, 3);
+  EXPECT_EQ(audio.extensions[1].uri, kTransportCcUri);
+  EXPECT_EQ(audio.extensions[2].id, 4);
+  EXPECT_EQ(audio.extensions[2].uri, "urn:ietf:params:rtp-hdrext:sdes:mid");
   const PublishedTrack& video = a.tracks[1];
   EXPECT_EQ(video.mid, "1");
   EXPECT_EQ(video.codec.name, "VP8");
   EXPECT_EQ(video.codec.pt, 96);
-  EXPECT_EQ(video.codec.rtcp_fb, (std::vector<std::string>{"ccm fir", "nack", "nack pli"}));
+  EXPECT_EQ(video.codec.rtcp_fb,
+            (std::vector<std::string>{"transport-cc", "ccm fir", "nack", "nack pli"}));
   EXPECT_EQ(video.rtx_pt, std::optional<std::uint8_t>(97));
   EXPECT_EQ(video.ssrc, 2231627014u);
   EXPECT_EQ(video.rtx_ssrc, 632943048u);
-  ASSERT_EQ(video.extensions.size(), 2u);
-  EXPECT_EQ(video.extensions[0].id, 13);
-  EXPECT_EQ(video.extensions[1].id, 4);
+  EXPECT_TRUE(video.rids.empty());  // rid extensions offered, but no a=simulcast
+  std::vector<int> ids;
+  for (const auto& e : video.extensions) {
+    ids.push_back(e.id);
+  }
+  // video-orientation, transport-wide cc, mid, rid, repaired rid, in the offer's order.
+  EXPECT_EQ(ids, (std::vector<int>{13, 3, 4, 10, 11}));
   EXPECT_EQ(video.msid_stream, "7c1e9a3b-4d2f-4e8a-9b61-0f3d5c2a8e47");
   EXPECT_EQ(video.msid_track, "e2b9d1c4-7a35-4f08-b6e2-94c1d0a3f758");
   EXPECT_EQ(a.remote_ufrag, "Kp2V");
@@ -146,8 +153,9 @@ TEST(SdpAnswer, ChromiumOffer) {
       "a=inactive\r\n";
   ASSERT_GE(a.sdp.size(), rejected.size());
   EXPECT_EQ(a.sdp.substr(a.sdp.size() - rejected.size()), rejected);
-  // Not answered yet (bandwidth estimation comes later), nor other codecs.
-  EXPECT_FALSE(contains(a.sdp, "transport-cc"));
+  // transport-cc is answered (the SFU sends the feedback); REMB and other codecs are not.
+  EXPECT_TRUE(contains(a.sdp, "a=rtcp-fb:96 transport-cc\r\n"));
+  EXPECT_TRUE(contains(a.sdp, "a=rtcp-fb:111 transport-cc\r\n"));
   EXPECT_FALSE(contains(a.sdp, "goog-remb"));
   EXPECT_FALSE(contains(a.sdp, "abs-send-time"));
   EXPECT_FALSE(contains(a.sdp, "H264"));
@@ -174,7 +182,7 @@ TEST(SdpAnswer, ChromiumOffer) {
   ASSERT_EQ(back.media[1].codecs.size(), 2u);
   EXPECT_EQ(back.media[1].codecs[0].rtcp_fb, video.codec.rtcp_fb);
   EXPECT_EQ(back.media[1].codecs[1].apt, std::optional<std::uint8_t>(96));
-  EXPECT_EQ(back.media[1].extensions.size(), 2u);
+  EXPECT_EQ(back.media[1].extensions.size(), 5u);
   EXPECT_EQ(back.media[2].port, 0);
   EXPECT_EQ(back.media[2].direction, "inactive");
   EXPECT_EQ(back.media[2].mid, "2");
@@ -204,7 +212,7 @@ TEST(SdpAnswer, FirefoxOffer) {
   EXPECT_TRUE(contains(a.sdp, "a=fmtp:124 apt=120\r\n"));
   Session back = parse_ok(a.sdp);
   EXPECT_EQ(back.media[1].codecs[0].rtcp_fb,
-            (std::vector<std::string>{"nack", "nack pli", "ccm fir"}));
+            (std::vector<std::string>{"nack", "nack pli", "ccm fir", "transport-cc"}));
 }
 
 TEST(SdpAnswer, SimulcastOfferWithoutSsrcs) {
@@ -218,6 +226,40 @@ TEST(SdpAnswer, SimulcastOfferWithoutSsrcs) {
   Session back = parse_ok(a.sdp);
   EXPECT_EQ(back.media[0].direction, "recvonly");
   EXPECT_EQ(back.media[1].direction, "recvonly");
+  // RFC 8853 §5.3: the answer receives the three streams, in the offer's order.
+  EXPECT_EQ(back.media[1].recv_rids, (std::vector<std::string>{"q", "h", "f"}));
+  EXPECT_EQ(back.media[1].simulcast, "recv q;h;f");
+  EXPECT_TRUE(back.media[0].recv_rids.empty());
+  // The extensions that name the layers and number the transport are kept, with the offer's ids.
+  auto has = [](const Media& m, int id, std::string_view uri) {
+    return std::any_of(m.extensions.begin(), m.extensions.end(),
+                       [&](const Extension& e) { return e.id == id && e.uri == uri; });
+  };
+  EXPECT_TRUE(has(back.media[1], 10, kRidUri));
+  EXPECT_TRUE(has(back.media[1], 11, kRepairedRidUri));
+  EXPECT_TRUE(has(back.media[1], 3, kTransportCcUri));
+  EXPECT_TRUE(has(back.media[0], 3, kTransportCcUri));
+  EXPECT_FALSE(has(back.media[0], 10, kRidUri));
+  EXPECT_EQ(back.media[1].codecs[0].rtcp_fb,
+            (std::vector<std::string>{"transport-cc", "ccm fir", "nack", "nack pli"}));
+  EXPECT_EQ(back.media[0].codecs[0].rtcp_fb, (std::vector<std::string>{"transport-cc"}));
+}
+
+TEST(SdpAnswer, SimulcastNeedsTheRidExtensionAndDeclaredRids) {
+  std::string offer = corpus("chromium_simulcast_offer.sdp");
+  // ~f: paused at first, still a layer; an undeclared rid is not.
+  std::string paused = offer;
+  paused.replace(paused.find("a=simulcast:send q;h;f"), 22, "a=simulcast:send q;~f;x");
+  PublishAnswer a = answer_ok(paused);
+  EXPECT_EQ(a.tracks[1].rids, (std::vector<std::string>{"q", "f"}));
+  EXPECT_TRUE(contains(a.sdp, "a=simulcast:recv q;f\r\n"));
+  // Without the rid extension nothing names a layer: not simulcast.
+  std::string no_rid = offer;
+  no_rid.erase(no_rid.find("a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"),
+               std::string("a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n").size());
+  PublishAnswer b = answer_ok(no_rid);
+  EXPECT_TRUE(b.tracks[1].rids.empty());
+  EXPECT_FALSE(contains(b.sdp, "a=simulcast"));
 }
 
 // One video m-section with the given m= formats and codec lines.
@@ -247,7 +289,7 @@ TEST(SdpAnswer, VideoCodecPreferenceFollowsTheOffer) {
   ASSERT_EQ(a.tracks.size(), 1u);
   EXPECT_EQ(a.tracks[0].codec.pt, 106);
   EXPECT_EQ(a.tracks[0].codec.fmtp, "packetization-mode=1;profile-level-id=42e01f");
-  EXPECT_EQ(a.tracks[0].codec.rtcp_fb, (std::vector<std::string>{"nack"}));
+  EXPECT_EQ(a.tracks[0].codec.rtcp_fb, (std::vector<std::string>{"nack", "transport-cc"}));
   EXPECT_EQ(a.tracks[0].rtx_pt, std::optional<std::uint8_t>(107));
   EXPECT_TRUE(contains(a.sdp, "m=video 9 UDP/TLS/RTP/SAVPF 106 107\r\n"));
   // A single m-section outside any group: no group in the answer (RFC 8843 §7.3).
@@ -445,12 +487,13 @@ TEST(SdpSubscribe, Numbering) {
   ASSERT_TRUE(c.has_value());
   EXPECT_EQ(c->pt, 96);
   EXPECT_EQ(c->fmtp, "max-fs=12288");
-  EXPECT_EQ(c->rtcp_fb, (std::vector<std::string>{"nack", "nack pli", "ccm fir"}));
-  auto opus = subscriber_codec(Codec{109, "opus", 48000, 2, "stereo=1", {"transport-cc"}, {}});
+  // goog-remb is not passed on; transport-cc is the SFU's own (it estimates each subscriber).
+  EXPECT_EQ(c->rtcp_fb, (std::vector<std::string>{"nack", "nack pli", "ccm fir", "transport-cc"}));
+  auto opus = subscriber_codec(Codec{109, "opus", 48000, 2, "stereo=1", {"nack"}, {}});
   ASSERT_TRUE(opus.has_value());
   EXPECT_EQ(opus->pt, 111);
   EXPECT_EQ(opus->fmtp, "stereo=1");
-  EXPECT_TRUE(opus->rtcp_fb.empty());
+  EXPECT_EQ(opus->rtcp_fb, (std::vector<std::string>{"transport-cc"}));
   EXPECT_EQ(subscriber_codec(Codec{97, "H264", 90000, 0, "packetization-mode=1", {}, {}})->pt, 102);
   EXPECT_EQ(subscriber_codec(Codec{35, "av1", 90000, 0, "", {}, {}})->pt, 45);
   EXPECT_EQ(subscriber_codec(Codec{100, "VP9", 90000, 0, "profile-id=0", {}, {}})->pt, 98);
@@ -501,7 +544,10 @@ TEST(SdpSubscribe, PublishToSubscribeToParse) {
   EXPECT_EQ(s.media[1].codecs[0].pt, 96);
   EXPECT_EQ(s.media[1].codecs[1].pt, 97);
   EXPECT_EQ(s.media[1].cname, "Yq1vN8x2bC4dE5fG");
-  EXPECT_EQ(s.media[1].extensions.size(), 1u);
+  // video-orientation and the SFU's own transport-wide numbering (id 3, as Chromium numbers it).
+  ASSERT_EQ(s.media[1].extensions.size(), 2u);
+  EXPECT_EQ(s.media[1].extensions[1].id, 3);
+  EXPECT_EQ(s.media[1].extensions[1].uri, kTransportCcUri);
 }
 
 std::vector<OfferedTrack> two_tracks() {

@@ -90,7 +90,8 @@ TEST(SdpWhep, AnswersChromiumInItsOwnNumbering) {
   EXPECT_EQ(video.codec.pt, 96);
   EXPECT_EQ(video.rtx_pt, std::optional<std::uint8_t>(97));
   EXPECT_EQ(video.rtx_ssrc, 2002u);
-  EXPECT_EQ(video.codec.rtcp_fb, (std::vector<std::string>{"ccm fir", "nack", "nack pli"}));
+  EXPECT_EQ(video.codec.rtcp_fb,
+            (std::vector<std::string>{"transport-cc", "ccm fir", "nack", "nack pli"}));
   ASSERT_EQ(audio.extensions.size(), 1u);
   EXPECT_EQ(audio.extensions[0].id, 1);
   ASSERT_EQ(video.extensions.size(), 1u);

@@ -425,7 +425,11 @@ TEST_F(EngineTest, MalformedCommandsAreRefused) {
   // Commands naming nothing.
   shm::SessionId nobody{77};
   EXPECT_FALSE(add_track(b_, kVideo, shm::MediaKind::kVideo, 96));
-  shm::TrackAdd t{nobody, kVideo, 0, shm::MediaKind::kVideo, 96, 0, 90000};
+  shm::TrackAdd t;
+  t.session = nobody;
+  t.ssrc = kVideo;
+  t.kind = shm::MediaKind::kVideo;
+  t.payload_type = 96;
   EXPECT_FALSE(command(shm::Command::kTrackAdd, shm::encode(t)));
   t.session = a_.session;
   auto track = shm::encode(t);

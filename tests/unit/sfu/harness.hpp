@@ -78,6 +78,15 @@ class FakeOutput final : public Output {
     }
   }
   void event(shm::Event type, std::span<const std::uint8_t> payload) override {
+    if (type == shm::Event::kRouteReport) {
+      auto r = shm::decode_route_report(payload);
+      if (!r) {
+        ++misuse;
+        return;
+      }
+      route_reports.push_back(*r);
+      return;
+    }
     if (type != shm::Event::kSessionEvent) {
       ++misuse;
       return;
@@ -117,6 +126,7 @@ class FakeOutput final : public Output {
   bool fail_acquire = false;
   std::vector<Sent> sent;
   std::vector<shm::SessionEvent> events;
+  std::vector<shm::RouteReport> route_reports;
   std::size_t acquired = 0;  // transmit buffers handed out
   std::size_t received = 0;  // receive buffers handed to the engine
   std::size_t sends = 0;

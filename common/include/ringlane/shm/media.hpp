@@ -53,15 +53,39 @@ struct SessionIceRestart {
   std::string ice_pwd;
 };
 
+// What the data plane must know of a codec to find keyframes and rewrite payload descriptors.
+enum class Codec : std::uint8_t { kOther = 0, kOpus = 1, kVp8 = 2, kVp9 = 3, kH264 = 4, kAv1 = 5 };
+
+// RFC 8853: a simulcast track has up to this many encodings (spatial layers), named by rid.
+inline constexpr std::size_t kMaxLayers = 3;
+inline constexpr std::size_t kMaxRid = 16;
+
 struct TrackAdd {
   SessionId session;  // the publisher's
+  // The track's name in every later command. For a plain track, its SSRC; for a simulcast
+  // track (rids, no SSRC in the SDP) a number the control plane chose, and the layers' SSRCs are
+  // learned from the RID header extension (RFC 8852) of the packets.
   std::uint32_t ssrc = 0;
   std::uint32_t rtx_ssrc = 0;  // 0: none
   MediaKind kind = MediaKind::kAudio;
   std::uint8_t payload_type = 0;
   std::uint8_t rtx_payload_type = 0;
   std::uint32_t clock_rate = 90000;
+  Codec codec = Codec::kOther;
+  // Simulcast: the rids in the order of the offer's a=simulcast (lowest resolution first);
+  // empty for a plain track.
+  std::vector<std::string> rids;
+  // Publisher header extension ids (0: not negotiated): RFC 8852 rtp-stream-id and
+  // repaired-rtp-stream-id, and the transport-wide sequence number (one per session).
+  std::uint8_t rid_extension = 0;
+  std::uint8_t repaired_rid_extension = 0;
+  std::uint8_t transport_cc_extension = 0;
+  // RFC 8843 §15: the BUNDLE mid and its extension id, which tell apart the rids of two
+  // simulcast tracks of one session (both may be called "q", "h", "f").
+  std::uint8_t mid_extension = 0;
+  std::string mid;
 };
+inline constexpr std::size_t kMaxMid = 32;
 
 struct TrackRemove {
   SessionId session;
@@ -80,6 +104,18 @@ struct Subscribe {
   std::uint8_t rtx_payload_type = 0;
   // Publisher extension id -> subscriber extension id; 0 removes the element.
   std::array<std::uint8_t, kExtensionMap> extensions{};
+  // The subscriber's id of the transport-wide sequence number (0: not negotiated): the SFU
+  // numbers what it sends that subscriber itself and estimates its bandwidth from the feedback.
+  std::uint8_t transport_cc_extension = 0;
+};
+
+// The most a subscriber wants of a simulcast track (PROTOCOL.md `layer`): spatial layers up
+// to `max_spatial` (0 = the lowest), or none at all when `paused`.
+struct RouteLayer {
+  SessionId subscriber;
+  std::uint32_t ssrc = 0;  // the subscriber-side ssrc
+  std::uint8_t max_spatial = kMaxLayers - 1;
+  bool paused = false;
 };
 
 struct Unsubscribe {
@@ -109,6 +145,27 @@ struct SessionEvent {
   std::uint32_t elapsed_ms = 0;  // since the session was created
 };
 
+// What one subscriber receives of one track, reported by the worker every couple of seconds
+// (the control plane's /metrics per subscriber and track, and the quality KPIs).
+struct RouteReport {
+  SessionId subscriber;
+  std::uint32_t ssrc = 0;  // the subscriber-side SSRC
+  MediaKind kind = MediaKind::kAudio;
+  std::uint8_t layer = 0xFF;   // simulcast: the layer sent now (0xFF: none yet, or plain)
+  std::uint8_t target = 0xFF;  // ... and the one the allocation chose
+  std::uint32_t bitrate_bps = 0;       // sent to this subscriber over the last interval
+  std::uint32_t frame_rate_milli = 0;  // video frames sent per second x 1000
+  std::uint32_t layer_ups = 0;         // since the route began
+  std::uint32_t layer_downs = 0;
+  std::uint32_t freezes = 0;  // gaps of > 500 ms in what was sent while the publisher sent
+  std::uint8_t fraction_lost = 0;  // the subscriber's last receiver report (RFC 3550 §6.4.1)
+  std::uint32_t jitter_ms = 0;     // ... its interarrival jitter
+  // The subscriber's transport: the SFU's estimate of its bandwidth (0: none) and the round trip
+  // of its feedback (0: not known).
+  std::uint32_t estimate_bps = 0;
+  std::uint32_t rtt_ms = 0;
+};
+
 std::vector<std::uint8_t> encode(const SessionCreate& m);
 std::vector<std::uint8_t> encode(const SessionRemote& m);
 std::vector<std::uint8_t> encode(const SessionIceRestart& m);
@@ -116,9 +173,11 @@ std::vector<std::uint8_t> encode(const TrackAdd& m);
 std::vector<std::uint8_t> encode(const TrackRemove& m);
 std::vector<std::uint8_t> encode(const Subscribe& m);
 std::vector<std::uint8_t> encode(const Unsubscribe& m);
+std::vector<std::uint8_t> encode(const RouteLayer& m);
 std::vector<std::uint8_t> encode(const SessionClose& m);
 std::vector<std::uint8_t> encode(const KeyframeRequest& m);
 std::vector<std::uint8_t> encode(const SessionEvent& m);
+std::vector<std::uint8_t> encode(const RouteReport& m);
 
 using Payload = std::span<const std::uint8_t>;
 std::optional<SessionCreate> decode_session_create(Payload p);
@@ -128,9 +187,11 @@ std::optional<TrackAdd> decode_track_add(Payload p);
 std::optional<TrackRemove> decode_track_remove(Payload p);
 std::optional<Subscribe> decode_subscribe(Payload p);
 std::optional<Unsubscribe> decode_unsubscribe(Payload p);
+std::optional<RouteLayer> decode_route_layer(Payload p);
 std::optional<SessionClose> decode_session_close(Payload p);
 std::optional<KeyframeRequest> decode_keyframe_request(Payload p);
 std::optional<SessionEvent> decode_session_event(Payload p);
+std::optional<RouteReport> decode_route_report(Payload p);
 
 // "AB:CD:..." (32 pairs) -> bytes; nullopt when malformed.
 std::optional<std::array<std::uint8_t, kFingerprintBytes>> fingerprint_bytes(std::string_view text);

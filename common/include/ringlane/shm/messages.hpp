@@ -23,6 +23,7 @@ enum class Command : std::uint16_t {
   kUnsubscribe = 16,
   kKeyframeRequest = 17,
   kSessionIceRestart = 18,
+  kRouteLayer = 19,
 };
 
 enum class Event : std::uint16_t {
@@ -30,6 +31,7 @@ enum class Event : std::uint16_t {
   kPolicyRejected = 101,  // {u64 generation, reason text}
   kCommandRefused = 102,  // {u16 type, u16 version}: unknown type or version, or corrupt slot
   kSessionEvent = 110,    // shm/media.hpp SessionEvent
+  kRouteReport = 111,     // shm/media.hpp RouteReport
 };
 
 }  // namespace ringlane::shm

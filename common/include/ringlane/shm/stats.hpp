@@ -14,7 +14,7 @@
 namespace ringlane {
 
 inline constexpr std::uint64_t kStatsMagic = 0x52474C4E53544154ull;  // "RGLNSTAT"
-inline constexpr std::uint32_t kStatsVersion = 4;
+inline constexpr std::uint32_t kStatsVersion = 5;
 
 struct WorkerStats {
   std::uint64_t heartbeat_ms = 0;  // monotonic time of the last publish
@@ -116,6 +116,16 @@ void for_each_stat(const WorkerStats& s, F&& f) {
   f("sfu_rtx_received", m.rtx_received);
   f("sfu_sr_forwarded", m.sr_forwarded);
   f("sfu_rr_sent", m.rr_sent);
+  f("sfu_layers_learned", m.layers_learned);
+  f("sfu_layer_switches", m.layer_switches);
+  f("sfu_layer_up", m.layer_up);
+  f("sfu_layer_down", m.layer_down);
+  f("sfu_twcc_sent", m.twcc_sent);
+  f("sfu_twcc_received", m.twcc_received);
+  f("sfu_probes", m.probes);
+  f("sfu_padding_sent", m.padding_sent);
+  f("sfu_freezes", m.freezes);
+  f("sfu_route_reports", m.route_reports);
   f("sfu_commands", m.commands);
   f("sfu_commands_refused", m.commands_refused);
   for (std::size_t i = 0; i < m.connect_ms.size(); ++i) {

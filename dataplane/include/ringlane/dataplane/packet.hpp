@@ -68,6 +68,12 @@ struct SendDecision {
 struct Now {
   std::uint64_t mono_ms = 0;
   std::int64_t unix_s = 0;
+  // The same monotonic instant in microseconds (0 when only milliseconds are known): arrival
+  // and send times for congestion control need finer steps than a millisecond.
+  std::int64_t mono_us = 0;
+  std::int64_t us() const {
+    return mono_us != 0 ? mono_us : static_cast<std::int64_t>(mono_ms) * 1000;
+  }
 };
 
 }  // namespace ringlane

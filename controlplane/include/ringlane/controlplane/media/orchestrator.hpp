@@ -95,6 +95,10 @@ class Orchestrator {
              bool muted);
   Reply subscribe(const std::string& room, const std::string& identity,
                   const std::string& participant, const std::string& track);
+  // The most a subscriber wants of a simulcast track it receives (PROTOCOL.md `layer`): spatial
+  // layers up to `spatial`, or nothing while `paused`. Kept across renegotiations.
+  Reply layer(const std::string& room, const std::string& identity, const std::string& track,
+              std::uint64_t spatial, bool paused);
   Reply unsubscribe(const std::string& room, const std::string& identity, const std::string& track);
   // ICE restarts (RFC 8445 §9) keep the session, its DTLS keys and tracks; the server takes new
   // credentials too. A publisher restarts by publishing an offer with new credentials; the
@@ -165,6 +169,8 @@ class Orchestrator {
     std::string publisher;
     std::string track_id;
     bool routed = false;  // the worker forwards it
+    std::uint8_t max_spatial = 2;  // `layer`
+    bool paused = false;
   };
   struct Participant {
     std::string identity;
@@ -198,6 +204,7 @@ class Orchestrator {
   // full (the old ones stay).
   bool restart_peer(const Room& r, Peer& peer);
   void add_out(Participant& subscriber, const Participant& publisher, const PubTrack& t);
+  void push_layer(Room& r, const Participant& p, const OutTrack& o);
   void renegotiate(const std::string& room, Room& r, Participant& p);
   void remove_track(const std::string& room, Room& r, Participant& p, const std::string& id);
   void broadcast(const std::string& room, const Room& r, const std::string& except,

@@ -33,7 +33,9 @@ struct PublishedTrack {
   std::vector<Extension> extensions;  // the accepted ones, with the publisher's ids
   std::string msid_stream, msid_track;
   std::string cname;
-  std::vector<std::string> rids;  // for simulcast (next issue): kept, not used
+  // Simulcast (RFC 8853): the rids the publisher sends, lowest resolution first (the offer's
+  // a=simulcast order); empty for a plain track. Such a track has no SSRC in the SDP.
+  std::vector<std::string> rids;
 };
 
 struct PublishAnswer {

@@ -13,6 +13,14 @@
 
 namespace ringlane::control::sdp {
 
+// Header extension URIs the SFU reads or writes.
+inline constexpr std::string_view kMidUri = "urn:ietf:params:rtp-hdrext:sdes:mid";  // RFC 8843
+inline constexpr std::string_view kRidUri = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+inline constexpr std::string_view kRepairedRidUri =
+    "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";  // RFC 8852 §3.1-3.2
+inline constexpr std::string_view kTransportCcUri =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+
 struct Codec {
   std::uint8_t pt = 0;
   std::string name;  // as written in a=rtpmap ("VP8", "opus", "H264", "rtx", ...)

@@ -102,6 +102,10 @@ struct Remb {
   std::uint64_t bitrate_bps = 0;
   std::vector<std::uint32_t> ssrcs;
 };
+// Transport-cc time units (draft-holmer-rmcat-transport-wide-cc-extensions-01 §3.1): receive
+// deltas count 250 us ticks, the reference time 64 ms ticks.
+inline constexpr std::int64_t kTwccDeltaTickUs = 250;
+inline constexpr std::int64_t kTwccReferenceTickUs = 64'000;
 struct TwccPacket {
   std::uint16_t sequence;
   bool received;
@@ -138,5 +142,19 @@ std::size_t build_nack(MutableBytes out, std::uint32_t sender_ssrc, std::uint32_
                        std::span<const std::uint16_t> lost);
 std::size_t build_remb(MutableBytes out, std::uint32_t sender_ssrc, std::uint64_t bitrate_bps,
                        std::span<const std::uint32_t> ssrcs);
+// Transport-wide feedback (draft-holmer-rmcat-transport-wide-cc-extensions-01 §3.1), the exact
+// inverse of parse_transport_cc. packets[i] is the status of base_sequence + i (its `sequence`
+// field is not read). A received packet's delta_us counts from the previous received packet, the
+// first one's from reference_time * 64 ms; it goes out in 250 us ticks, rounded down, so callers
+// holding absolute times should round those and pass differences of rounded times (TwccRecorder
+// does). reference_time is sent as its low 24 bits. Covers the longest prefix of `packets` that
+// fits `out`, stops before a delta that 16 signed bits of ticks cannot express (such a packet
+// must open the next feedback, with a new reference time) and at the parser's cap of 16384;
+// stores the number of packets covered in *covered. Returns the bytes written, 0 (covering
+// nothing) when not even the first status fits or `packets` is empty.
+std::size_t build_transport_cc(MutableBytes out, std::uint32_t sender_ssrc,
+                               std::uint32_t media_ssrc, std::uint16_t base_sequence,
+                               std::int32_t reference_time, std::uint8_t feedback_count,
+                               std::span<const TwccPacket> packets, std::size_t* covered = nullptr);
 
 }  // namespace ringlane::rtcp

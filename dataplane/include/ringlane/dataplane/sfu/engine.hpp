@@ -9,16 +9,19 @@
 // SRTP/SRTCP (found by the 5-tuple a valid check came from).
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "ringlane/common/endpoint.hpp"
 #include "ringlane/crypto/dtls.hpp"
 #include "ringlane/dataplane/io/backend.hpp"
 #include "ringlane/dataplane/packet.hpp"
 #include "ringlane/dataplane/rtp/packet.hpp"
+#include "ringlane/dataplane/rtp/rtcp.hpp"
 #include "ringlane/shm/media.hpp"
 #include "ringlane/shm/messages.hpp"
 #include "ringlane/shm/sfu_counters.hpp"
@@ -42,12 +45,16 @@ struct EngineConfig {
   std::uint64_t keyframe_interval_ms = 200;    // at most one PLI per track per interval
   std::uint64_t report_interval_ms = 1000;     // receiver reports to publishers
   std::uint64_t retransmit_max_age_ms = 1000;  // older packets are not resent
+  std::uint64_t measure_interval_ms = 500;     // simulcast layers' received bitrates
+  std::uint64_t allocate_interval_ms = 200;    // subscribers' layers re-chosen
+  std::uint64_t route_report_interval_ms = 2000;  // RouteReport events to the control plane
   std::size_t max_sessions = 4096;
 };
 
 struct Session;
 struct Track;
 struct Route;
+struct Renumber;
 class RetransmitStore;
 
 class Engine {
@@ -73,14 +80,62 @@ class Engine {
   void on_dtls(Session& s, PacketBuffer& pkt, const Now& now);
   void on_rtp(Session& s, PacketBuffer& pkt, const Now& now);
   void on_rtcp(Session& s, PacketBuffer& pkt, const Now& now);
-  void forward(Track& track, std::span<std::uint8_t> rtp);
-  // One copy of plain RTP packet `rtp` to a route; as an RTX packet (RFC 4588) when `as_rtx`.
-  bool send_copy(Route& r, const rtp::RtpPacket& view, bool as_rtx);
+  // Copies a packet of `layer` (a track, or one layer of a simulcast track) to the routes of
+  // `head` (the same track, or the simulcast track's layer 0).
+  void forward(Track& head, const Track& layer, std::span<std::uint8_t> rtp, const Now& now);
+  // One copy of plain RTP packet `rtp` to a route, renumbered by `renumber` (VP8 descriptor
+  // too when `vp8`); as an RTX packet (RFC 4588) when `as_rtx`. The sequence number and
+  // timestamp it went out with in `sent` (when not nullptr).
+  struct Sent {
+    std::uint16_t sequence = 0;
+    std::uint32_t timestamp = 0;
+    bool vp8 = false;  // a VP8 descriptor with a picture id, renumbered to these:
+    std::uint16_t picture_id = 0;
+    std::uint8_t tl0picidx = 0;
+    std::uint8_t keyidx = 0;
+    std::uint32_t bytes = 0;  // on the wire
+  };
+  // No packet to a subscriber for this long while its source sends: a freeze (RouteReport).
+  static constexpr std::uint64_t kFreezeMs = 500;
+  bool send_copy(Route& r, const rtp::RtpPacket& view, bool as_rtx, const Renumber& renumber,
+                 bool vp8, Sent* sent = nullptr);
+  // Simulcast: whether a packet of `layer` goes to route `r` (its current layer, or the first
+  // keyframe of its target, where the switch happens and the renumbering is set).
+  bool select_layer(Route& r, const Track& layer, const rtp::RtpPacket& view, const Now& now);
+  // The layer a route should receive: the highest active one under its own limit whose bitrate
+  // fits `budget_bps` (the lowest active one when none fits).
+  std::uint8_t choose_layer(Session& publisher, const Track& head, const Route& r,
+                            std::uint64_t budget_bps, const Now& now);
+  // Re-chooses the layers of every simulcast route of a subscriber.
+  void allocate(Session& subscriber, const Now& now);
+  // The layer track a subscriber's copy of `head` comes from (head itself when plain).
+  Track& layer_for(Session& publisher, Track& head, const Session& subscriber,
+                   std::uint32_t subscriber_ssrc);
+  // Congestion control (congestion.cpp): a subscriber's estimated bandwidth (unbounded when it
+  // has no transport-wide feedback), a probe towards `target_bps` before a layer goes up,
+  // padding sent for a running probe, feedback to publishers.
+  std::uint64_t estimate_bps(const Session& subscriber) const;
+  void probe(Session& subscriber, std::uint64_t target_bps, const Now& now);
+  // Padding for every running probe (at least every kPaddingEveryUs while packets arrive).
+  void pad_probes(const Now& now);
+  // False when the subscriber has nothing to pad with (no RTX stream) or its probe ended.
+  bool send_padding(Session& subscriber, const Now& now);
+  void on_transport_feedback(Session& subscriber, const rtcp::Feedback& fb, const Now& now);
+  void send_transport_feedback(Session& publisher);
+  void measure_layers(const Now& now);
+  // A packet numbered `seq` on a subscriber's transport left (for its bandwidth estimate).
+  void on_transport_sent(Session& subscriber, std::uint16_t seq, std::size_t bytes, bool probe);
+  // Learns a simulcast layer's SSRC (or its RTX SSRC) from the RID extensions of a packet
+  // with an unknown SSRC; nullptr when it names no layer.
+  Track* learn_layer(Session& s, const rtp::RtpPacket& p, bool& rtx, const Now& now);
   void on_nack(Session& subscriber, Session& publisher, Track& track, std::uint32_t media_ssrc,
                std::span<const std::uint16_t> lost, const Now& now);
   void nack_upstream(Session& publisher, Track& track, std::uint16_t from, std::uint16_t to);
   void forward_sender_report(Session& publisher, Bytes sr);
   void on_feedback(Session& subscriber, Bytes packet, const Now& now);
+  void on_receiver_report(Session& subscriber, const rtcp::Packet& p);
+  // Every route's RouteReport event (reports.cpp), each report interval.
+  void report_routes(const Now& now);
   void request_keyframe(Session& publisher, Track& track, const Now& now);
   void send_receiver_reports(Session& publisher, const Now& now);
   // Protects an RTCP packet built in `pkt` with the session's keys and sends it.
@@ -105,6 +160,7 @@ class Engine {
   bool remove_track(const shm::TrackRemove& t);
   bool subscribe(const shm::Subscribe& m, const Now& now);
   bool unsubscribe(const shm::Unsubscribe& m);
+  bool route_layer(const shm::RouteLayer& m, const Now& now);
 
   EngineConfig config_;
   Output& out_;
@@ -113,6 +169,17 @@ class Engine {
   std::unordered_map<std::string, Session*> by_ufrag_;
   std::unordered_map<Endpoint, Session*, EndpointHash> by_address_;
   std::uint64_t next_report_ms_ = 0;
+  std::uint64_t next_measure_ms_ = 0;
+  std::uint64_t last_measure_ms_ = 0;
+  std::uint64_t next_allocate_ms_ = 0;
+  std::uint64_t next_route_report_ms_ = 0;
+  std::uint64_t last_route_report_ms_ = 0;
+  std::int64_t now_us_ = 0;  // of the call being handled, for what has no Now passed down
+  static constexpr std::int64_t kPaddingEveryUs = 2000;
+  std::vector<shm::SessionId> probing_;  // subscribers whose probe sends padding
+  std::int64_t last_padding_us_ = 0;
+  // RINGLANE_SFU_TRACE set: a line per subscriber and second on stderr.
+  bool trace_ = std::getenv("RINGLANE_SFU_TRACE") != nullptr;
   std::unique_ptr<RetransmitStore> store_;
   std::uint64_t next_token_ = 1;
 };

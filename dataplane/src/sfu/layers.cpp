@@ -1,0 +1,272 @@
+// Simulcast (RFC 8853): a publisher sends up to three encodings of one track, each its own SSRC
+// named by a rid (RFC 8852); every subscriber receives one of them as a single continuous
+// stream. The layer changes only on a keyframe of the new layer, and the route's renumbering
+// (sequence numbers, timestamps, the VP8 picture numbering) hides the change. Which layer each
+// route gets is the allocation: the highest its subscriber wants that fits that subscriber's
+// bandwidth, going down at once and up only after the estimate has held.
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "ringlane/dataplane/rtp/codec.hpp"
+#include "ringlane/dataplane/sfu/engine.hpp"
+#include "session.hpp"
+
+namespace ringlane::sfu {
+namespace {
+
+// A layer that sent nothing for this long is gone (the publisher paused it, or its encoder
+// dropped it for lack of CPU or bandwidth): no route waits for it.
+constexpr std::uint64_t kLayerIdleMs = 1000;
+// A route goes to a higher layer only when its layer has not changed for this long.
+constexpr std::uint64_t kUpHoldMs = 3000;
+// A keyframe of the target that does not come is asked for again after this long.
+constexpr std::uint64_t kLayerAskAgainMs = 1000;
+
+bool active(const Track* t, std::uint64_t now_ms) {
+  return t != nullptr && t->ssrc != 0 && t->last_packet_ms != 0 &&
+         now_ms - t->last_packet_ms < kLayerIdleMs;
+}
+
+bool same(Bytes value, const std::string& text) {
+  return value.size() == text.size() && std::memcmp(value.data(), text.data(), text.size()) == 0;
+}
+
+// The route's layer stops mid-stream for it (the route is paused, or the layer restarted under a
+// new SSRC): the subscriber's decoder loses its references, so the route takes the next keyframe
+// of its target (asked for by the next allocation at once), numbered on from the last packet
+// sent so there is no gap to NACK. Until then a NACK finds what was sent before in the layer it
+// came from.
+void interrupt(Route& r) {
+  if (r.current == Route::kNoLayer) {
+    return;
+  }
+  r.previous = r.current;
+  r.previous_renumber = r.renumber;
+  r.previous_from = r.switched_at;
+  r.switched_at = static_cast<std::uint16_t>(r.last_sequence + 1);
+  r.current = Route::kNoLayer;
+  r.layer_asked_ms = 0;
+}
+
+}  // namespace
+
+Track* Engine::learn_layer(Session& s, const rtp::RtpPacket& p, bool& rtx, const Now& now) {
+  if (s.rid_extension == 0 || !p.has_extension()) {
+    return nullptr;
+  }
+  auto rid = p.extension(s.rid_extension);
+  auto repaired = s.repaired_rid_extension != 0 ? p.extension(s.repaired_rid_extension)
+                                                : std::optional<MutableBytes>();
+  if (!rid && !repaired) {
+    return nullptr;
+  }
+  auto mid = s.mid_extension != 0 ? p.extension(s.mid_extension) : std::optional<MutableBytes>();
+  Bytes name = rid ? *rid : *repaired;
+  for (auto& t : s.tracks) {
+    if (t.layers <= 1 || !same(name, t.rid) || (mid && !same(*mid, t.mid))) {
+      continue;
+    }
+    rtx = !rid;
+    if (rtx) {
+      t.rtx_ssrc = p.ssrc();
+    } else {
+      // A new SSRC for a known rid (the publisher restarted that encoding): its numbering is new,
+      // so the routes on it start over at its next keyframe.
+      if (t.ssrc != 0) {
+        if (Track* head = s.track_by_key(t.key)) {
+          for (Route& r : head->routes) {
+            if (r.current == t.layer) {
+              interrupt(r);
+            }
+          }
+        }
+      }
+      t.ssrc = p.ssrc();
+      t.received = ReceiveStats{};
+      if (t.keyframe_requested) {
+        request_keyframe(s, t, now);
+      }
+    }
+    ++counters_.layers_learned;
+    return &t;
+  }
+  return nullptr;
+}
+
+Track& Engine::layer_for(Session& publisher, Track& head, const Session& subscriber,
+                         std::uint32_t subscriber_ssrc) {
+  Route* r = head.layers > 1 ? head.route(subscriber, subscriber_ssrc) : nullptr;
+  Track* t = r != nullptr ? publisher.track_by_key(head.key, r->target) : nullptr;
+  return t != nullptr ? *t : head;
+}
+
+bool Engine::select_layer(Route& r, const Track& layer, const rtp::RtpPacket& view,
+                          const Now& now) {
+  if (r.paused) {
+    interrupt(r);  // at the first packet held back: the resume waits for a keyframe
+    return false;
+  }
+  if (layer.layer == r.current) {
+    return true;
+  }
+  if (layer.layer != r.target || !rtp::starts_keyframe(layer.codec, view.payload())) {
+    return false;
+  }
+  // The switch: this keyframe continues the subscriber's stream where the last layer left it
+  // (after an interruption, `previous` already holds the layer before it).
+  if (r.current != Route::kNoLayer) {
+    r.previous = r.current;
+    r.previous_renumber = r.renumber;
+    r.previous_from = r.switched_at;
+  }
+  if (r.sent_any) {
+    r.renumber.sequence = static_cast<std::uint16_t>(r.last_sequence + 1 - view.sequence());
+    // Layers have their own timestamp origins (each SSRC starts at a random one): the new one
+    // is placed after the last packet sent by the time that has passed since, so frames keep
+    // their spacing. Sender reports are renumbered by the same amount, so lip sync holds.
+    std::uint64_t elapsed_ms = std::max<std::uint64_t>(1, now.mono_ms - r.last_sent_ms);
+    auto elapsed = static_cast<std::uint32_t>(elapsed_ms * layer.clock_rate / 1000);
+    r.renumber.timestamp = r.last_timestamp + elapsed - view.timestamp();
+    if (layer.codec == shm::Codec::kVp8 && r.vp8_seen) {
+      if (auto d = rtp::parse_vp8(view.payload()); d && d->has_picture_id) {
+        r.renumber.picture_id =
+            static_cast<std::uint16_t>((r.last_picture_id + 1 - d->picture_id) & 0x7FFF);
+        r.renumber.tl0picidx = static_cast<std::uint8_t>(r.last_tl0picidx + 1 - d->tl0picidx);
+        r.renumber.keyidx = static_cast<std::uint8_t>((r.last_keyidx + 1 - d->keyidx) & 0x1F);
+      }
+    }
+  }
+  r.switched_at = static_cast<std::uint16_t>(view.sequence() + r.renumber.sequence);
+  r.current = layer.layer;
+  ++counters_.layer_switches;
+  return true;
+}
+
+std::uint8_t Engine::choose_layer(Session& publisher, const Track& head, const Route& r,
+                                  std::uint64_t budget_bps, const Now& now) {
+  auto top = static_cast<std::uint8_t>(std::min<int>(r.max_spatial, head.layers - 1));
+  std::uint8_t lowest = Route::kNoLayer;
+  std::uint8_t best = Route::kNoLayer;
+  for (std::uint8_t l = 0; l <= top; ++l) {
+    const Track* t = publisher.track_by_key(head.key, l);
+    if (!active(t, now.mono_ms)) {
+      continue;
+    }
+    if (lowest == Route::kNoLayer) {
+      lowest = l;
+    }
+    if (t->bitrate_bps <= budget_bps) {
+      best = l;
+    }
+  }
+  if (best != Route::kNoLayer) {
+    return best;
+  }
+  // Nothing fits: the lowest layer that flows. Nothing flows yet: the most the subscriber wants
+  // (the allocation moves it once layers are measured).
+  return lowest != Route::kNoLayer ? lowest : top;
+}
+
+void Engine::allocate(Session& sub, const Now& now) {
+  std::uint64_t budget = estimate_bps(sub);
+  sub.allocated_estimate_bps = budget;
+  // What is not simulcast cannot be adapted here: it comes off the top.
+  struct Want {
+    Session* publisher;
+    Track* head;
+    Route* route;
+    std::uint64_t floor_bps;  // the lowest active layer's bitrate
+  };
+  std::array<Want, 64> wants;
+  std::size_t n = 0;
+  std::uint64_t fixed = 0;
+  for (const Subscription& x : sub.subscriptions) {
+    Session* pub = find(x.publisher);
+    Track* head = pub != nullptr ? pub->track_by_key(x.publisher_ssrc) : nullptr;
+    Route* r = head != nullptr ? head->route(sub, x.ssrc) : nullptr;
+    if (r == nullptr) {
+      continue;
+    }
+    if (head->layers <= 1) {
+      fixed += head->bitrate_bps;
+      continue;
+    }
+    if (r->paused || n == wants.size()) {
+      continue;
+    }
+    std::uint8_t low = choose_layer(*pub, *head, *r, 0, now);
+    const Track* lt = pub->track_by_key(head->key, low);
+    wants[n++] = Want{pub, head, r, lt != nullptr ? lt->bitrate_bps : 0};
+  }
+  std::uint64_t floors = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    floors += wants[i].floor_bps;
+  }
+  std::uint64_t left = budget > fixed + floors ? budget - fixed - floors : 0;
+  bool held_back = false;
+  std::uint64_t wanted_total = fixed;
+  for (std::size_t i = 0; i < n; ++i) {
+    Want& w = wants[i];
+    Route& r = *w.route;
+    std::uint64_t allowed = left + w.floor_bps;
+    std::uint8_t layer = choose_layer(*w.publisher, *w.head, r, allowed, now);
+    std::uint8_t wanted = choose_layer(*w.publisher, *w.head, r, ~std::uint64_t{0}, now);
+    if (layer > r.target && r.current != Route::kNoLayer &&
+        now.mono_ms - r.target_since_ms < kUpHoldMs) {
+      layer = r.target;  // up only once the last change has held
+    }
+    held_back = held_back || layer < wanted;
+    if (const Track* wt = w.publisher->track_by_key(w.head->key, wanted)) {
+      wanted_total += wt->bitrate_bps;
+    }
+    const Track* lt = w.publisher->track_by_key(w.head->key, layer);
+    std::uint64_t cost = lt != nullptr ? lt->bitrate_bps : 0;
+    left -= std::min(left, cost > w.floor_bps ? cost - w.floor_bps : 0);
+    if (layer != r.target) {
+      if (layer < r.target) {
+        ++counters_.layer_down;
+        ++r.downs;
+      } else {
+        ++counters_.layer_up;
+        ++r.ups;
+      }
+      r.target = layer;
+      r.target_since_ms = now.mono_ms;
+      r.layer_asked_ms = 0;
+    }
+    if (r.target != r.current && now.mono_ms - r.layer_asked_ms >= kLayerAskAgainMs) {
+      if (Track* t = w.publisher->track_by_key(w.head->key, r.target)) {
+        request_keyframe(*w.publisher, *t, now);
+        r.layer_asked_ms = now.mono_ms;
+      }
+    }
+  }
+  if (held_back) {
+    probe(sub, wanted_total, now);
+  }
+  if (trace_ && sub.bwe && now.mono_ms - sub.traced_ms >= 1000) {
+    // RINGLANE_SFU_TRACE: a line per subscriber and second, for tuning (never per packet).
+    sub.traced_ms = now.mono_ms;
+    BandwidthEstimatorStats st = sub.bwe->stats();
+    std::fprintf(stderr,
+                 "sfu trace %llu session %u estimate %llu delay %llu loss-based %llu acked %llu "
+                 "usage %d loss %.3f rtt %lld probing %d probes %llu saturated %llu fixed %llu",
+                 static_cast<unsigned long long>(now.mono_ms), sub.id.value,
+                 static_cast<unsigned long long>(st.estimate_bps),
+                 static_cast<unsigned long long>(st.delay_based_bps),
+                 static_cast<unsigned long long>(st.loss_based_bps),
+                 static_cast<unsigned long long>(st.acked_bps), static_cast<int>(st.usage),
+                 st.loss_fraction, static_cast<long long>(st.rtt_us), sub.bwe->probing() ? 1 : 0,
+                 static_cast<unsigned long long>(st.probes),
+                 static_cast<unsigned long long>(st.probes_saturated),
+                 static_cast<unsigned long long>(fixed));
+    for (std::size_t i = 0; i < n; ++i) {
+      std::fprintf(stderr, " | route %u current %d target %d", wants[i].route->ssrc,
+                   wants[i].route->current, wants[i].route->target);
+    }
+    std::fprintf(stderr, "\n");
+  }
+}
+
+}  // namespace ringlane::sfu

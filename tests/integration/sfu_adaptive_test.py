@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+"""Adaptive quality end to end: a publisher sends three-layer VP8 simulcast (960x540 camera)
+through `ringlane run`, and two watch-only pages receive it, in a network namespace whose only
+interface is lo. One subscriber's downlink (the packets the SFU sends its subscriber connection)
+is then shaped with tc (htb, 300 kbit/s, a 0.5 s queue): the SFU's estimate for that subscriber
+falls, and it must move to the lowest layer within 5 s while the other subscriber stays on the top
+layer the whole time; once the cap is lifted the shaped one must be back on top within 15 s
+(probing). Then 2% random loss (nftables) on the same downlink: it must keep decoding, stay off
+the lowest layer and NACK, while the other is untouched. Last, the `layer` message: a subscriber
+asks for spatial layer 0 and gets it, then layer 2 again. Decoding is sampled from getStats()
+four times a second: framesDecoded may not stall for more than 1 s across a layer switch. The
+data plane's counters must show the layer changes, probes and transport-cc feedback both ways.
+Skips (77) without Chromium, chromedriver, ip, tc or nft.
+
+Usage: sfu_adaptive_test.py --ringlane PATH [--io uring|mmsg]
+"""
+import os
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sfu_browser_test import (Pages, browser_test_args, dataplane_counters, free_port_pair,  # noqa: E402
+                              netns_main, start_node, stop, wait_until)
+from testlib import FAILURES, check, free_port, wait_http  # noqa: E402
+from webdriver import FAKE_MEDIA_FLAGS, Browser  # noqa: E402
+
+CAP_KBIT = 300
+SWITCH_DOWN_S = 5
+SWITCH_UP_S = 15
+STALL_S = 1.0
+
+
+def sh(*cmd):
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: {out.stderr.strip()}")
+
+
+def shape(port):
+    """300 kbit/s for UDP to `port` on lo (everything else unlimited), a 0.5 s queue."""
+    sh("tc", "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "10")
+    sh("tc", "class", "add", "dev", "lo", "parent", "1:", "classid", "1:10", "htb", "rate", "10gbit")
+    sh("tc", "class", "add", "dev", "lo", "parent", "1:", "classid", "1:20", "htb",
+       "rate", f"{CAP_KBIT}kbit", "ceil", f"{CAP_KBIT}kbit", "burst", "6k")
+    sh("tc", "qdisc", "add", "dev", "lo", "parent", "1:20", "handle", "20:", "bfifo",
+       "limit", str(CAP_KBIT * 1000 // 8 // 2))
+    sh("tc", "filter", "add", "dev", "lo", "protocol", "ip", "parent", "1:", "prio", "1", "u32",
+       "match", "ip", "protocol", "17", "0xff", "match", "ip", "dport", str(port), "0xffff",
+       "flowid", "1:20")
+
+
+def unshape():
+    sh("tc", "qdisc", "del", "dev", "lo", "root")
+
+
+def lose(port, percent):
+    sh("nft", "add", "table", "inet", "rlloss")
+    sh("nft", "add", "chain", "inet", "rlloss", "o", "{ type filter hook output priority 0; }")
+    sh("nft", "add", "rule", "inet", "rlloss", "o", "udp", "dport", str(port), "numgen", "random",
+       "mod", "100", "<", str(percent), "drop")
+
+
+def unlose():
+    sh("nft", "delete", "table", "inet", "rlloss")
+
+
+class Watch:
+    """Samples the subscribers' view of the publisher's video, four times a second."""
+
+    def __init__(self, pages, names, publisher):
+        self.pages = pages
+        self.names = names
+        self.publisher = publisher
+        self.samples = {n: [] for n in names}  # (time, frameWidth, framesDecoded, nackCount)
+        self.sent = []  # (time, {rid: (framesEncoded, frameWidth)}) of the publisher, each second
+        self.turns = 0
+
+    def video(self, name):
+        for r in self.pages.stats(name)["remote"]:
+            if r["identity"] == self.publisher and r["kind"] == "video":
+                return r
+        return None
+
+    def sample(self):
+        if self.turns % 4 == 0:
+            out = self.pages.stats(self.publisher)["publisher"]["outbound"]
+            self.sent.append((time.time(), {o["rid"]: (o["framesEncoded"], o["frameWidth"])
+                                            for o in out if o["kind"] == "video"}))
+        self.turns += 1
+        for n in self.names:
+            v = self.video(n)
+            if v:
+                self.samples[n].append((time.time(), v["frameWidth"], v["framesDecoded"], v["nackCount"]))
+
+    def run(self, seconds, until=None):
+        """Samples for `seconds`, or until until(latest samples) is true; the time it was."""
+        end = time.time() + seconds
+        while time.time() < end:
+            self.sample()
+            if until and until({n: s[-1] for n, s in self.samples.items() if s}):
+                return time.time()
+            time.sleep(0.25)
+        return None
+
+    def since(self, name, t0):
+        return [s for s in self.samples[name] if s[0] >= t0]
+
+    def widths(self, name, t0):
+        return sorted({s[1] for s in self.since(name, t0)})
+
+    def publisher_since(self, t0):
+        """What the publisher did from t0 on: per rid, the widths it encoded and whether its
+        framesEncoded ever stood still for a second (the encoder dropping a layer)."""
+        s = [x for x in self.sent if x[0] >= t0]
+        out = {}
+        for rid in (s[0][1] if s else {}):
+            frames = [x[1].get(rid, (0, 0)) for x in s]
+            stood = any(b[0] <= a[0] for a, b in zip(frames, frames[1:]))
+            out[rid] = {"widths": sorted({f[1] for f in frames}), "stalled": stood}
+        return out
+
+    def longest_stall(self, name, t0):
+        """The longest time framesDecoded did not rise, from t0 on (seconds)."""
+        s = self.since(name, t0)
+        worst, last_rise = 0.0, s[0][0] if s else t0
+        for prev, cur in zip(s, s[1:]):
+            if cur[2] > prev[2]:
+                last_rise = cur[0]
+            worst = max(worst, cur[0] - last_rise)
+        return worst
+
+
+def layer_widths(pages, name):
+    """rid -> frameWidth of the publisher's encodings now."""
+    out = pages.stats(name)["publisher"]["outbound"]
+    return {o["rid"]: o["frameWidth"] for o in out if o["kind"] == "video"}
+
+
+def run(a, tmp, log):
+    http_port = free_port(socket.SOCK_STREAM)
+    media_port = free_port_pair()
+    room = f"a{os.getpid()}"
+    name = f"sfu-adaptive-{os.getpid()}"
+    os.environ["RINGLANE_SFU_TRACE"] = "1"  # the estimates and layers each second, in the log
+    server = start_node(a, tmp, name, log, http_port, free_port(), media_port)
+    browser = None
+    try:
+        check(wait_http(http_port), f"ringlane run answers HTTP on 127.0.0.1:{http_port}")
+        browser = Browser(FAKE_MEDIA_FLAGS + ["--window-size=1280,800"])
+        pages = Pages(browser)
+        base = f"http://127.0.0.1:{http_port}/?room={room}&autojoin=1"
+        pages.open("pub", f"{base}&name=pub&width=960&height=540")
+        for n in ("s1", "s2"):
+            pages.open(n, f"{base}&name={n}&publish=0")
+        for n in ("pub", "s1", "s2"):
+            wait_until(lambda n=n: (pages.state(n) or {}).get("joined"), 20)
+            check((pages.state(n) or {}).get("joined"), f"{n}'s page joined {room}")
+        if FAILURES:
+            return
+
+        # Every layer on the wire, both subscribers on the top one.
+        layers = wait_until(lambda: (lambda w: w if len(w) == 3 and all(w.values()) else None)(
+            layer_widths(pages, "pub")), 40, step=0.5) or layer_widths(pages, "pub")
+        check(len(layers) == 3 and all(layers.values()),
+              f"the publisher sends three simulcast layers ({layers})")
+        top, low = max(layers.values() or [0]), min(layers.values() or [0])
+        watch = Watch(pages, ["s1", "s2"], "pub")
+        t_top = watch.run(60, lambda last: len(last) == 2 and all(s[1] == top for s in last.values()))
+        check(t_top is not None, f"both subscribers reach the top layer ({top} wide): "
+                                 f"s1 {watch.widths('s1', 0)}, s2 {watch.widths('s2', 0)}")
+        if FAILURES:
+            return
+        port = int(pages.stats("s1")["subscriber"]["pair"]["local"].rsplit(":", 1)[1])
+
+        # The cap: s1 goes down, s2 stays.
+        shape(port)
+        t_cap = time.time()
+        t_low = watch.run(SWITCH_DOWN_S + 5, lambda last: last.get("s1", (0, top))[1] <= low)
+        took = (t_low - t_cap) if t_low else None
+        check(t_low is not None and took <= SWITCH_DOWN_S,
+              f"s1 is on the lowest layer ({low} wide) within {SWITCH_DOWN_S} s of a {CAP_KBIT} kbit/s cap "
+              f"(took {took if took is None else round(took, 1)} s; widths {watch.widths('s1', t_cap)})")
+        watch.run(6)
+        capped = watch.since("s1", t_cap + SWITCH_DOWN_S + 1)
+        check(capped and all(s[1] <= low for s in capped),
+              f"s1 stays on the lowest layer under the cap (widths {sorted({s[1] for s in capped})})")
+        check(watch.widths("s2", t_cap) == [top], f"s2 stays on the top layer meanwhile ({watch.widths('s2', t_cap)}; "
+                                                  f"the publisher sent {watch.publisher_since(t_cap)})")
+        stall = watch.longest_stall("s1", t_cap)
+        check(stall <= STALL_S, f"s1 never stops decoding for more than {STALL_S} s across the switch "
+                                f"(longest stall {stall:.2f} s)")
+        shot = os.path.join(tmp, "sfu-adaptive-s1.png")
+        browser.switch_to(pages.handles["s1"])
+        browser.screenshot(shot)
+        print(f"  screenshot of s1's page under the cap: {shot}", flush=True)
+
+        # The cap lifted: back up through probes.
+        unshape()
+        t_free = time.time()
+        t_up = watch.run(SWITCH_UP_S + 5, lambda last: last.get("s1", (0, 0))[1] == top)
+        took = (t_up - t_free) if t_up else None
+        check(t_up is not None and took <= SWITCH_UP_S,
+              f"s1 is back on the top layer within {SWITCH_UP_S} s of the cap's removal "
+              f"(took {took if took is None else round(took, 1)} s; widths {watch.widths('s1', t_free)})")
+        stall = watch.longest_stall("s1", t_free)
+        check(stall <= STALL_S, f"s1 decodes across the switches up (longest stall {stall:.2f} s)")
+
+        # 2% loss on s1's downlink: NACK repairs it, s1 holds its layer, s2 sees nothing of it.
+        lose(port, 2)
+        t_loss = time.time()
+        watch.run(15)
+        unlose()
+        lossy = watch.since("s1", t_loss)
+        check(lossy and min(s[1] for s in lossy) > low,
+              f"with 2% loss s1 stays off the lowest layer (widths {watch.widths('s1', t_loss)})")
+        check(lossy and lossy[-1][3] > lossy[0][3], f"s1 NACKs what it lost (nackCount "
+              f"{lossy[0][3] if lossy else '?'} -> {lossy[-1][3] if lossy else '?'})")
+        stall = watch.longest_stall("s1", t_loss)
+        check(stall <= STALL_S, f"s1 keeps decoding under loss (longest stall {stall:.2f} s)")
+        check(watch.widths("s2", t_top) == [top], f"s2 stayed on the top layer through it all "
+                                                  f"({watch.widths('s2', t_top)}; the publisher sent "
+                                                  f"{watch.publisher_since(t_top)})")
+
+        # The subscriber's own wish: layer 0, then 2.
+        track = watch.video("s2")["trackId"]
+        reply = pages.run("s2", "return window.ringlaneTest.setLayer(arguments[0], 0)", track)
+        check(isinstance(reply, dict) and reply.get("spatial") == 0, f"s2 asks for layer 0 ({reply})")
+        t_ask = time.time()
+        t_done = watch.run(5, lambda last: last.get("s2", (0, top))[1] == low)
+        check(t_done is not None, f"s2 gets the lowest layer it asked for ({watch.widths('s2', t_ask)})")
+        pages.run("s2", "return window.ringlaneTest.setLayer(arguments[0], 2)", track)
+        t_ask = time.time()
+        t_done = watch.run(10, lambda last: last.get("s2", (0, 0))[1] == top)
+        check(t_done is not None, f"s2 is back on the top layer when it asks for it ({watch.widths('s2', t_ask)})")
+
+        c = dataplane_counters(a.ringlane, name)
+        wanted = ["sfu_layers_learned", "sfu_layer_switches", "sfu_layer_down", "sfu_layer_up",
+                  "sfu_probes", "sfu_padding_sent", "sfu_twcc_sent", "sfu_twcc_received"]
+        check(all(c.get(k, 0) > 0 for k in wanted),
+              "the data plane counted layers learned, switches, downs, ups, probes, padding and "
+              "transport-cc both ways (" + ", ".join(f"{k[4:]} {c.get(k)}" for k in wanted) + ")")
+        check(server.poll() is None, "ringlane run still running")
+    finally:
+        for undo in (unshape, unlose):
+            try:
+                undo()
+            except RuntimeError:
+                pass
+        stop(server, browser)
+
+
+def main():
+    a = browser_test_args()
+
+    def go(tmp, logs):
+        logs.append(os.path.join(tmp, "ringlane.log"))
+        run(a, tmp, logs[0])
+
+    return netns_main(a, __file__, "rl-adapt", go, timeout=300, needs=("chromedriver", "ip", "tc", "nft"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
