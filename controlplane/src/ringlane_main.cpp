@@ -159,6 +159,15 @@ int run_node(int argc, char** argv) {
         turn_uris.push_back("turn:" + Endpoint{*ip, ep.port}.to_string() + "?transport=udp");
       }
     }
+    // TURN over TCP (RFC 7065 URI), for clients whose networks let no UDP out.
+    for (const auto& ep : o.listen_tcp) {
+      auto ip = ep.family() == Family::kV4
+                    ? (o.external_v4 ? o.external_v4 : relay_for(Family::kV4, o.relay_v4, listen))
+                    : (o.external_v6 ? o.external_v6 : relay_for(Family::kV6, o.relay_v6, listen));
+      if (ip) {
+        turn_uris.push_back("turn:" + Endpoint{*ip, ep.port}.to_string() + "?transport=tcp");
+      }
+    }
   }
 
   control::SupervisorConfig sc;
@@ -221,6 +230,10 @@ int run_node(int argc, char** argv) {
     supervisor->on_session_event([&server](unsigned worker, std::span<const std::uint8_t> p) {
       server->signaling().on_session_event(worker, p);
     });
+    supervisor->on_media_report(
+        [&server](unsigned worker, shm::Event type, std::span<const std::uint8_t> p) {
+          server->signaling().on_media_report(worker, type, p);
+        });
     supervisor->on_restarted([&server] { server->signaling().media_reset(); });
   }
   boost::asio::steady_timer timer(io);

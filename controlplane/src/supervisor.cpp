@@ -251,6 +251,11 @@ void Supervisor::poll() {
       } else if (m->type == static_cast<std::uint16_t>(shm::Event::kSessionEvent) &&
                  session_event_) {
         session_event_(i, m->payload);
+      } else if ((m->type == static_cast<std::uint16_t>(shm::Event::kRouteReport) ||
+                  m->type == static_cast<std::uint16_t>(shm::Event::kAudioLevels) ||
+                  m->type == static_cast<std::uint16_t>(shm::Event::kLayersActive)) &&
+                 media_report_) {
+        media_report_(i, static_cast<shm::Event>(m->type), m->payload);
       }
       events.pop();
     }

@@ -120,6 +120,12 @@ function wire(r) {
   });
   r.addEventListener('error', (e) => fail(e.detail.code, e.detail.message));
   r.addEventListener('media_reset', () => record('media_reset', {}));
+  r.addEventListener('layers', (e) => record('layers', e.detail));
+  r.addEventListener('speakers', (e) => {
+    record('speakers', { speakers: e.detail.speakers.map((s) => s.participant) });
+    const loudest = e.detail.speakers[0]?.participant;
+    for (const [identity, t] of tiles) t.figure.classList.toggle('speaking', identity === loudest);
+  });
   r.addEventListener('reconnecting', (e) => {
     state.reconnecting = true;
     record('reconnecting', e.detail);

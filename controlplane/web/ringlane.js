@@ -70,6 +70,7 @@ export class Room extends EventTarget {
       iceServers, iceTransportPolicy, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require',
     };
     this.participants = new Map(); // identity -> {identity, tracks: Map trackId -> {kind, muted}}
+    this.speakers = []; // identities, loudest first ('speakers' events)
     this.identity = null;
     this.room = null;
     this._ws = null;
@@ -358,6 +359,16 @@ export class Room extends EventTarget {
       }
       case 'offer':
         return this._answer(msg);
+      case 'layers':
+        // Dynacast: encode only the simulcast layers some subscriber takes.
+        this._setActiveLayers(msg.track, msg.active ?? []).catch(() => {});
+        this._emit('layers', { track: msg.track, active: msg.active ?? [] });
+        break;
+      case 'speakers':
+        // The room's active speakers, loudest first (may be empty: nobody speaks).
+        this.speakers = (msg.speakers ?? []).map((s) => s.participant);
+        this._emit('speakers', { speakers: msg.speakers ?? [] });
+        break;
       case 'media_reset':
         // The server's data plane restarted and lost every session: start the media over (the
         // others do too; their tracks come back with track_published).
@@ -484,6 +495,23 @@ export class Room extends EventTarget {
       if (this._muted[t.kind]) this._send({ type: 'mute', track: t.track, muted: true });
     }
     return reply.tracks ?? [];
+  }
+
+  async _setActiveLayers(trackId, active) {
+    const mid = this._published.get(trackId)?.mid;
+    const transceiver = this._publisher?.getTransceivers().find((t) => t.mid === mid);
+    const sender = transceiver?.sender;
+    if (!sender) return;
+    const params = sender.getParameters();
+    let changed = false;
+    for (const e of params.encodings ?? []) {
+      const on = e.rid == null || active.includes(e.rid);
+      if (e.active !== on) {
+        e.active = on;
+        changed = true;
+      }
+    }
+    if (changed) await sender.setParameters(params);
   }
 
   // The videoCodec option: its formats first (in the browser's order, e.g. VP9 profile 0 before

@@ -112,6 +112,16 @@ int run_dataplane(int argc, char** argv) {
     }
     locks.push_back(fd);
   }
+  for (const auto& ep : o.listen_tcp) {
+    std::string path = "/dev/shm/ringlane-listen-tcp-" + ep.ip.to_string() + "-" +
+                       std::to_string(ep.port) + ".lock";
+    int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      spdlog::error("another ringlane already listens on TCP {} (lock {})", ep.to_string(), path);
+      return 1;
+    }
+    locks.push_back(fd);
+  }
   // One DTLS certificate for the process: the control plane reads its fingerprint from the
   // stats page; the key stays here.
   std::string cert_error;
@@ -143,6 +153,13 @@ int run_dataplane(int argc, char** argv) {
     return 2;
   }
   auto reservations = std::make_shared<ReservationRegistry>();
+  auto tcp_per_ip = std::make_shared<turn::ConnectionsPerIp>();
+  turn::ConnectionLimits tcp_limits;
+  tcp_limits.max_connections = o.tcp_max_connections;
+  tcp_limits.max_per_ip = o.tcp_max_per_ip;
+  tcp_limits.handshake_timeout_ms = o.tcp_handshake_timeout_ms;
+  tcp_limits.idle_timeout_ms = o.tcp_idle_timeout_ms;
+  tcp_limits.send_cap_bytes = o.tcp_send_cap;
   std::vector<std::unique_ptr<Worker>> pool;
   for (unsigned i = 0; i < workers; ++i) {
     WorkerConfig wc;
@@ -150,6 +167,10 @@ int run_dataplane(int argc, char** argv) {
     wc.cpu = !o.cpus.empty() ? o.cpus[i % o.cpus.size()] : static_cast<int>(i % std::max(1u, cpus));
     wc.io = o.io;
     wc.listen = o.listen;
+    wc.listen_tcp = o.listen_tcp;
+    wc.listen_tcp_optional = !o.listen_tcp_given;
+    wc.tcp_limits = tcp_limits;
+    wc.tcp_per_ip = tcp_per_ip;
     wc.certificate = certificate;
     if (o.media_port != 0) {
       for (const auto& ip : o.media_ips) {
@@ -187,11 +208,15 @@ int run_dataplane(int argc, char** argv) {
   for (const auto& ep : o.listen) {
     listen_list += (listen_list.empty() ? "" : ", ") + ep.to_string();
   }
+  std::string tcp_list;
+  for (const auto& ep : pool[0]->tcp_listeners()) {
+    tcp_list += (tcp_list.empty() ? "" : ", ") + ep.to_string();
+  }
   spdlog::info(
-      "ringlane up: TURN/STUN on {} | relay {} {} | SFU media ports {} | {} worker(s), io {} | "
-      "stats {}",
-      listen_list, o.relay_v4 ? o.relay_v4->to_string() : "-",
-      o.relay_v6 ? o.relay_v6->to_string() : "-",
+      "ringlane up: TURN/STUN on {} | TCP {} | relay {} {} | SFU media ports {} | {} worker(s), "
+      "io {} | stats {}",
+      listen_list, tcp_list.empty() ? std::string("off") : tcp_list,
+      o.relay_v4 ? o.relay_v4->to_string() : "-", o.relay_v6 ? o.relay_v6->to_string() : "-",
       o.media_port == 0 ? std::string("off")
                         : fmt::format("{}-{}", o.media_port, o.media_port + workers - 1),
       workers, pool[0]->backend_name(), stats.path());

@@ -89,6 +89,7 @@ bool Worker::start(std::string& error) {
     // Everything the thread made is torn down on the thread (SINGLE_ISSUER rings).
     sfu_.reset();
     server_.reset();
+    connections_.reset();
     for (auto& s : sockets_) {
       if (s.fd >= 0) {
         ::close(s.fd);
@@ -181,6 +182,9 @@ bool Worker::init(std::string& error) {
       return false;
     }
   }
+  if (!init_streams(error)) {
+    return false;
+  }
   sfu::EngineConfig sfu_config;
   sfu_config.certificate = config_.certificate;
   if (!sfu_config.certificate) {
@@ -230,6 +234,9 @@ void Worker::tick() {
   if (config_.commands && config_.commands->depth() > 0) {
     run_commands();
   }
+  if (!doomed_.empty() || now_.mono_ms >= next_stream_timer_ms_) {
+    stream_timers();
+  }
   if (now_.mono_ms >= next_sfu_timer_ms_) {
     sfu_->on_timer(now_);
     next_sfu_timer_ms_ = now_.mono_ms + 50;
@@ -245,6 +252,7 @@ void Worker::tick() {
     stats_.turn = server_->counters();
     stats_.sfu = sfu_->counters();
     stats_.io = backend_->stats();
+    connections_->publish_framer_counts();
     stats_page_.publish(config_.index, stats_);
     next_publish_ms_ = now_.mono_ms + 100;
   }
@@ -305,7 +313,7 @@ void Worker::run_commands() {
     bool policy_part = type == shm::Command::kPolicyBegin || type == shm::Command::kPolicyChunk ||
                        type == shm::Command::kPolicyCommit;
     bool media = m->type >= static_cast<std::uint16_t>(shm::Command::kSessionCreate) &&
-                 m->type <= static_cast<std::uint16_t>(shm::Command::kRouteLayer);
+                 m->type <= static_cast<std::uint16_t>(shm::Command::kTrackPriority);
     if (m->version == shm::kMessageVersion && media) {
       if (!sfu_->on_command(type, m->payload, now_)) {
         std::uint8_t what[4];
@@ -362,9 +370,18 @@ void Worker::on_datagram(SocketId socket, const Endpoint& from, PacketBuffer& pk
   SendDecision d = role == Role::kListener ? server_->on_client_packet(socket, from, pkt, now_)
                                            : server_->on_peer_packet(socket, from, pkt, now_);
   if (d.send) {
-    backend_->send(d.socket, d.to, pkt, id);
+    route(d, pkt, id);
   } else {
     backend_->release(id);
+  }
+}
+
+void Worker::route(const SendDecision& d, PacketBuffer& pkt, io::BufferId id) {
+  // A reply or relayed data for a TCP client goes on its connection (worker_streams.cpp).
+  if (sockets_[d.socket.value].role == Role::kStream) {
+    send_on_stream(d.socket, pkt, id);
+  } else {
+    backend_->send(d.socket, d.to, pkt, id);
   }
 }
 
@@ -397,7 +414,10 @@ std::optional<SocketId> Worker::adopt(int fd, Role role) {
     } else {
       return std::nullopt;
     }
-    if (backend_->add_socket(fd, SocketId{id})) {
+    bool added = role == Role::kTcpListener ? backend_->add_listener(fd, SocketId{id})
+                 : role == Role::kStream    ? backend_->add_stream(fd, SocketId{id})
+                                            : backend_->add_socket(fd, SocketId{id});
+    if (added) {
       sockets_[id] = SocketEntry{fd, role};
       return SocketId{id};
     }

@@ -83,6 +83,18 @@ class Pages:
                                "f.classList.contains(arguments[1]))", who, f"{kind}-muted")
         return bool(said) and said[-1] == muted and shown == muted
 
+    def speakers(self, name):
+        """The page's `speakers` events, oldest first: lists of identities, loudest first."""
+        return [e["speakers"] for e in self.state(name)["events"] if e["type"] == "speakers"]
+
+    def loudest(self, name):
+        said = self.speakers(name)
+        return said[-1][0] if said and said[-1] else None
+
+    def speaking_tile(self, name):
+        return self.run(name, "const f = document.querySelector('#grid figure.speaking'); "
+                              "return f ? f.querySelector('figcaption').textContent : null")
+
     def saw_leave(self, name, who):
         """The page's state once it saw `who`'s audio and video end and `who` leave, else None."""
         s = self.state(name)
@@ -283,6 +295,19 @@ def run(a, tmp, log):
             seen = wait_until(lambda m=muted: pages.saw_mute("p1", "p2", "video", m), 5)
             check(seen, f"p2 {'stops' if muted else 'restarts'} its camera: p1 hears track_muted "
                         f"{str(muted).lower()} and its tile shows it")
+
+        # Active speaker: only p1's microphone on, then only p2's.
+        for who in ("p2", "p3"):
+            pages.run(who, "document.getElementById('mic').click()")
+        spoke = wait_until(lambda: pages.loudest("p2") == "p1" and pages.speaking_tile("p2") == "p1", 8)
+        check(spoke, f"with only p1's microphone on, p2 hears p1 is the active speaker and its tile shows it "
+                     f"(speakers events {pages.speakers('p2')[-3:]}, tile {pages.speaking_tile('p2')})")
+        pages.run("p1", "document.getElementById('mic').click()")
+        pages.run("p2", "document.getElementById('mic').click()")
+        spoke = wait_until(lambda: pages.loudest("p3") == "p2", 8)
+        check(spoke, f"then with only p2's on, p3 hears p2 is ({pages.speakers('p3')[-3:]})")
+        for who in ("p1", "p3"):
+            pages.run(who, "document.getElementById('mic').click()")
 
         pages.run("p3", "document.getElementById('leave').click()")
         left = wait_until(lambda: not pages.state("p3")["joined"], 5)

@@ -61,8 +61,9 @@ def main():
         status, body = try_get(http_port, "/api/turn-credentials?service=turn&username=carol",
                            {"Authorization": "Bearer k-1"})
         creds = json.loads(body) if status == 200 else {}
-        check(status == 200 and creds.get("uris") == [f"turn:127.0.0.1:{turn_port}?transport=udp"],
-              f"API issues credentials with this node's TURN URI ({status})")
+        check(status == 200 and creds.get("uris") == [f"turn:127.0.0.1:{turn_port}?transport=udp",
+                                                         f"turn:127.0.0.1:{turn_port}?transport=tcp"],
+              f"API issues credentials with this node's TURN URIs, UDP and TCP ({status}, {creds.get('uris')})")
         out = subprocess.run(["turnutils_uclient", "-p", str(turn_port), "-e", "127.0.0.1", "-r", str(peer_port),
                               "-u", creds.get("username", "x"), "-w", creds.get("password", "x"), "-c", "-n", "10",
                               "-m", "2", "127.0.0.1"], capture_output=True, text=True, timeout=60).stdout

@@ -26,6 +26,13 @@ const char* node_options_help() {
   return R"(ringlane run [options]       (every option has a default; no config file needed)
   --name NAME               instance name (stats page /dev/shm/ringlane-NAME.stats) [default]
   --listen ADDR:PORT        TURN/STUN UDP listener, repeatable [0.0.0.0:3478 and [::]:3478]
+  --listen-tcp ADDR:PORT|off  TURN over TCP listener, repeatable [the --listen addresses]
+  --tcp-max-connections N   TCP connections per worker [4096]
+  --tcp-max-per-ip N        TCP connections per source IP, 0 = unlimited [64]
+  --tcp-handshake-timeout MS  first STUN message due, and longest wait inside a frame [10000]
+  --tcp-idle-timeout MS     close a TCP connection without an allocation idle this long [60000]
+  --tcp-send-cap BYTES      bytes queued to a TCP client that does not read before it is
+                            disconnected [262144]
   --relay-ip IP             relay bind address, one per family [the listener's, else the host's]
   --external-ip IP          relay address to advertise (behind 1:1 NAT), one per family
   --relay-ports MIN-MAX     relay port range, split between workers [40000-65535]
@@ -103,6 +110,31 @@ std::optional<NodeOptions> parse_node_options(int argc, char** argv, std::string
       if (!ep)
         return bad(v);
       o.listen.push_back(*ep);
+    } else if (flag == "--listen-tcp") {
+      o.listen_tcp_given = true;
+      if (v == "off") {
+        o.listen_tcp.clear();
+        continue;
+      }
+      auto ep = Endpoint::parse(v);
+      if (!ep)
+        return bad(v);
+      o.listen_tcp.push_back(*ep);
+    } else if (flag == "--tcp-max-connections") {
+      if (!parse_number(v, o.tcp_max_connections) || o.tcp_max_connections == 0)
+        return bad(v);
+    } else if (flag == "--tcp-max-per-ip") {
+      if (!parse_number(v, o.tcp_max_per_ip))
+        return bad(v);
+    } else if (flag == "--tcp-handshake-timeout") {
+      if (!parse_number(v, o.tcp_handshake_timeout_ms) || o.tcp_handshake_timeout_ms == 0)
+        return bad(v);
+    } else if (flag == "--tcp-idle-timeout") {
+      if (!parse_number(v, o.tcp_idle_timeout_ms) || o.tcp_idle_timeout_ms == 0)
+        return bad(v);
+    } else if (flag == "--tcp-send-cap") {
+      if (!parse_number(v, o.tcp_send_cap) || o.tcp_send_cap < 4096)
+        return bad(v);
     } else if (flag == "--relay-ip" || flag == "--external-ip") {
       auto ip = IpAddress::parse(v);
       if (!ip)
@@ -212,6 +244,9 @@ std::optional<NodeOptions> parse_node_options(int argc, char** argv, std::string
   }
   if (o.listen.empty()) {
     o.listen = {*Endpoint::parse("0.0.0.0:3478"), *Endpoint::parse("[::]:3478")};
+  }
+  if (!o.listen_tcp_given) {
+    o.listen_tcp = o.listen;
   }
   if (o.media_ips.empty()) {
     o.media_ips = {*IpAddress::parse("0.0.0.0"), *IpAddress::parse("::")};

@@ -1,5 +1,6 @@
 #include "ringlane/shm/media.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "ringlane/common/bytes.hpp"
@@ -164,7 +165,8 @@ std::vector<std::uint8_t> encode(const TrackAdd& m) {
       .u8(m.repaired_rid_extension)
       .u8(m.transport_cc_extension)
       .u8(m.mid_extension)
-      .text(m.mid);
+      .text(m.mid)
+      .u8(m.audio_level_extension);
   w.u8(static_cast<std::uint8_t>(m.rids.size()));
   for (const auto& rid : m.rids) {
     w.text(rid);
@@ -179,13 +181,13 @@ std::optional<TrackAdd> decode_track_add(Payload p) {
   std::uint8_t rids = 0;
   r.session(m.session) && r.u32(m.ssrc) && r.u32(m.rtx_ssrc) && r.u8(kind) &&
       r.u8(m.payload_type) && r.u8(m.rtx_payload_type) && r.u32(m.clock_rate) && r.u8(codec) &&
-      r.u8(m.rid_extension) && r.u8(m.repaired_rid_extension) &&
-      r.u8(m.transport_cc_extension) && r.u8(m.mid_extension) && r.text(m.mid, kMaxMid) &&
+      r.u8(m.rid_extension) && r.u8(m.repaired_rid_extension) && r.u8(m.transport_cc_extension) &&
+      r.u8(m.mid_extension) && r.text(m.mid, kMaxMid) && r.u8(m.audio_level_extension) &&
       r.u8(rids);
   if (kind > 1 || m.payload_type > 127 || m.rtx_payload_type > 127 || m.ssrc == 0 ||
-      codec > static_cast<std::uint8_t>(Codec::kAv1) || rids > kMaxLayers ||
-      m.rid_extension > 14 || m.repaired_rid_extension > 14 || m.transport_cc_extension > 14 ||
-      m.mid_extension > 14) {
+      codec > static_cast<std::uint8_t>(Codec::kAv1) || rids > kMaxLayers || m.rid_extension > 14 ||
+      m.repaired_rid_extension > 14 || m.transport_cc_extension > 14 || m.mid_extension > 14 ||
+      m.audio_level_extension > 14) {
     return std::nullopt;
   }
   m.rids.resize(rids);
@@ -273,13 +275,58 @@ std::optional<RouteReport> decode_route_report(Payload p) {
   return finish(r, m);
 }
 
+std::vector<std::uint8_t> encode(const TrackPriority& m) {
+  return Writer().u32(m.publisher.value).u32(m.ssrc).u8(m.priority).take();
+}
+std::optional<TrackPriority> decode_track_priority(Payload p) {
+  Reader r(p);
+  TrackPriority m;
+  r.session(m.publisher) && r.u32(m.ssrc) && r.u8(m.priority);
+  if (m.ssrc == 0) {
+    return std::nullopt;
+  }
+  return finish(r, m);
+}
+
+std::vector<std::uint8_t> encode(const LayersActive& m) {
+  return Writer().u32(m.publisher.value).u32(m.ssrc).u8(m.mask).take();
+}
+std::optional<LayersActive> decode_layers_active(Payload p) {
+  Reader r(p);
+  LayersActive m;
+  r.session(m.publisher) && r.u32(m.ssrc) && r.u8(m.mask);
+  if (m.ssrc == 0 || m.mask >= (1u << kMaxLayers)) {
+    return std::nullopt;
+  }
+  return finish(r, m);
+}
+
+std::vector<std::uint8_t> encode(const AudioLevels& m) {
+  Writer w;
+  w.u8(static_cast<std::uint8_t>(std::min(m.tracks.size(), AudioLevels::kMax)));
+  for (std::size_t i = 0; i < m.tracks.size() && i < AudioLevels::kMax; ++i) {
+    w.u32(m.tracks[i].publisher.value).u32(m.tracks[i].ssrc).u8(m.tracks[i].level);
+  }
+  return w.take();
+}
+std::optional<AudioLevels> decode_audio_levels(Payload p) {
+  Reader r(p);
+  AudioLevels m;
+  std::uint8_t n = 0;
+  if (!r.u8(n) || n > AudioLevels::kMax) {
+    return std::nullopt;
+  }
+  m.tracks.resize(n);
+  for (auto& t : m.tracks) {
+    if (!(r.session(t.publisher) && r.u32(t.ssrc) && r.u8(t.level)) || t.level > 127) {
+      return std::nullopt;
+    }
+  }
+  return finish(r, m);
+}
+
 std::vector<std::uint8_t> encode(const RouteLayer& m) {
-  return Writer()
-      .u32(m.subscriber.value)
-      .u32(m.ssrc)
-      .u8(m.max_spatial)
-      .u8(m.paused ? 1 : 0)
-      .take();
+  return Writer().u32(m.subscriber.value).u32(m.ssrc).u8(m.max_spatial).u8(m.paused ? 1 : 0).take();
 }
 std::optional<RouteLayer> decode_route_layer(Payload p) {
   Reader r(p);

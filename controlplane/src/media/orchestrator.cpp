@@ -408,6 +408,8 @@ Reply Orchestrator::publish(const std::string& room, const std::string& identity
           add.transport_cc_extension = id;
         } else if (e.uri == sdp::kMidUri) {
           add.mid_extension = id;
+        } else if (e.uri == "urn:ietf:params:rtp-hdrext:ssrc-audio-level") {
+          add.audio_level_extension = id;
         }
       }
       if (!link_.push(r->worker, shm::Command::kTrackAdd, shm::encode(add))) {
@@ -843,6 +845,276 @@ void Orchestrator::on_session_event(unsigned worker, std::span<const std::uint8_
   }
 }
 
+void Orchestrator::on_route_report(unsigned worker, std::span<const std::uint8_t> payload) {
+  auto r = shm::decode_route_report(payload);
+  if (!r) {
+    return;
+  }
+  auto now = std::chrono::steady_clock::now();
+  route_stats_[{session_key(worker, r->subscriber.value), r->ssrc}] = RouteStat{*r, now};
+  // Reports of routes that ended stop coming: forget what is older than a few intervals.
+  if (++route_reports_ % 256 == 0) {
+    std::erase_if(route_stats_, [&](const auto& kv) { return now - kv.second.at > kRouteStale; });
+  }
+}
+
+void Orchestrator::on_audio_levels(unsigned worker, std::span<const std::uint8_t> payload) {
+  // Loudness 0-127 (127 - RFC 6464 level; the peak of each 300 ms report). Speech sits around
+  // 90-110 (-37 to -17 dBov); a muted or silent microphone near 0. A participant speaks while
+  // a report was this loud in the last kHold (the pauses between words do not end it), ranked
+  // by the smoothed loudness.
+  constexpr double kSpeaking = 60;
+  constexpr double kSmoothing = 0.5;
+  constexpr auto kHold = std::chrono::milliseconds(1500);
+  constexpr auto kMinInterval = std::chrono::milliseconds(300);
+  auto m = shm::decode_audio_levels(payload);
+  if (!m) {
+    return;
+  }
+  std::vector<std::string> rooms;
+  auto now = std::chrono::steady_clock::now();
+  for (const shm::AudioLevel& l : m->tracks) {
+    std::uint64_t key = session_key(worker, l.publisher.value);
+    Loudness& v = loudness_[key];
+    v.smoothed = kSmoothing * v.smoothed + (1 - kSmoothing) * l.level;
+    if (l.level >= kSpeaking) {
+      v.loud_at = now;
+    }
+    for (const auto& [name, r] : rooms_) {
+      if (r.worker != worker) {
+        continue;
+      }
+      for (const auto& [identity, p] : r.members) {
+        if (p.pub.session == l.publisher.value &&
+            std::find(rooms.begin(), rooms.end(), name) == rooms.end()) {
+          rooms.push_back(name);
+        }
+      }
+    }
+  }
+  for (const auto& name : rooms) {
+    Room& r = rooms_.at(name);
+    std::vector<std::pair<double, std::string>> loud;
+    for (const auto& [identity, p] : r.members) {
+      auto it = p.pub.session != 0 ? loudness_.find(session_key(r.worker, p.pub.session))
+                                   : loudness_.end();
+      if (it != loudness_.end() && now - it->second.loud_at < kHold) {
+        loud.emplace_back(it->second.smoothed, identity);
+      }
+    }
+    std::sort(loud.begin(), loud.end(), [](const auto& a, const auto& b) {
+      return a.first != b.first ? a.first > b.first : a.second < b.second;
+    });
+    std::vector<std::string> order;
+    for (const auto& [level, identity] : loud) {
+      order.push_back(identity);
+    }
+    Speakers& s = speakers_[name];
+    if (order == s.order || now - s.told < kMinInterval) {
+      continue;
+    }
+    s.order = order;
+    s.told = now;
+    json::object e;
+    e["type"] = "speakers";
+    e["room"] = name;
+    json::array list;
+    for (const auto& [level, identity] : loud) {
+      json::object o;
+      o["participant"] = identity;
+      o["level"] = static_cast<int>(level);
+      list.push_back(std::move(o));
+    }
+    e["speakers"] = std::move(list);
+    broadcast(name, r, std::string(), e);
+    // The loudest keeps its video first in the allocation until another is louder.
+    if (!order.empty() && order.front() != s.prioritized) {
+      if (!s.prioritized.empty()) {
+        set_priority(r, s.prioritized, 0);
+      }
+      set_priority(r, order.front(), 1);
+      s.prioritized = order.front();
+    }
+  }
+}
+
+void Orchestrator::on_layers_active(unsigned worker, std::span<const std::uint8_t> payload) {
+  auto m = shm::decode_layers_active(payload);
+  if (!m) {
+    return;
+  }
+  for (auto& [name, r] : rooms_) {
+    if (r.worker != worker) {
+      continue;
+    }
+    for (auto& [identity, p] : r.members) {
+      if (p.pub.session != m->publisher.value) {
+        continue;
+      }
+      for (const auto& t : p.tracks) {
+        if (t.desc.ssrc != m->ssrc || t.desc.rids.empty() || !p.resource.empty()) {
+          continue;  // a WHIP publisher has no connection to be told on
+        }
+        json::object e;
+        e["type"] = "layers";
+        e["track"] = t.id;
+        json::array active;
+        for (std::size_t i = 0; i < t.desc.rids.size(); ++i) {
+          if ((m->mask >> i) & 1u) {
+            active.emplace_back(t.desc.rids[i]);
+          }
+        }
+        e["active"] = std::move(active);
+        send_(name, identity, json::serialize(e));
+        ++dynacast_told_;
+      }
+      return;
+    }
+  }
+}
+
+void Orchestrator::set_priority(Room& r, const std::string& identity, std::uint8_t priority) {
+  auto it = r.members.find(identity);
+  if (it == r.members.end() || it->second.pub.session == 0) {
+    return;
+  }
+  for (const auto& t : it->second.tracks) {
+    if (t.desc.kind != "video" || t.desc.ssrc == 0) {
+      continue;
+    }
+    shm::TrackPriority m{shm::SessionId{it->second.pub.session}, t.desc.ssrc, priority};
+    if (!link_.push(r.worker, shm::Command::kTrackPriority, shm::encode(m))) {
+      ++push_failures_;
+    }
+  }
+}
+
+namespace {
+
+// Prometheus label values (text format): backslash, double quote and line feed escaped.
+std::string label(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+double p95(std::vector<double> v) {
+  if (v.empty()) {
+    return 0;
+  }
+  std::sort(v.begin(), v.end());
+  return v[(v.size() * 95 + 99) / 100 - 1];
+}
+
+}  // namespace
+
+// Per subscriber and track, from the workers' RouteReports: the layer, bitrate, frame rate,
+// layer changes, freezes, loss and jitter the subscriber reports, and its transport's estimate
+// and round trip; then the quality KPIs over every route.
+std::string Orchestrator::quality_metrics() const {
+  auto now = std::chrono::steady_clock::now();
+  std::string layer = "# TYPE ringlane_sfu_route_layer gauge\n";
+  std::string bitrate = "# TYPE ringlane_sfu_route_bitrate_bps gauge\n";
+  std::string fps = "# TYPE ringlane_sfu_route_frame_rate gauge\n";
+  std::string switches = "# TYPE ringlane_sfu_route_layer_switches_total counter\n";
+  std::string freezes = "# TYPE ringlane_sfu_route_freezes_total counter\n";
+  std::string loss = "# TYPE ringlane_sfu_route_loss_fraction gauge\n";
+  std::string jitter = "# TYPE ringlane_sfu_route_jitter_ms gauge\n";
+  std::string estimate = "# TYPE ringlane_sfu_subscriber_estimate_bps gauge\n";
+  std::string rtt = "# TYPE ringlane_sfu_subscriber_rtt_ms gauge\n";
+  std::vector<double> video_bitrates;
+  std::vector<double> video_fps;
+  std::vector<double> audio_loss;
+  std::vector<double> latency;
+  for (const auto& [room, r] : rooms_) {
+    for (const auto& [identity, p] : r.members) {
+      if (p.sub.session == 0) {
+        continue;
+      }
+      std::uint64_t key = session_key(r.worker, p.sub.session);
+      const shm::RouteReport* any = nullptr;
+      for (const auto& o : p.out) {
+        auto it = route_stats_.find({key, o.offered.ssrc});
+        if (!o.offered.active || it == route_stats_.end() || now - it->second.at > kRouteStale) {
+          continue;
+        }
+        const shm::RouteReport& m = it->second.report;
+        any = &m;
+        std::string l = "{room=\"" + room + "\",participant=\"" + label(identity) +
+                        "\",publisher=\"" + label(o.publisher) + "\",track=\"" + o.track_id +
+                        "\",kind=\"" + o.offered.kind + "\"} ";
+        bitrate += "ringlane_sfu_route_bitrate_bps" + l + std::to_string(m.bitrate_bps) + "\n";
+        loss +=
+            "ringlane_sfu_route_loss_fraction" + l + std::to_string(m.fraction_lost / 256.0) + "\n";
+        jitter += "ringlane_sfu_route_jitter_ms" + l + std::to_string(m.jitter_ms) + "\n";
+        double one_way = m.rtt_ms / 2.0 + m.jitter_ms;
+        latency.push_back(one_way);
+        if (m.kind == shm::MediaKind::kVideo) {
+          fps += "ringlane_sfu_route_frame_rate" + l + std::to_string(m.frame_rate_milli / 1000.0) +
+                 "\n";
+          freezes += "ringlane_sfu_route_freezes_total" + l + std::to_string(m.freezes) + "\n";
+          video_bitrates.push_back(m.bitrate_bps);
+          video_fps.push_back(m.frame_rate_milli / 1000.0);
+          if (m.target != 0xFF) {
+            // The layer sent now (-1 while waiting for the first keyframe) and the switches.
+            layer += "ringlane_sfu_route_layer" + l +
+                     (m.layer == 0xFF ? std::string("-1") : std::to_string(m.layer)) + "\n";
+            std::string base = l.substr(0, l.size() - 2);
+            switches += "ringlane_sfu_route_layer_switches_total" + base + ",reason=\"down\"} " +
+                        std::to_string(m.layer_downs) + "\n";
+            switches += "ringlane_sfu_route_layer_switches_total" + base + ",reason=\"up\"} " +
+                        std::to_string(m.layer_ups) + "\n";
+          }
+        } else {
+          audio_loss.push_back(m.fraction_lost / 256.0);
+        }
+      }
+      if (any != nullptr) {
+        std::string l = "{room=\"" + room + "\",participant=\"" + label(identity) + "\"} ";
+        if (any->estimate_bps != 0) {
+          estimate +=
+              "ringlane_sfu_subscriber_estimate_bps" + l + std::to_string(any->estimate_bps) + "\n";
+        }
+        if (any->rtt_ms != 0) {
+          rtt += "ringlane_sfu_subscriber_rtt_ms" + l + std::to_string(any->rtt_ms) + "\n";
+        }
+      }
+    }
+  }
+  auto mean = [](const std::vector<double>& v) {
+    double sum = 0;
+    for (double x : v) {
+      sum += x;
+    }
+    return v.empty() ? 0.0 : sum / static_cast<double>(v.size());
+  };
+  std::string kpi;
+  auto gauge = [&](const char* name, const char* help, double v) {
+    kpi += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n" + name +
+           " " + std::to_string(v) + "\n";
+  };
+  gauge("video_bitrate_avg", "mean bitrate (bit/s) of the video routes to subscribers",
+        mean(video_bitrates));
+  gauge("video_frame_rate_avg", "mean frame rate of the video routes to subscribers",
+        mean(video_fps));
+  gauge("audio_packet_loss_p95",
+        "95th percentile of the loss fraction subscribers report for audio", p95(audio_loss));
+  gauge("end_to_end_latency_p95",
+        "95th percentile over routes of a one-way estimate (ms): half the subscriber's round trip "
+        "plus the jitter it reports",
+        p95(latency));
+  return layer + bitrate + fps + switches + freezes + loss + jitter + estimate + rtt + kpi;
+}
+
 std::string Orchestrator::metrics() const {
   std::uint64_t publishers = 0;
   std::uint64_t subscribers = 0;
@@ -882,6 +1154,7 @@ std::string Orchestrator::metrics() const {
   line("ringlane_sfu_sdp_errors_total", "counter", sdp_errors_);
   line("ringlane_sfu_command_push_failures_total", "counter", push_failures_);
   line("ringlane_sfu_resumed_total", "counter", resumed_);
+  line("ringlane_sfu_dynacast_told_total", "counter", dynacast_told_);
   line("ringlane_sfu_ice_restarts_total", "counter", ice_restarts_);
   line("ringlane_sfu_restored_participants_total", "counter", restored_);
   std::uint64_t whip = 0;
@@ -900,7 +1173,7 @@ std::string Orchestrator::metrics() const {
   for (const auto& [state, n] : session_events_) {
     out += "ringlane_sfu_session_events_total{state=\"" + state + "\"} " + std::to_string(n) + "\n";
   }
-  return out;
+  return out + quality_metrics();
 }
 
 }  // namespace ringlane::control::media

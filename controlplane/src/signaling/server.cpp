@@ -566,6 +566,17 @@ void SignalingServer::on_session_event(unsigned worker, std::span<const std::uin
   }
 }
 
+void SignalingServer::on_media_report(unsigned worker, shm::Event type,
+                                      std::span<const std::uint8_t> payload) {
+  if (media_ && type == shm::Event::kRouteReport) {
+    media_->on_route_report(worker, payload);
+  } else if (media_ && type == shm::Event::kAudioLevels) {
+    media_->on_audio_levels(worker, payload);
+  } else if (media_ && type == shm::Event::kLayersActive) {
+    media_->on_layers_active(worker, payload);
+  }
+}
+
 std::string SignalingServer::metrics() const {
   struct Metric {
     const char* name;

@@ -1,10 +1,14 @@
 // recvmmsg/sendmmsg on epoll: the fallback where io_uring is unavailable, and the baseline
-// every benchmark compares the uring backend against.
+// every benchmark compares the uring backend against. Streams (TURN over TCP) ride the same
+// epoll: accept4 on a listener, recv into pool buffers, and per stream one sendmsg of its
+// queued buffers per flush, waiting for EPOLLOUT when the kernel takes only part.
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "ringlane/dataplane/io/backend.hpp"
@@ -21,6 +25,9 @@ static_assert(kPayloadOffset >= kPacketHeadroom);
 constexpr std::uint32_t kWakeTag = UINT32_MAX;
 constexpr int kMaxEvents = 256;
 constexpr int kMaxRoundsPerSocket = 8;
+constexpr int kMaxAcceptsPerEvent = 64;
+constexpr std::size_t kStreamIov = 32;
+enum class Kind : std::uint8_t { kDatagram, kListener, kStream };
 
 class MmsgBackend final : public Backend {
  public:
@@ -49,6 +56,7 @@ class MmsgBackend final : public Backend {
       tx_free_.push_back(i - 1);
     }
     fds_.assign(options_.max_sockets, -1);
+    kinds_.assign(options_.max_sockets, Kind::kDatagram);
     std::size_t b = options_.batch;
     rmsgs_.resize(b);
     riov_.resize(b);
@@ -70,7 +78,11 @@ class MmsgBackend final : public Backend {
   const char* name() const override { return "mmsg"; }
   std::string describe_pool() const { return pool_.describe(); }
 
-  bool add_socket(int fd, SocketId id) override {
+  bool add_socket(int fd, SocketId id) override { return add(fd, id, Kind::kDatagram); }
+  bool add_listener(int fd, SocketId id) override { return add(fd, id, Kind::kListener); }
+  bool add_stream(int fd, SocketId id) override { return add(fd, id, Kind::kStream); }
+
+  bool add(int fd, SocketId id, Kind kind) {
     if (id.value >= fds_.size() || fds_[id.value] >= 0) {
       return false;
     }
@@ -81,6 +93,13 @@ class MmsgBackend final : public Backend {
       return false;
     }
     fds_[id.value] = fd;
+    kinds_[id.value] = kind;
+    if (kind == Kind::kStream) {
+      if (streams_.size() <= id.value) {
+        streams_.resize(std::size_t{id.value} + 1);
+      }
+      streams_[id.value] = std::make_unique<StreamOut>();
+    }
     return true;
   }
 
@@ -88,7 +107,32 @@ class MmsgBackend final : public Backend {
     if (id.value < fds_.size() && fds_[id.value] >= 0) {
       epoll_ctl(epfd_, EPOLL_CTL_DEL, fds_[id.value], nullptr);
       fds_[id.value] = -1;
+      if (kinds_[id.value] == Kind::kStream) {
+        drop_stream_queue(*streams_[id.value]);
+        streams_[id.value].reset();
+      }
+      kinds_[id.value] = Kind::kDatagram;
     }
+  }
+
+  void send_stream(SocketId stream, const PacketBuffer& pkt, BufferId id) override {
+    StreamOut* out = stream_out(stream.value);
+    if (out == nullptr || out->failed) {
+      ++stats_.send_errors;
+      give_back(id.value);
+      return;
+    }
+    out->queue.push_back(Queued{id.value, pkt.data(), pkt.length});
+    out->bytes += pkt.length;
+    if (!out->listed && !out->waiting) {
+      out->listed = true;
+      ready_streams_.push_back(stream.value);
+    }
+  }
+
+  std::size_t stream_backlog(SocketId stream) const override {
+    const StreamOut* out = stream.value < streams_.size() ? streams_[stream.value].get() : nullptr;
+    return out == nullptr ? 0 : out->bytes;
   }
 
   void set_wakeup_fd(int fd) override {
@@ -113,8 +157,31 @@ class MmsgBackend final : public Backend {
         }
         continue;
       }
-      delivered += drain(id, handler);
+      if (id >= fds_.size() || fds_[id] < 0) {
+        continue;  // removed by a handler earlier in this batch
+      }
+      if (kinds_[id] == Kind::kListener) {
+        accept_all(id, handler);
+      } else if (kinds_[id] == Kind::kStream) {
+        if ((events[i].events & EPOLLOUT) != 0) {
+          write_stream(id);
+        }
+        if ((events[i].events & ~static_cast<std::uint32_t>(EPOLLOUT)) != 0) {
+          delivered += read_stream(id, handler);
+        }
+      } else {
+        delivered += drain(id, handler);
+      }
     }
+    for (std::size_t i = 0; i < failed_streams_.size(); ++i) {
+      auto [id, error] = failed_streams_[i];
+      StreamOut* out = stream_out(id);
+      if (out != nullptr && !out->eof) {
+        stop_reading(id, *out);
+        handler.on_stream_closed(SocketId{id}, error);
+      }
+    }
+    failed_streams_.clear();
     return delivered;
   }
 
@@ -145,6 +212,14 @@ class MmsgBackend final : public Backend {
   }
 
   void flush() override {
+    for (std::size_t i = 0; i < ready_streams_.size(); ++i) {
+      std::uint32_t id = ready_streams_[i];
+      if (StreamOut* out = stream_out(id)) {
+        out->listed = false;
+        write_stream(id);
+      }
+    }
+    ready_streams_.clear();
     if (giov_.size() < pending_.size()) {
       giov_.resize(pending_.size());
     }
@@ -244,6 +319,180 @@ class MmsgBackend final : public Backend {
     std::uint32_t head;
     std::uint32_t tail;
   };
+  struct Queued {
+    std::uint32_t buffer;
+    std::uint8_t* data;
+    std::uint32_t length;
+  };
+  struct StreamOut {
+    std::vector<Queued> queue;
+    std::size_t head = 0;
+    std::uint32_t sent = 0;  // bytes of queue[head] already written
+    std::size_t bytes = 0;
+    bool listed = false;   // in ready_streams_
+    bool waiting = false;  // EPOLLOUT asked for
+    bool failed = false;
+    bool eof = false;
+  };
+
+  StreamOut* stream_out(std::uint32_t id) {
+    if (id >= fds_.size() || fds_[id] < 0 || kinds_[id] != Kind::kStream) {
+      return nullptr;
+    }
+    return streams_[id].get();
+  }
+
+  void drop_stream_queue(StreamOut& out) {
+    for (std::size_t i = out.head; i < out.queue.size(); ++i) {
+      give_back(out.queue[i].buffer);
+    }
+    out.queue.clear();
+    out.head = 0;
+    out.sent = 0;
+    out.bytes = 0;
+  }
+
+  void set_events(std::uint32_t id, std::uint32_t events) {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.u32 = id;
+    epoll_ctl(epfd_, EPOLL_CTL_MOD, fds_[id], &ev);
+  }
+
+  // After EOF or an error nothing more is read: level-triggered epoll would report it again
+  // every wait until the handler removes the socket.
+  void stop_reading(std::uint32_t id, StreamOut& out) {
+    out.eof = true;
+    set_events(id, 0);
+  }
+
+  // Writes what the stream has queued until it is all out or the kernel is full (then waits
+  // for EPOLLOUT). A partial write resumes from the byte it stopped at.
+  void write_stream(std::uint32_t id) {
+    StreamOut* out = stream_out(id);
+    if (out == nullptr || out->failed) {
+      return;
+    }
+    while (out->head < out->queue.size()) {
+      iovec iov[kStreamIov];
+      std::size_t n = std::min(kStreamIov, out->queue.size() - out->head);
+      std::size_t want = 0;
+      for (std::size_t k = 0; k < n; ++k) {
+        const Queued& q = out->queue[out->head + k];
+        std::uint32_t skip = k == 0 ? out->sent : 0;
+        iov[k].iov_base = q.data + skip;
+        iov[k].iov_len = q.length - skip;
+        want += iov[k].iov_len;
+      }
+      msghdr msg{};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = n;
+      // MSG_NOSIGNAL: a client gone away is EPIPE, never a SIGPIPE.
+      ssize_t sent = sendmsg(fds_[id], &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+      ++stats_.send_calls;
+      ++stats_.stream_sends;
+      if (sent < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          break;
+        }
+        ++stats_.send_errors;
+        out->failed = true;
+        drop_stream_queue(*out);
+        failed_streams_.emplace_back(id, errno);
+        return;
+      }
+      auto left = static_cast<std::size_t>(sent);
+      if (left < want) {
+        ++stats_.stream_partial_sends;
+      }
+      out->bytes -= left;
+      while (left > 0 && out->head < out->queue.size()) {
+        Queued& q = out->queue[out->head];
+        std::uint32_t rest = q.length - out->sent;
+        if (left < rest) {
+          out->sent += static_cast<std::uint32_t>(left);
+          break;
+        }
+        left -= rest;
+        give_back(q.buffer);
+        ++stats_.datagrams_out;
+        ++out->head;
+        out->sent = 0;
+      }
+      if (static_cast<std::size_t>(sent) < want) {
+        break;  // the kernel is full
+      }
+    }
+    bool more = out->head < out->queue.size();
+    if (!more) {
+      out->queue.clear();
+      out->head = 0;
+    }
+    if (more != out->waiting) {
+      out->waiting = more;
+      set_events(id, (out->eof ? 0u : static_cast<std::uint32_t>(EPOLLIN)) |
+                         (more ? static_cast<std::uint32_t>(EPOLLOUT) : 0u));
+    }
+  }
+
+  int read_stream(std::uint32_t id, Handler& handler) {
+    int delivered = 0;
+    for (int round = 0; round < kMaxRoundsPerSocket; ++round) {
+      StreamOut* out = stream_out(id);  // the handler may have removed it
+      if (out == nullptr || out->eof) {
+        break;
+      }
+      if (free_.empty()) {
+        ++stats_.no_buffers;
+        flush();
+        if (free_.empty()) {
+          break;
+        }
+      }
+      std::uint32_t bid = free_.back();
+      free_.pop_back();
+      ssize_t n = recv(fds_[id], pool_.slot(bid) + kPayloadOffset,
+                       BufferPool::kSlotSize - kPayloadOffset, MSG_DONTWAIT);
+      ++stats_.receive_calls;
+      if (n <= 0) {
+        free_.push_back(bid);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+          break;
+        }
+        int error = n == 0 ? 0 : errno;
+        stop_reading(id, *out);
+        handler.on_stream_closed(SocketId{id}, error);
+        break;
+      }
+      PacketBuffer chunk{pool_.slot(bid), BufferPool::kSlotSize, kPayloadOffset,
+                         static_cast<std::uint32_t>(n)};
+      ++stats_.stream_chunks_in;
+      ++delivered;
+      handler.on_stream_data(SocketId{id}, chunk, BufferId{bid});
+      if (static_cast<std::size_t>(n) < BufferPool::kSlotSize - kPayloadOffset) {
+        break;  // the socket is drained for now
+      }
+    }
+    return delivered;
+  }
+
+  void accept_all(std::uint32_t id, Handler& handler) {
+    for (int k = 0; k < kMaxAcceptsPerEvent && fds_[id] >= 0; ++k) {
+      sockaddr_in6 sa{};
+      socklen_t len = sizeof(sa);
+      int fd =
+          accept4(fds_[id], reinterpret_cast<sockaddr*>(&sa), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
+          handler.on_accept_error(SocketId{id}, errno);
+        }
+        return;
+      }
+      if (!handler.on_accept(SocketId{id}, fd, from_sockaddr(reinterpret_cast<sockaddr*>(&sa)))) {
+        close(fd);
+      }
+    }
+  }
   static constexpr std::uint32_t kEnd = UINT32_MAX;
 
   void give_back(std::uint32_t bid) { (bid >= options_.buffers ? tx_free_ : free_).push_back(bid); }
@@ -379,6 +628,10 @@ class MmsgBackend final : public Backend {
   std::vector<std::uint32_t> free_;
   std::vector<std::uint32_t> tx_free_;
   std::vector<int> fds_;
+  std::vector<Kind> kinds_;
+  std::vector<std::unique_ptr<StreamOut>> streams_;  // by socket id, streams only
+  std::vector<std::uint32_t> ready_streams_;
+  std::vector<std::pair<std::uint32_t, int>> failed_streams_;
   std::vector<mmsghdr> rmsgs_;
   std::vector<iovec> riov_;
   std::vector<sockaddr_in6> raddr_;

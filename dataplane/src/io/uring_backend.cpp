@@ -6,13 +6,21 @@
 // it a send that would block is parked on a poll and retried later, after SQEs queued behind
 // it that went out at once: a destination's datagrams then arrive out of order. With every
 // send issued inline in SQE order, SQE order is wire order.
+//
+// Streams (TURN over TCP) differ: a stream has at most one sendmsg in flight, carrying its
+// queued buffers as iovecs, without MSG_DONTWAIT (the kernel waits for room itself); a short
+// write is resumed from where it stopped, so order holds by construction. Connections come from
+// a multishot accept, bytes from a multishot recv on the same provided-buffer ring as the
+// datagrams; where the kernel refuses either (-EINVAL), the one-shot op is re-armed instead.
 #include <liburing.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "ringlane/dataplane/io/backend.hpp"
@@ -44,9 +52,21 @@ static_assert(kTxOffset >= kPacketHeadroom);
 constexpr unsigned kSqEntries = 2048;
 constexpr unsigned kCqEntries = 16384;
 
-enum Op : std::uint64_t { kRecv = 1, kSend = 2, kWake = 3, kCancel = 4, kSendGroup = 5 };
+enum Op : std::uint64_t {
+  kRecv = 1,
+  kSend = 2,
+  kWake = 3,
+  kCancel = 4,
+  kSendGroup = 5,
+  kAccept = 6,
+  kStreamRecv = 7,
+  kStreamSend = 8,
+};
 constexpr std::uint32_t kGroups = 512;
 enum class SocketState : std::uint8_t { kFree, kActive, kDraining };
+enum class SocketKind : std::uint8_t { kDatagram, kListener, kStream };
+// Buffers one stream sendmsg carries at most.
+constexpr std::size_t kStreamIov = 32;
 
 constexpr std::uint64_t pack(Op op, std::uint32_t socket, std::uint32_t buffer) {
   return (std::uint64_t{op} << 56) | (std::uint64_t{socket & 0xFFFFFF} << 32) | buffer;
@@ -177,14 +197,24 @@ class UringBackend final : public Backend {
 
   const char* name() const override { return "uring"; }
 
-  bool add_socket(int fd, SocketId id) override {
+  bool add_socket(int fd, SocketId id) override { return add(fd, id, SocketKind::kDatagram); }
+  bool add_listener(int fd, SocketId id) override { return add(fd, id, SocketKind::kListener); }
+  bool add_stream(int fd, SocketId id) override { return add(fd, id, SocketKind::kStream); }
+
+  bool add(int fd, SocketId id, SocketKind kind) {
     if (id.value >= sockets_.size() || sockets_[id.value].state != SocketState::kFree) {
       return false;
     }
     if (fixed_files_ && io_uring_register_files_update(&ring_, id.value, &fd, 1) != 1) {
       return false;
     }
-    sockets_[id.value] = Socket{fd, SocketState::kActive};
+    sockets_[id.value] = Socket{fd, SocketState::kActive, kind};
+    if (kind == SocketKind::kStream) {
+      if (streams_.size() <= id.value) {
+        streams_.resize(std::size_t{id.value} + 1);
+      }
+      streams_[id.value] = std::make_unique<StreamOut>();
+    }
     arm(id.value);
     return true;
   }
@@ -195,10 +225,29 @@ class UringBackend final : public Backend {
     }
     // The slot stays draining until the receive's final completion, so a late completion
     // can never be taken for a new socket's.
-    sockets_[id.value].state = SocketState::kDraining;
-    io_uring_sqe* sqe = get_sqe();
-    io_uring_prep_cancel64(sqe, pack(kRecv, id.value, 0), 0);
-    io_uring_sqe_set_data64(sqe, pack(kCancel, id.value, 0));
+    Socket& sock = sockets_[id.value];
+    sock.state = SocketState::kDraining;
+    Op receive = sock.kind == SocketKind::kDatagram   ? kRecv
+                 : sock.kind == SocketKind::kListener ? kAccept
+                                                      : kStreamRecv;
+    if (sock.armed) {
+      io_uring_sqe* sqe = get_sqe();
+      io_uring_prep_cancel64(sqe, pack(receive, id.value, 0), 0);
+      io_uring_sqe_set_data64(sqe, pack(kCancel, id.value, 0));
+    } else {
+      rearm_.push_back(id.value);  // nothing to wait for: freed at the next poll
+    }
+    if (sock.kind == SocketKind::kStream) {
+      StreamOut& out = *streams_[id.value];
+      if (out.in_flight) {
+        // A send waiting for a client that does not read would wait for ever.
+        io_uring_sqe* sqe = get_sqe();
+        io_uring_prep_cancel64(sqe, pack(kStreamSend, id.value, 0), 0);
+        io_uring_sqe_set_data64(sqe, pack(kCancel, id.value, 0));
+      } else {
+        drop_stream_queue(out);
+      }
+    }
     if (fixed_files_) {
       int none = -1;
       io_uring_register_files_update(&ring_, id.value, &none, 1);
@@ -212,12 +261,14 @@ class UringBackend final : public Backend {
 
   int poll(int timeout_ms, Handler& handler) override {
     close_groups();
+    submit_streams();
     advance_returns();
     for (std::uint32_t id : rearm_) {
-      if (sockets_[id].state == SocketState::kActive) {
+      Socket& sock = sockets_[id];
+      if (sock.state == SocketState::kActive && !sock.armed && !sock.eof) {
         arm(id);
-      } else if (sockets_[id].state == SocketState::kDraining) {
-        sockets_[id].state = SocketState::kFree;
+      } else if (sock.state == SocketState::kDraining && !sock.armed) {
+        free_if_idle(id);
       }
     }
     rearm_.clear();
@@ -239,7 +290,37 @@ class UringBackend final : public Backend {
     for (unsigned budget = 2 * kCqEntries; budget > 0 && next_completion(c); --budget) {
       delivered += complete(&c, handler);
     }
+    // Streams whose send failed (reset, broken pipe) are reported once, here, where the
+    // handler is at hand (reclaim() may have seen the completion).
+    for (std::size_t i = 0; i < failed_streams_.size(); ++i) {
+      auto [id, error] = failed_streams_[i];
+      if (sockets_[id].state == SocketState::kActive && !sockets_[id].eof) {
+        sockets_[id].eof = true;
+        handler.on_stream_closed(SocketId{id}, error);
+      }
+    }
+    failed_streams_.clear();
     return delivered;
+  }
+
+  void send_stream(SocketId stream, const PacketBuffer& pkt, BufferId id) override {
+    StreamOut* out = stream_out(stream.value);
+    if (out == nullptr || out->failed) {
+      ++stats_.send_errors;
+      release(id);
+      return;
+    }
+    out->queue.push_back(Queued{id.value, pkt.data(), pkt.length});
+    out->bytes += pkt.length;
+    if (!out->in_flight && !out->listed) {
+      out->listed = true;
+      ready_streams_.push_back(stream.value);
+    }
+  }
+
+  std::size_t stream_backlog(SocketId stream) const override {
+    const StreamOut* out = stream.value < streams_.size() ? streams_[stream.value].get() : nullptr;
+    return out == nullptr ? 0 : out->bytes;
   }
 
   void send(SocketId from, const Endpoint& to, const PacketBuffer& pkt, BufferId id) override {
@@ -293,6 +374,7 @@ class UringBackend final : public Backend {
 
   void flush() override {
     close_groups();
+    submit_streams();
     advance_returns();
     if (io_uring_sq_ready(&ring_) > 0) {
       io_uring_submit(&ring_);
@@ -306,6 +388,28 @@ class UringBackend final : public Backend {
   struct Socket {
     int fd = -1;
     SocketState state = SocketState::kFree;
+    SocketKind kind = SocketKind::kDatagram;
+    bool armed = false;  // a receive (or accept) is in the kernel
+    bool eof = false;    // a stream that ended: never re-armed
+  };
+  struct Queued {
+    std::uint32_t buffer;
+    std::uint8_t* data;
+    std::uint32_t length;
+  };
+  // What a stream has queued to send: buffers in order, the first `sent` bytes of the first
+  // already written; `carried` of them ride in the sendmsg in flight.
+  struct StreamOut {
+    std::vector<Queued> queue;
+    std::size_t head = 0;
+    std::uint32_t sent = 0;
+    std::size_t bytes = 0;
+    std::size_t carried = 0;
+    bool in_flight = false;
+    bool listed = false;  // in ready_streams_
+    bool failed = false;
+    msghdr msg{};
+    iovec iov[kStreamIov];
   };
   struct SendMeta {
     msghdr msg;
@@ -429,12 +533,166 @@ class UringBackend final : public Backend {
   }
 
   void arm(std::uint32_t id) {
+    Socket& sock = sockets_[id];
+    sock.armed = true;
     io_uring_sqe* sqe = get_sqe();
-    io_uring_prep_recvmsg_multishot(sqe, fixed_files_ ? static_cast<int>(id) : sockets_[id].fd,
-                                    &recv_msg_, 0);
-    sqe->flags |= IOSQE_BUFFER_SELECT | (fixed_files_ ? IOSQE_FIXED_FILE : 0);
-    sqe->buf_group = kBufferGroup;
-    io_uring_sqe_set_data64(sqe, pack(kRecv, id, 0));
+    int fd = fixed_files_ ? static_cast<int>(id) : sock.fd;
+    switch (sock.kind) {
+      case SocketKind::kDatagram:
+        io_uring_prep_recvmsg_multishot(sqe, fd, &recv_msg_, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = kBufferGroup;
+        io_uring_sqe_set_data64(sqe, pack(kRecv, id, 0));
+        break;
+      case SocketKind::kListener:
+        // Multishot accept: Linux 5.19. The peer address is asked for with getpeername(), as
+        // one address buffer cannot serve many completions.
+        if (accept_multishot_) {
+          io_uring_prep_multishot_accept(sqe, fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        } else {
+          io_uring_prep_accept(sqe, fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        }
+        io_uring_sqe_set_data64(sqe, pack(kAccept, id, 0));
+        break;
+      case SocketKind::kStream:
+        // Multishot recv: Linux 6.0; each completion fills one provided buffer.
+        if (recv_multishot_) {
+          io_uring_prep_recv_multishot(sqe, fd, nullptr, 0, 0);
+        } else {
+          io_uring_prep_recv(sqe, fd, nullptr, BufferPool::kSlotSize - kReserve, 0);
+        }
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = kBufferGroup;
+        io_uring_sqe_set_data64(sqe, pack(kStreamRecv, id, 0));
+        break;
+    }
+    if (fixed_files_) {
+      sqe->flags |= IOSQE_FIXED_FILE;
+    }
+  }
+
+  StreamOut* stream_out(std::uint32_t id) {
+    if (id >= sockets_.size() || sockets_[id].state != SocketState::kActive ||
+        sockets_[id].kind != SocketKind::kStream) {
+      return nullptr;
+    }
+    return streams_[id].get();
+  }
+
+  // A slot whose receive has ended is free once no send of it is in the kernel either.
+  void free_if_idle(std::uint32_t id) {
+    Socket& sock = sockets_[id];
+    if (sock.kind == SocketKind::kStream && streams_[id]) {
+      if (streams_[id]->in_flight) {
+        return;  // complete_stream_send() frees it
+      }
+      drop_stream_queue(*streams_[id]);
+      streams_[id].reset();
+    }
+    sock = Socket{};
+  }
+
+  void drop_stream_queue(StreamOut& out) {
+    for (std::size_t i = out.head; i < out.queue.size(); ++i) {
+      return_buffer(out.queue[i].buffer);
+    }
+    out.queue.clear();
+    out.head = 0;
+    out.sent = 0;
+    out.bytes = 0;
+  }
+
+  // One sendmsg per stream with queued bytes and none in flight, into this turn's submit.
+  void submit_streams() {
+    for (std::uint32_t id : ready_streams_) {
+      StreamOut* out = stream_out(id);
+      if (out == nullptr) {
+        continue;
+      }
+      out->listed = false;
+      if (out->in_flight || out->head == out->queue.size()) {
+        continue;
+      }
+      std::size_t n = std::min(kStreamIov, out->queue.size() - out->head);
+      for (std::size_t k = 0; k < n; ++k) {
+        const Queued& q = out->queue[out->head + k];
+        std::uint32_t skip = k == 0 ? out->sent : 0;
+        out->iov[k].iov_base = q.data + skip;
+        out->iov[k].iov_len = q.length - skip;
+      }
+      out->msg = msghdr{};
+      out->msg.msg_iov = out->iov;
+      out->msg.msg_iovlen = n;
+      out->carried = n;
+      out->in_flight = true;
+      io_uring_sqe* sqe = get_sqe();
+      // MSG_NOSIGNAL: a client gone away is an error completion, never a SIGPIPE.
+      io_uring_prep_sendmsg(sqe, fixed_files_ ? static_cast<int>(id) : sockets_[id].fd, &out->msg,
+                            MSG_NOSIGNAL);
+      if (fixed_files_) {
+        sqe->flags |= IOSQE_FIXED_FILE;
+      }
+      io_uring_sqe_set_data64(sqe, pack(kStreamSend, id, 0));
+      ++stats_.stream_sends;
+    }
+    ready_streams_.clear();
+  }
+
+  void complete_stream_send(io_uring_cqe* cqe) {
+    auto id = static_cast<std::uint32_t>((io_uring_cqe_get_data64(cqe) >> 32) & 0xFFFFFF);
+    if (id >= streams_.size() || !streams_[id]) {
+      return;
+    }
+    StreamOut& out = *streams_[id];
+    out.in_flight = false;
+    Socket& sock = sockets_[id];
+    if (sock.state != SocketState::kActive) {
+      drop_stream_queue(out);
+      if (sock.state == SocketState::kDraining && !sock.armed) {
+        free_if_idle(id);
+      }
+      return;
+    }
+    if (cqe->res < 0) {
+      ++stats_.send_errors;
+      out.failed = true;
+      drop_stream_queue(out);
+      failed_streams_.emplace_back(id, -cqe->res);
+      return;
+    }
+    auto left = static_cast<std::size_t>(cqe->res);
+    out.bytes -= left;
+    std::size_t carried_bytes = 0;
+    for (std::size_t k = 0; k < out.carried; ++k) {
+      carried_bytes += out.iov[k].iov_len;
+    }
+    if (left < carried_bytes) {
+      ++stats_.stream_partial_sends;
+    }
+    while (left > 0 && out.head < out.queue.size()) {
+      Queued& q = out.queue[out.head];
+      std::uint32_t rest = q.length - out.sent;
+      if (left < rest) {
+        out.sent += static_cast<std::uint32_t>(left);
+        break;
+      }
+      left -= rest;
+      return_buffer(q.buffer);
+      ++stats_.datagrams_out;
+      ++out.head;
+      out.sent = 0;
+    }
+    if (out.head == out.queue.size()) {
+      out.queue.clear();
+      out.head = 0;
+    } else {
+      if (out.head > 64 && out.head * 2 > out.queue.size()) {
+        out.queue.erase(out.queue.begin(), out.queue.begin() + static_cast<long>(out.head));
+        out.head = 0;
+      }
+      out.listed = true;
+      ready_streams_.push_back(id);
+    }
   }
 
   void arm_wakeup() {
@@ -499,6 +757,8 @@ class UringBackend final : public Backend {
       auto op = static_cast<Op>(io_uring_cqe_get_data64(cqe) >> 56);
       if (op == kSend || op == kSendGroup) {
         complete_send(cqe);
+      } else if (op == kStreamSend) {
+        complete_stream_send(cqe);
       } else {
         deferred_.push_back(*cqe);
       }
@@ -534,6 +794,14 @@ class UringBackend final : public Backend {
       case kSendGroup:
         complete_send(cqe);
         return 0;
+      case kAccept:
+        on_accept(cqe, socket, handler);
+        return 0;
+      case kStreamRecv:
+        return on_stream_receive(cqe, socket, handler);
+      case kStreamSend:
+        complete_stream_send(cqe);
+        return 0;
       case kWake:
         if (cqe->res > 0) {
           handler.on_wakeup();
@@ -545,8 +813,74 @@ class UringBackend final : public Backend {
     }
   }
 
+  void on_accept(io_uring_cqe* cqe, std::uint32_t socket, Handler& handler) {
+    if ((cqe->flags & IORING_CQE_F_MORE) == 0) {
+      sockets_[socket].armed = false;
+      rearm_.push_back(socket);
+    }
+    if (cqe->res < 0) {
+      if (cqe->res == -EINVAL && accept_multishot_) {
+        accept_multishot_ = false;  // re-armed as a plain accept
+      } else if (cqe->res != -ECANCELED) {
+        handler.on_accept_error(SocketId{socket}, -cqe->res);
+      }
+      return;
+    }
+    int fd = cqe->res;
+    sockaddr_in6 sa{};
+    socklen_t len = sizeof(sa);
+    if (sockets_[socket].state != SocketState::kActive ||
+        getpeername(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0 ||
+        !handler.on_accept(SocketId{socket}, fd, from_sockaddr(reinterpret_cast<sockaddr*>(&sa)))) {
+      ::close(fd);
+    }
+  }
+
+  int on_stream_receive(io_uring_cqe* cqe, std::uint32_t socket, Handler& handler) {
+    Socket& sock = sockets_[socket];
+    if ((cqe->flags & IORING_CQE_F_MORE) == 0) {
+      sock.armed = false;
+      rearm_.push_back(socket);
+    }
+    if (cqe->res == -ENOBUFS) {
+      ++stats_.no_buffers;
+    }
+    bool has_buffer = (cqe->flags & IORING_CQE_F_BUFFER) != 0;
+    std::uint32_t bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+    if (sock.state != SocketState::kActive || sock.eof) {
+      if (has_buffer) {
+        return_buffer(bid);
+      }
+      return 0;
+    }
+    if (cqe->res == -EINVAL && recv_multishot_) {
+      recv_multishot_ = false;  // re-armed as a plain recv
+      return 0;
+    }
+    if (cqe->res == -ENOBUFS || cqe->res == -ECANCELED || cqe->res == -EAGAIN) {
+      return 0;
+    }
+    if (cqe->res <= 0) {
+      if (has_buffer) {
+        return_buffer(bid);
+      }
+      sock.eof = true;
+      handler.on_stream_closed(SocketId{socket}, -cqe->res);
+      return 0;
+    }
+    if (!has_buffer) {
+      return 0;
+    }
+    PacketBuffer chunk{pool_.slot(bid), BufferPool::kSlotSize, kReserve,
+                       static_cast<std::uint32_t>(cqe->res)};
+    ++stats_.stream_chunks_in;
+    handler.on_stream_data(SocketId{socket}, chunk, BufferId{bid});
+    return 1;
+  }
+
   int on_receive(io_uring_cqe* cqe, std::uint32_t socket, Handler& handler) {
     if ((cqe->flags & IORING_CQE_F_MORE) == 0) {
+      sockets_[socket].armed = false;
       rearm_.push_back(socket);  // the multishot ended (out of buffers, error, or cancelled)
     }
     if (cqe->res == -ENOBUFS) {
@@ -594,7 +928,12 @@ class UringBackend final : public Backend {
   std::vector<std::uint32_t> tx_free_;
   std::vector<GsoGroup> groups_;
   std::vector<std::uint32_t> free_groups_;
-  DestinationTable open_;               // (socket, destination) -> its open group this turn
+  DestinationTable open_;  // (socket, destination) -> its open group this turn
+  std::vector<std::unique_ptr<StreamOut>> streams_;  // by socket id, streams only
+  std::vector<std::uint32_t> ready_streams_;         // streams with bytes to send this turn
+  std::vector<std::pair<std::uint32_t, int>> failed_streams_;
+  bool accept_multishot_ = true;
+  bool recv_multishot_ = true;
   std::vector<io_uring_cqe> deferred_;  // see reclaim()
   std::size_t deferred_head_ = 0;
   int wakeup_fd_ = -1;

@@ -13,13 +13,15 @@ namespace ringlane::sfu {
 namespace {
 
 // Probes: the first soon after a route is held back, then every kProbeEveryMs while the link
-// takes them, backing off (doubling to kProbeBackoffMaxMs) while they find it full.
+// takes them, backing off (doubling to kProbeBackoffMaxMs) while they find it full. The cap is
+// low on purpose: a link that was full recovers (a cap lifted, a Wi-Fi that came back) and the
+// next probe is what finds out; at 32 s a shaped browser took longer than a person waits.
 constexpr std::uint64_t kProbeEveryMs = 2000;
-constexpr std::uint64_t kProbeBackoffMaxMs = 32000;
+constexpr std::uint64_t kProbeBackoffMaxMs = 6000;
 // A probe asks for what the held-back layers need plus headroom, at most this many times the
 // estimate (a blind jump far above it would only fill the queue).
 constexpr double kProbeHeadroom = 1.15;
-constexpr std::uint64_t kProbeMaxFactor = 3;
+constexpr std::uint64_t kProbeMaxFactor = 2;
 // An estimate this much below the last allocation's re-allocates at once (down switches are
 // not left to the 200 ms timer).
 constexpr double kReallocateBelow = 0.9;
@@ -40,8 +42,7 @@ void Engine::on_transport_sent(Session& subscriber, std::uint16_t seq, std::size
   }
 }
 
-void Engine::on_transport_feedback(Session& subscriber, const rtcp::Feedback& fb,
-                                   const Now& now) {
+void Engine::on_transport_feedback(Session& subscriber, const rtcp::Feedback& fb, const Now& now) {
   auto tcc = rtcp::parse_transport_cc(fb);
   if (!tcc || !subscriber.bwe) {
     return;
@@ -66,7 +67,8 @@ void Engine::probe(Session& subscriber, std::uint64_t target_bps, const Now& now
     subscriber.probes_seen = st.probes;
     subscriber.probe_interval_ms =
         st.last_probe_saturated
-            ? std::min(kProbeBackoffMaxMs, std::max(kProbeEveryMs, subscriber.probe_interval_ms * 2))
+            ? std::min(kProbeBackoffMaxMs,
+                       std::max(kProbeEveryMs, subscriber.probe_interval_ms * 2))
             : kProbeEveryMs;
   }
   std::uint64_t estimate = bwe->estimate_bps();
@@ -83,8 +85,7 @@ void Engine::probe(Session& subscriber, std::uint64_t target_bps, const Now& now
     return;  // padding goes on an RTX stream, so the subscriber's media numbering is untouched
   }
   ++counters_.probes;
-  subscriber.next_probe_ms =
-      now.mono_ms + std::max(kProbeEveryMs, subscriber.probe_interval_ms);
+  subscriber.next_probe_ms = now.mono_ms + std::max(kProbeEveryMs, subscriber.probe_interval_ms);
   if (std::find(probing_.begin(), probing_.end(), subscriber.id) == probing_.end()) {
     probing_.push_back(subscriber.id);
   }
@@ -182,8 +183,8 @@ void Engine::send_transport_feedback(Session& publisher) {
       return;
     }
     // Room for the SRTCP trailer (index and tag) after the feedback.
-    std::size_t room = std::min<std::size_t>(pkt.capacity - pkt.offset - 32,
-                                             TwccRecorder::kMaxFeedbackSize);
+    std::size_t room =
+        std::min<std::size_t>(pkt.capacity - pkt.offset - 32, TwccRecorder::kMaxFeedbackSize);
     pkt.length = static_cast<std::uint32_t>(publisher.twcc_in->build_feedback(
         MutableBytes(pkt.data(), room), publisher.report_ssrc, media));
     if (pkt.length == 0) {
@@ -195,7 +196,6 @@ void Engine::send_transport_feedback(Session& publisher) {
   }
 }
 
-
 // Every layer's received bitrate over the last window, for the allocation.
 void Engine::measure_layers(const Now& now) {
   std::uint64_t elapsed = now.mono_ms - last_measure_ms_;
@@ -205,8 +205,15 @@ void Engine::measure_layers(const Now& now) {
   }
   for (auto& [id, sp] : sessions_) {
     for (auto& t : sp->tracks) {
-      t.bitrate_bps = t.window_bytes * 8 * 1000 / elapsed;
+      // Smoothed over a few windows: a keyframe (several times a delta frame's size) must not
+      // look like a layer that no longer fits and move subscribers down for a moment.
+      std::uint64_t now_bps = t.window_bytes * 8 * 1000 / elapsed;
+      t.bitrate_bps =
+          now_bps == 0 || t.bitrate_bps == 0 ? now_bps : (3 * t.bitrate_bps + now_bps) / 4;
       t.window_bytes = 0;
+      if (t.bitrate_bps != 0) {
+        t.flowing_bps = t.bitrate_bps;
+      }
     }
   }
 }

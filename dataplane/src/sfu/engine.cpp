@@ -309,6 +309,14 @@ void Engine::on_timer(const Now& now) {
     next_measure_ms_ = now.mono_ms + config_.measure_interval_ms;
     measure_layers(now);
   }
+  if (now.mono_ms >= next_dynacast_ms_) {
+    next_dynacast_ms_ = now.mono_ms + 1000;
+    dynacast(now);
+  }
+  if (now.mono_ms >= next_levels_ms_) {
+    next_levels_ms_ = now.mono_ms + config_.levels_interval_ms;
+    report_levels();
+  }
   if (now.mono_ms >= next_route_report_ms_) {
     next_route_report_ms_ = now.mono_ms + config_.route_report_interval_ms;
     report_routes(now);
@@ -368,6 +376,15 @@ bool Engine::on_command(shm::Command type, std::span<const std::uint8_t> payload
     case shm::Command::kRouteLayer:
       if (auto m = shm::decode_route_layer(payload))
         ok = route_layer(*m, now);
+      break;
+    case shm::Command::kTrackPriority:
+      if (auto m = shm::decode_track_priority(payload)) {
+        Session* s = find(m->publisher);
+        if (Track* t = s != nullptr ? s->track_by_key(m->ssrc) : nullptr) {
+          t->priority = m->priority;
+          ok = true;
+        }
+      }
       break;
     case shm::Command::kKeyframeRequest:
       if (auto m = shm::decode_keyframe_request(payload)) {
@@ -451,8 +468,7 @@ bool Engine::add_track(const shm::TrackAdd& m) {
   std::size_t layers = m.rids.empty() ? 1 : m.rids.size();
   bool simulcast = !m.rids.empty();
   if (s == nullptr || s->track_by_key(m.ssrc) != nullptr ||
-      (!simulcast && s->track(m.ssrc, rtx) != nullptr) ||
-      s->tracks.size() + layers > kMaxTracks ||
+      (!simulcast && s->track(m.ssrc, rtx) != nullptr) || s->tracks.size() + layers > kMaxTracks ||
       (simulcast && (m.kind != shm::MediaKind::kVideo || m.rid_extension == 0))) {
     return false;
   }
@@ -467,6 +483,9 @@ bool Engine::add_track(const shm::TrackAdd& m) {
   }
   if (m.mid_extension != 0) {
     s->mid_extension = m.mid_extension;
+  }
+  if (m.audio_level_extension != 0 && m.kind == shm::MediaKind::kAudio) {
+    s->audio_level_extension = m.audio_level_extension;
   }
   for (std::size_t i = 0; i < layers; ++i) {
     Track t;

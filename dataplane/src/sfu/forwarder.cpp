@@ -146,6 +146,13 @@ void Engine::on_rtp(Session& s, PacketBuffer& pkt, const Now& now) {
     return;
   }
   t->window_bytes += *length;
+  if (s.audio_level_extension != 0 && t->kind == shm::MediaKind::kAudio) {
+    // RFC 6464 §3: |V| level |, the level in -dBov (127: silence).
+    if (auto ext = rtp->extension(s.audio_level_extension); ext && !ext->empty()) {
+      t->loudness_peak = std::max<std::uint8_t>(
+          t->loudness_peak, static_cast<std::uint8_t>(127 - ((*ext)[0] & 0x7F)));
+    }
+  }
   // The source was sending when its previous packet came less than a freeze ago (forward()).
   t->previous_packet_ms = t->last_packet_ms;
   t->last_packet_ms = now.mono_ms;
@@ -178,8 +185,7 @@ void Engine::on_rtp(Session& s, PacketBuffer& pkt, const Now& now) {
   }
 }
 
-void Engine::forward(Track& head, const Track& layer, std::span<std::uint8_t> rtp,
-                     const Now& now) {
+void Engine::forward(Track& head, const Track& layer, std::span<std::uint8_t> rtp, const Now& now) {
   // Parsed once for all the copies (on_rtp validated it; an unwrapped RTX moved its payload).
   auto view = rtp::RtpPacket::parse(rtp);
   if (!view) {
@@ -189,7 +195,8 @@ void Engine::forward(Track& head, const Track& layer, std::span<std::uint8_t> rt
   bool vp8 = simulcast && head.codec == shm::Codec::kVp8;
   bool video = head.kind == shm::MediaKind::kVideo;
   // The publisher kept sending: a gap this long in what a subscriber got is a freeze it saw.
-  bool sending = layer.previous_packet_ms != 0 && now.mono_ms - layer.previous_packet_ms < kFreezeMs;
+  bool sending =
+      layer.previous_packet_ms != 0 && now.mono_ms - layer.previous_packet_ms < kFreezeMs;
   for (Route& r : head.routes) {
     if (!r.subscriber->connected()) {
       counters_.drop(Drop::kSubscriberNotReady);
@@ -228,8 +235,8 @@ void Engine::forward(Track& head, const Track& layer, std::span<std::uint8_t> rt
   }
 }
 
-bool Engine::send_copy(Route& r, const rtp::RtpPacket& view, bool as_rtx,
-                       const Renumber& renumber, bool vp8, Sent* sent) {
+bool Engine::send_copy(Route& r, const rtp::RtpPacket& view, bool as_rtx, const Renumber& renumber,
+                       bool vp8, Sent* sent) {
   Session& sub = *r.subscriber;
   Bytes rtp = view.bytes();
   PacketBuffer copy;
@@ -297,9 +304,9 @@ bool Engine::send_copy(Route& r, const rtp::RtpPacket& view, bool as_rtx,
     // The subscriber's transport is numbered by the SFU, not by the publisher (whose numbers
     // say nothing of this link): its feedback then drives this subscriber's estimate.
     if (sub.transport_cc_out != 0) {
-      numbered = write_transport_sequence(d + offset, view.extension_block().size(),
-                                          view.extension_profile(), sub.transport_cc_out,
-                                          transport_seq);
+      numbered =
+          write_transport_sequence(d + offset, view.extension_block().size(),
+                                   view.extension_profile(), sub.transport_cc_out, transport_seq);
     }
   }
   auto n = sub.srtp_out->protect_rtp(MutableBytes(d, copy.capacity - copy.offset), length);

@@ -28,6 +28,20 @@ bool active(const Track* t, std::uint64_t now_ms) {
          now_ms - t->last_packet_ms < kLayerIdleMs;
 }
 
+// A layer a route may be given: one that flows, or, above the route's current one, one dynacast
+// turned off (it comes back when chosen), at the bitrate it had. Going down never waits for a
+// layer to start again: that takes the publisher a keyframe, while the link is already full.
+bool available(const Track* t, const Route& r, std::uint64_t now_ms) {
+  return active(t, now_ms) || (t != nullptr && t->ssrc != 0 && t->dynacast_off &&
+                               r.current != Route::kNoLayer && t->layer > r.current);
+}
+std::uint64_t cost(const Track* t) {
+  return t == nullptr ? 0 : t->dynacast_off ? t->flowing_bps : t->bitrate_bps;
+}
+
+// Dynacast: a layer no route took for this long is turned off at the publisher.
+constexpr std::uint64_t kDynacastIdleMs = 5000;
+
 bool same(Bytes value, const std::string& text) {
   return value.size() == text.size() && std::memcmp(value.data(), text.data(), text.size()) == 0;
 }
@@ -150,13 +164,13 @@ std::uint8_t Engine::choose_layer(Session& publisher, const Track& head, const R
   std::uint8_t best = Route::kNoLayer;
   for (std::uint8_t l = 0; l <= top; ++l) {
     const Track* t = publisher.track_by_key(head.key, l);
-    if (!active(t, now.mono_ms)) {
+    if (!available(t, r, now.mono_ms)) {
       continue;
     }
     if (lowest == Route::kNoLayer) {
       lowest = l;
     }
-    if (t->bitrate_bps <= budget_bps) {
+    if (cost(t) <= budget_bps) {
       best = l;
     }
   }
@@ -196,9 +210,12 @@ void Engine::allocate(Session& sub, const Now& now) {
       continue;
     }
     std::uint8_t low = choose_layer(*pub, *head, *r, 0, now);
-    const Track* lt = pub->track_by_key(head->key, low);
-    wants[n++] = Want{pub, head, r, lt != nullptr ? lt->bitrate_bps : 0};
+    wants[n++] = Want{pub, head, r, cost(pub->track_by_key(head->key, low))};
   }
+  // Higher priorities (the active speaker) take from what is left first.
+  std::stable_sort(
+      wants.begin(), wants.begin() + static_cast<std::ptrdiff_t>(n),
+      [](const Want& a, const Want& b) { return a.head->priority > b.head->priority; });
   std::uint64_t floors = 0;
   for (std::size_t i = 0; i < n; ++i) {
     floors += wants[i].floor_bps;
@@ -217,12 +234,9 @@ void Engine::allocate(Session& sub, const Now& now) {
       layer = r.target;  // up only once the last change has held
     }
     held_back = held_back || layer < wanted;
-    if (const Track* wt = w.publisher->track_by_key(w.head->key, wanted)) {
-      wanted_total += wt->bitrate_bps;
-    }
-    const Track* lt = w.publisher->track_by_key(w.head->key, layer);
-    std::uint64_t cost = lt != nullptr ? lt->bitrate_bps : 0;
-    left -= std::min(left, cost > w.floor_bps ? cost - w.floor_bps : 0);
+    wanted_total += cost(w.publisher->track_by_key(w.head->key, wanted));
+    std::uint64_t spent = cost(w.publisher->track_by_key(w.head->key, layer));
+    left -= std::min(left, spent > w.floor_bps ? spent - w.floor_bps : 0);
     if (layer != r.target) {
       if (layer < r.target) {
         ++counters_.layer_down;
@@ -266,6 +280,50 @@ void Engine::allocate(Session& sub, const Now& now) {
                    wants[i].route->current, wants[i].route->target);
     }
     std::fprintf(stderr, "\n");
+  }
+}
+
+void Engine::dynacast(const Now& now) {
+  for (auto& [id, sp] : sessions_) {
+    Session& pub = *sp;
+    for (auto& head : pub.tracks) {
+      if (head.layers <= 1 || head.layer != 0) {
+        continue;
+      }
+      std::uint8_t used = 1;  // layer 0 stays on
+      for (const Route& r : head.routes) {
+        if (!r.paused) {
+          used |= static_cast<std::uint8_t>(1u << r.target);
+          if (r.current != Route::kNoLayer) {
+            used |= static_cast<std::uint8_t>(1u << r.current);
+          }
+        }
+      }
+      bool changed = false;
+      std::uint8_t on = 0;
+      for (std::uint8_t l = 0; l < head.layers; ++l) {
+        Track* t = pub.track_by_key(head.key, l);
+        if (t == nullptr) {
+          continue;
+        }
+        if ((used >> l) & 1u) {
+          t->unused_since_ms = 0;
+          changed = changed || t->dynacast_off;
+          t->dynacast_off = false;
+        } else if (t->unused_since_ms == 0) {
+          t->unused_since_ms = now.mono_ms;
+        } else if (!t->dynacast_off && t->ssrc != 0 &&
+                   now.mono_ms - t->unused_since_ms >= kDynacastIdleMs) {
+          t->dynacast_off = true;
+          changed = true;
+        }
+        on |= t->dynacast_off ? 0 : static_cast<std::uint8_t>(1u << l);
+      }
+      if (changed) {
+        out_.event(shm::Event::kLayersActive, shm::encode(shm::LayersActive{pub.id, head.key, on}));
+        ++counters_.dynacast_changes;
+      }
+    }
   }
 }
 

@@ -61,4 +61,39 @@ void Engine::report_routes(const Now& now) {
   }
 }
 
+void Engine::report_levels() {
+  shm::AudioLevels m;
+  auto flush = [&] {
+    if (!m.tracks.empty()) {
+      out_.event(shm::Event::kAudioLevels, shm::encode(m));
+      m.tracks.clear();
+    }
+  };
+  for (auto& [id, sp] : sessions_) {
+    for (auto& t : sp->tracks) {
+      if (t.kind != shm::MediaKind::kAudio) {
+        continue;
+      }
+      // The peak: a syllable (or a short sound) in the interval counts whole.
+      std::uint8_t level = t.loudness_peak;
+      t.loudness_peak = 0;
+      // Silence is told for a few intervals after the track was loud (long enough for the
+      // control plane to end its turn as a speaker), then no more.
+      constexpr std::uint8_t kQuietReports = 8;
+      if (level != 0) {
+        t.quiet_reports = 0;
+      } else if (t.quiet_reports >= kQuietReports) {
+        continue;
+      } else {
+        ++t.quiet_reports;
+      }
+      m.tracks.push_back(shm::AudioLevel{sp->id, t.key, level});
+      if (m.tracks.size() == shm::AudioLevels::kMax) {
+        flush();
+      }
+    }
+  }
+  flush();
+}
+
 }  // namespace ringlane::sfu

@@ -9,12 +9,12 @@
 #include "bandwidth_estimator.hpp"
 #include "receive_stats.hpp"
 #include "retransmit_store.hpp"
-#include "twcc_recorder.hpp"
 #include "ringlane/common/endpoint.hpp"
 #include "ringlane/crypto/dtls.hpp"
 #include "ringlane/crypto/srtp.hpp"
 #include "ringlane/dataplane/packet.hpp"
 #include "ringlane/shm/media.hpp"
+#include "twcc_recorder.hpp"
 
 namespace ringlane::sfu {
 
@@ -69,7 +69,7 @@ struct Route {
   std::uint8_t max_spatial = shm::kMaxLayers - 1;
   bool paused = false;
   std::uint64_t target_since_ms = 0;  // when the allocation last changed `target`
-  std::uint64_t layer_asked_ms = 0;    // the last keyframe request for `target`
+  std::uint64_t layer_asked_ms = 0;   // the last keyframe request for `target`
   Renumber renumber;
   // The renumbering before the last switch and the first sequence number after it, so a NACK of
   // a packet sent before the switch finds it in the layer it came from.
@@ -101,7 +101,7 @@ struct Route {
 // A track a session publishes; a simulcast track is one Track per layer (each its own SSRC,
 // receive statistics, retransmission cache and keyframe requests), and layer 0 holds the routes.
 struct Track {
-  std::uint32_t key = 0;  // the control plane's name for the track (its SSRC when plain)
+  std::uint32_t key = 0;   // the control plane's name for the track (its SSRC when plain)
   std::uint32_t ssrc = 0;  // 0: a simulcast layer whose SSRC is not learned yet
   std::uint32_t rtx_ssrc = 0;
   shm::MediaKind kind = shm::MediaKind::kAudio;
@@ -115,6 +115,16 @@ struct Track {
   std::uint64_t bitrate_bps = 0;
   std::uint64_t last_packet_ms = 0;
   std::uint64_t previous_packet_ms = 0;
+  // Audio: the loudest RFC 6464 level of this interval (as loudness, 127 - level: 0 silent) and
+  // the last one reported. Video (layer 0): the allocation's priority (the active speaker's).
+  std::uint8_t loudness_peak = 0;
+  std::uint8_t quiet_reports = 0;  // silent intervals reported since it was last loud
+  std::uint8_t priority = 0;
+  // Dynacast (a simulcast layer): off since no route took it for a while (the publisher was
+  // asked to stop it), when it was last taken, and its bitrate while it flowed.
+  bool dynacast_off = false;
+  std::uint64_t unused_since_ms = 0;
+  std::uint64_t flowing_bps = 0;
   std::uint8_t payload_type = 0;
   std::uint8_t rtx_payload_type = 0;
   std::uint32_t clock_rate = 90000;
@@ -191,6 +201,7 @@ struct Session {
   std::uint8_t rid_extension = 0;
   std::uint8_t repaired_rid_extension = 0;
   std::uint8_t mid_extension = 0;
+  std::uint8_t audio_level_extension = 0;
   std::uint8_t transport_cc_in = 0;
   std::unique_ptr<TwccRecorder> twcc_in;  // made with the first numbered packet
 

@@ -265,6 +265,19 @@ Allocation* Server::find_allocation(SocketId listener, const Endpoint& client) {
   return it == by_client_.end() ? nullptr : &allocations_[it->second];
 }
 
+bool Server::has_allocation(SocketId transport, const Endpoint& client) const {
+  return by_client_.contains(ClientKey{transport, client});
+}
+
+bool Server::close_transport(SocketId transport, const Endpoint& client) {
+  auto it = by_client_.find(ClientKey{transport, client});
+  if (it == by_client_.end()) {
+    return false;
+  }
+  free_allocation(it->second, false);
+  return true;
+}
+
 void Server::free_allocation(std::uint32_t index, bool expired) {
   Allocation& a = allocations_[index];
   relay_ports_.close(a.relay.id);

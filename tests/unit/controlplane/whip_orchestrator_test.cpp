@@ -381,5 +381,151 @@ TEST_F(WhipOrchestrator, SubscriberIceRestartNeedsASubscriberConnection) {
   EXPECT_EQ(offers().size(), 1u);  // one offer at a time: the restart goes into the next
 }
 
+// Adaptive quality through the orchestrator: a simulcast publisher's track reaches the worker
+// with its rids and extension ids, a viewer's subscription with its transport-wide numbering,
+// `layer` becomes kRouteLayer, route reports show in /metrics, and audio levels name the
+// active speaker (and give its video priority).
+TEST_F(WhipOrchestrator, SimulcastTrackReachesTheWorkerWithItsRids) {
+  orchestrator->join("r1", 0, "bob", true);
+  Reply r = orchestrator->whip_publish("r1", 0, "cam", "P", corpus("chromium_simulcast_offer.sdp"));
+  ASSERT_TRUE(r.code.empty()) << r.message;
+  EXPECT_NE(r.body.at("sdp").as_string().find("a=simulcast:recv q;h;f\r\n"), std::string::npos);
+  std::vector<shm::TrackAdd> adds;
+  for (const auto& p : link.of(shm::Command::kTrackAdd)) {
+    auto t = shm::decode_track_add(p.payload);
+    ASSERT_TRUE(t);
+    adds.push_back(*t);
+  }
+  ASSERT_EQ(adds.size(), 2u);
+  const shm::TrackAdd& audio = adds[0].kind == shm::MediaKind::kAudio ? adds[0] : adds[1];
+  const shm::TrackAdd& video = adds[0].kind == shm::MediaKind::kVideo ? adds[0] : adds[1];
+  EXPECT_EQ(audio.codec, shm::Codec::kOpus);
+  EXPECT_EQ(audio.audio_level_extension, 1);
+  EXPECT_EQ(audio.transport_cc_extension, 3);
+  EXPECT_TRUE(audio.rids.empty());
+  EXPECT_EQ(video.codec, shm::Codec::kVp8);
+  EXPECT_EQ(video.rids, (std::vector<std::string>{"q", "h", "f"}));
+  EXPECT_EQ(video.rid_extension, 10);
+  EXPECT_EQ(video.repaired_rid_extension, 11);
+  EXPECT_EQ(video.mid_extension, 4);
+  EXPECT_EQ(video.mid, "1");
+  EXPECT_NE(video.ssrc, 0u);  // a name chosen here: the SDP has no SSRC
+  EXPECT_EQ(video.rtx_ssrc, 0u);
+  EXPECT_NE(video.rtx_payload_type, 0);
+
+  // A viewer: its subscriptions carry its transport-wide id, and the simulcast track gets RTX.
+  link.pushed.clear();
+  ASSERT_TRUE(orchestrator->whep_view("r1", "viewer", "V", viewer_offer(), "").code.empty());
+  std::uint32_t viewer_video = 0;
+  for (const auto& p : link.of(shm::Command::kSubscribe)) {
+    auto sub = shm::decode_subscribe(p.payload);
+    ASSERT_TRUE(sub);
+    EXPECT_EQ(sub->transport_cc_extension, 3);
+    if (sub->publisher_ssrc == video.ssrc) {
+      viewer_video = sub->ssrc;
+      EXPECT_NE(sub->rtx_ssrc, 0u);
+    }
+  }
+  ASSERT_NE(viewer_video, 0u);
+
+  // `layer` for what the viewer receives: the worker is told.
+  std::string track;
+  for (const auto& [to, m] : sent) {
+    if (m.at("type").as_string() == "track_published" && m.at("kind").as_string() == "video") {
+      track = std::string(m.at("track").as_string());
+    }
+  }
+  link.pushed.clear();
+  ASSERT_FALSE(track.empty());
+  // A WHEP viewer is a member named after its resource.
+  const std::string viewer = "whep/V";
+  Reply l = orchestrator->layer("r1", viewer, track, 0, false);
+  ASSERT_TRUE(l.code.empty()) << l.message;
+  auto layers = link.of(shm::Command::kRouteLayer);
+  ASSERT_EQ(layers.size(), 1u);
+  auto rl = shm::decode_route_layer(layers[0].payload);
+  ASSERT_TRUE(rl);
+  EXPECT_EQ(rl->ssrc, viewer_video);
+  EXPECT_EQ(rl->max_spatial, 0);
+  EXPECT_FALSE(rl->paused);
+  EXPECT_EQ(orchestrator->layer("r1", viewer, "TR_none", 1, false).code, "unknown_track");
+
+  // A report of that route shows in /metrics, and in the KPIs.
+  std::uint32_t viewer_session = rl->subscriber.value;
+  shm::RouteReport report;
+  report.subscriber = shm::SessionId{viewer_session};
+  report.ssrc = viewer_video;
+  report.kind = shm::MediaKind::kVideo;
+  report.layer = 0;
+  report.target = 0;
+  report.bitrate_bps = 150000;
+  report.frame_rate_milli = 24000;
+  report.layer_downs = 2;
+  report.estimate_bps = 280000;
+  report.rtt_ms = 40;
+  report.jitter_ms = 5;
+  orchestrator->on_route_report(0, shm::encode(report));
+  std::string metrics = orchestrator->metrics();
+  EXPECT_NE(metrics.find("ringlane_sfu_route_bitrate_bps{room=\"r1\",participant=\"" + viewer +
+                         "\",publisher=\"cam\",track=\"" + track + "\",kind=\"video\"} 150000\n"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("ringlane_sfu_route_layer{room=\"r1\",participant=\"" + viewer + "\""),
+            std::string::npos);
+  EXPECT_NE(metrics.find(",reason=\"down\"} 2\n"), std::string::npos);
+  EXPECT_NE(metrics.find("ringlane_sfu_subscriber_estimate_bps{room=\"r1\",participant=\"" +
+                         viewer + "\"} 280000\n"),
+            std::string::npos);
+  EXPECT_NE(metrics.find("\nvideo_bitrate_avg 150000"), std::string::npos);
+  EXPECT_NE(metrics.find("\nvideo_frame_rate_avg 24"), std::string::npos);
+  EXPECT_NE(metrics.find("\nend_to_end_latency_p95 25"), std::string::npos);  // 40 / 2 + 5
+}
+
+TEST_F(WhipOrchestrator, AudioLevelsNameTheActiveSpeakerAndPrioritizeItsVideo) {
+  orchestrator->join("r1", 0, "bob", true);
+  ASSERT_TRUE(
+      orchestrator->whip_publish("r1", 0, "cam", "P", corpus("chromium_simulcast_offer.sdp"))
+          .code.empty());
+  auto creates = link.of(shm::Command::kSessionCreate);
+  ASSERT_FALSE(creates.empty());
+  auto cam = shm::decode_session_create(creates[0].payload)->session;
+  std::uint32_t video = 0;
+  std::uint32_t audio = 0;
+  for (const auto& p : link.of(shm::Command::kTrackAdd)) {
+    auto t = shm::decode_track_add(p.payload);
+    (t->kind == shm::MediaKind::kVideo ? video : audio) = t->ssrc;
+  }
+  link.pushed.clear();
+  sent.clear();
+  // Quiet: nobody speaks, nothing is said.
+  orchestrator->on_audio_levels(0, shm::encode(shm::AudioLevels{{{cam, audio, 10}}}));
+  EXPECT_TRUE(link.of(shm::Command::kTrackPriority).empty());
+  // Loud for a while (the level is smoothed): bob hears cam speaks, cam's video gets priority.
+  for (int i = 0; i < 4; ++i) {
+    orchestrator->on_audio_levels(0, shm::encode(shm::AudioLevels{{{cam, audio, 105}}}));
+  }
+  std::vector<boost::json::object> said;
+  for (const auto& [to, m] : sent) {
+    if (to == "bob" && m.at("type").as_string() == "speakers") {
+      said.push_back(m);
+    }
+  }
+  ASSERT_EQ(said.size(), 1u);
+  const auto& list = said[0].at("speakers").as_array();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].as_object().at("participant").as_string(), "cam");
+  auto prio = link.of(shm::Command::kTrackPriority);
+  ASSERT_EQ(prio.size(), 1u);
+  auto tp = shm::decode_track_priority(prio[0].payload);
+  ASSERT_TRUE(tp);
+  EXPECT_EQ(tp->publisher, cam);
+  EXPECT_EQ(tp->ssrc, video);
+  EXPECT_EQ(tp->priority, 1);
+  // A malformed event changes nothing.
+  std::vector<std::uint8_t> bad{30};
+  orchestrator->on_audio_levels(0, bad);
+  EXPECT_EQ(link.of(shm::Command::kTrackPriority).size(), 1u);
+}
+
 }  // namespace
 }  // namespace ringlane::control::media

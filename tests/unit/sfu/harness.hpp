@@ -78,6 +78,24 @@ class FakeOutput final : public Output {
     }
   }
   void event(shm::Event type, std::span<const std::uint8_t> payload) override {
+    if (type == shm::Event::kLayersActive) {
+      auto l = shm::decode_layers_active(payload);
+      if (!l) {
+        ++misuse;
+        return;
+      }
+      layers_active.push_back(*l);
+      return;
+    }
+    if (type == shm::Event::kAudioLevels) {
+      auto l = shm::decode_audio_levels(payload);
+      if (!l) {
+        ++misuse;
+        return;
+      }
+      audio_levels.push_back(*l);
+      return;
+    }
     if (type == shm::Event::kRouteReport) {
       auto r = shm::decode_route_report(payload);
       if (!r) {
@@ -127,6 +145,8 @@ class FakeOutput final : public Output {
   std::vector<Sent> sent;
   std::vector<shm::SessionEvent> events;
   std::vector<shm::RouteReport> route_reports;
+  std::vector<shm::AudioLevels> audio_levels;
+  std::vector<shm::LayersActive> layers_active;
   std::size_t acquired = 0;  // transmit buffers handed out
   std::size_t received = 0;  // receive buffers handed to the engine
   std::size_t sends = 0;

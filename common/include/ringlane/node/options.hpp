@@ -15,6 +15,15 @@ namespace ringlane {
 struct NodeOptions {
   std::string name = "default";
   std::vector<Endpoint> listen;  // 0.0.0.0:3478 and [::]:3478 unless given
+  // TURN over TCP (RFC 8656 §3.1): the same addresses as `listen` unless given; `--listen-tcp
+  // off` leaves it empty. listen_tcp_given: named explicitly (a bind failure is then fatal).
+  std::vector<Endpoint> listen_tcp;
+  bool listen_tcp_given = false;
+  std::uint32_t tcp_max_connections = 4096;  // per worker
+  std::uint32_t tcp_max_per_ip = 64;         // per source IP, all workers
+  std::uint32_t tcp_handshake_timeout_ms = 10'000;
+  std::uint32_t tcp_idle_timeout_ms = 60'000;  // connections without an allocation
+  std::uint32_t tcp_send_cap = 256 * 1024;     // bytes queued towards one client
   std::optional<IpAddress> relay_v4;
   std::optional<IpAddress> relay_v6;
   std::optional<IpAddress> external_v4;

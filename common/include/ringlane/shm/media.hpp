@@ -84,6 +84,8 @@ struct TrackAdd {
   // simulcast tracks of one session (both may be called "q", "h", "f").
   std::uint8_t mid_extension = 0;
   std::string mid;
+  // Audio: RFC 6464 client-to-mixer audio level, for the active speaker (0: not negotiated).
+  std::uint8_t audio_level_extension = 0;
 };
 inline constexpr std::size_t kMaxMid = 32;
 
@@ -145,19 +147,49 @@ struct SessionEvent {
   std::uint32_t elapsed_ms = 0;  // since the session was created
 };
 
+// The subscribers' bandwidth goes to higher priorities first (the active speaker's video,
+// PROTOCOL.md `speakers`); 0 is the default.
+struct TrackPriority {
+  SessionId publisher;
+  std::uint32_t ssrc = 0;  // the track's name (TrackAdd.ssrc)
+  std::uint8_t priority = 0;
+};
+
+// Dynacast: the simulcast layers of a track some subscriber takes (bit i: layer i). A layer
+// nobody took for a while is off, and the publisher is asked to stop encoding it; it is on
+// again as soon as a subscriber's allocation wants it. Layer 0 stays on (a new subscriber starts
+// at once).
+struct LayersActive {
+  SessionId publisher;
+  std::uint32_t ssrc = 0;  // the track's name
+  std::uint8_t mask = 0;
+};
+
+// How loud each audio track was over the last interval (RFC 6464 levels): 0 silent (or no
+// packets) to 127 (0 dBov), as many entries as fit one event.
+struct AudioLevel {
+  SessionId publisher;
+  std::uint32_t ssrc = 0;  // the track's name
+  std::uint8_t level = 0;
+};
+struct AudioLevels {
+  static constexpr std::size_t kMax = 24;
+  std::vector<AudioLevel> tracks;
+};
+
 // What one subscriber receives of one track, reported by the worker every couple of seconds
 // (the control plane's /metrics per subscriber and track, and the quality KPIs).
 struct RouteReport {
   SessionId subscriber;
   std::uint32_t ssrc = 0;  // the subscriber-side SSRC
   MediaKind kind = MediaKind::kAudio;
-  std::uint8_t layer = 0xFF;   // simulcast: the layer sent now (0xFF: none yet, or plain)
-  std::uint8_t target = 0xFF;  // ... and the one the allocation chose
+  std::uint8_t layer = 0xFF;           // simulcast: the layer sent now (0xFF: none yet, or plain)
+  std::uint8_t target = 0xFF;          // ... and the one the allocation chose
   std::uint32_t bitrate_bps = 0;       // sent to this subscriber over the last interval
   std::uint32_t frame_rate_milli = 0;  // video frames sent per second x 1000
   std::uint32_t layer_ups = 0;         // since the route began
   std::uint32_t layer_downs = 0;
-  std::uint32_t freezes = 0;  // gaps of > 500 ms in what was sent while the publisher sent
+  std::uint32_t freezes = 0;       // gaps of > 500 ms in what was sent while the publisher sent
   std::uint8_t fraction_lost = 0;  // the subscriber's last receiver report (RFC 3550 §6.4.1)
   std::uint32_t jitter_ms = 0;     // ... its interarrival jitter
   // The subscriber's transport: the SFU's estimate of its bandwidth (0: none) and the round trip
@@ -178,6 +210,9 @@ std::vector<std::uint8_t> encode(const SessionClose& m);
 std::vector<std::uint8_t> encode(const KeyframeRequest& m);
 std::vector<std::uint8_t> encode(const SessionEvent& m);
 std::vector<std::uint8_t> encode(const RouteReport& m);
+std::vector<std::uint8_t> encode(const TrackPriority& m);
+std::vector<std::uint8_t> encode(const LayersActive& m);
+std::vector<std::uint8_t> encode(const AudioLevels& m);
 
 using Payload = std::span<const std::uint8_t>;
 std::optional<SessionCreate> decode_session_create(Payload p);
@@ -192,6 +227,9 @@ std::optional<SessionClose> decode_session_close(Payload p);
 std::optional<KeyframeRequest> decode_keyframe_request(Payload p);
 std::optional<SessionEvent> decode_session_event(Payload p);
 std::optional<RouteReport> decode_route_report(Payload p);
+std::optional<TrackPriority> decode_track_priority(Payload p);
+std::optional<LayersActive> decode_layers_active(Payload p);
+std::optional<AudioLevels> decode_audio_levels(Payload p);
 
 // "AB:CD:..." (32 pairs) -> bytes; nullopt when malformed.
 std::optional<std::array<std::uint8_t, kFingerprintBytes>> fingerprint_bytes(std::string_view text);

@@ -24,6 +24,7 @@ enum class Command : std::uint16_t {
   kKeyframeRequest = 17,
   kSessionIceRestart = 18,
   kRouteLayer = 19,
+  kTrackPriority = 20,
 };
 
 enum class Event : std::uint16_t {
@@ -32,6 +33,8 @@ enum class Event : std::uint16_t {
   kCommandRefused = 102,  // {u16 type, u16 version}: unknown type or version, or corrupt slot
   kSessionEvent = 110,    // shm/media.hpp SessionEvent
   kRouteReport = 111,     // shm/media.hpp RouteReport
+  kAudioLevels = 112,     // shm/media.hpp AudioLevels
+  kLayersActive = 113,    // shm/media.hpp LayersActive
 };
 
 }  // namespace ringlane::shm

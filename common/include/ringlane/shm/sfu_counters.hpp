@@ -65,16 +65,17 @@ struct Counters {
   std::uint64_t sr_forwarded = 0;
   std::uint64_t rr_sent = 0;  // receiver reports to publishers
   // Simulcast and congestion control.
-  std::uint64_t layers_learned = 0;   // a simulcast layer's SSRC (or RTX SSRC) found by its rid
-  std::uint64_t layer_switches = 0;   // a route began forwarding another layer (on its keyframe)
-  std::uint64_t layer_up = 0;         // the allocation raised a route's target layer
-  std::uint64_t layer_down = 0;       // ... or lowered it
-  std::uint64_t twcc_sent = 0;        // transport-cc feedback sent to publishers
-  std::uint64_t twcc_received = 0;    // transport-cc feedback from subscribers, fed to estimates
-  std::uint64_t probes = 0;           // probe clusters started towards subscribers
-  std::uint64_t padding_sent = 0;     // padding packets of those probes
-  std::uint64_t freezes = 0;          // > 500 ms without a packet to a subscriber, the source sending
-  std::uint64_t route_reports = 0;    // RouteReport events to the control plane
+  std::uint64_t layers_learned = 0;  // a simulcast layer's SSRC (or RTX SSRC) found by its rid
+  std::uint64_t layer_switches = 0;  // a route began forwarding another layer (on its keyframe)
+  std::uint64_t layer_up = 0;        // the allocation raised a route's target layer
+  std::uint64_t layer_down = 0;      // ... or lowered it
+  std::uint64_t twcc_sent = 0;       // transport-cc feedback sent to publishers
+  std::uint64_t twcc_received = 0;   // transport-cc feedback from subscribers, fed to estimates
+  std::uint64_t probes = 0;          // probe clusters started towards subscribers
+  std::uint64_t padding_sent = 0;    // padding packets of those probes
+  std::uint64_t freezes = 0;        // > 500 ms without a packet to a subscriber, the source sending
+  std::uint64_t route_reports = 0;  // RouteReport events to the control plane
+  std::uint64_t dynacast_changes = 0;  // LayersActive events: layers turned off or on
   std::uint64_t commands = 0;
   std::uint64_t commands_refused = 0;
   std::array<std::uint64_t, kConnectBuckets.size() + 1> connect_ms{};  // histogram, last = +Inf

@@ -9,12 +9,13 @@
 
 #include "ringlane/shm/io_stats.hpp"
 #include "ringlane/shm/sfu_counters.hpp"
+#include "ringlane/shm/stream_counters.hpp"
 #include "ringlane/shm/turn_counters.hpp"
 
 namespace ringlane {
 
 inline constexpr std::uint64_t kStatsMagic = 0x52474C4E53544154ull;  // "RGLNSTAT"
-inline constexpr std::uint32_t kStatsVersion = 5;
+inline constexpr std::uint32_t kStatsVersion = 6;
 
 struct WorkerStats {
   std::uint64_t heartbeat_ms = 0;  // monotonic time of the last publish
@@ -24,6 +25,7 @@ struct WorkerStats {
   turn::Counters turn;
   io::BackendStats io;
   sfu::Counters sfu;
+  turn::StreamCounters tcp;  // TURN over TCP
 };
 
 struct StatsHeader {
@@ -83,6 +85,9 @@ void for_each_stat(const WorkerStats& s, F&& f) {
   f("io_gso_fallbacks", s.io.gso_fallbacks);
   f("io_zerocopy_copied", s.io.zerocopy_copied);
   f("io_tx_exhausted", s.io.tx_exhausted);
+  f("io_stream_chunks_in", s.io.stream_chunks_in);
+  f("io_stream_sends", s.io.stream_sends);
+  f("io_stream_partial_sends", s.io.stream_partial_sends);
   const sfu::Counters& m = s.sfu;
   f("sfu_sessions", m.sessions);
   f("sfu_sessions_connected", m.sessions_connected);
@@ -126,6 +131,7 @@ void for_each_stat(const WorkerStats& s, F&& f) {
   f("sfu_padding_sent", m.padding_sent);
   f("sfu_freezes", m.freezes);
   f("sfu_route_reports", m.route_reports);
+  f("sfu_dynacast_changes", m.dynacast_changes);
   f("sfu_commands", m.commands);
   f("sfu_commands_refused", m.commands_refused);
   for (std::size_t i = 0; i < m.connect_ms.size(); ++i) {
@@ -137,6 +143,33 @@ void for_each_stat(const WorkerStats& s, F&& f) {
   for (std::size_t i = 0; i < m.drops.size(); ++i) {
     f(std::string("sfu_drop_") + sfu::drop_reason_name(static_cast<sfu::Drop>(i)), m.drops[i]);
   }
+  const turn::StreamCounters& c = s.tcp;
+  f("tcp_accepted", c.accepted);
+  f("tcp_active", c.active);
+  f("tcp_refused_total", c.refused_total);
+  f("tcp_refused_per_ip", c.refused_per_ip);
+  f("tcp_accept_errors", c.accept_errors);
+  f("tcp_closed_by_peer", c.closed_by_peer);
+  f("tcp_handshake_timeouts", c.handshake_timeouts);
+  f("tcp_idle_timeouts", c.idle_timeouts);
+  f("tcp_send_cap_closed", c.send_cap_closed);
+  f("tcp_allocations_closed", c.allocations_closed);
+  f("tcp_bytes_in", c.bytes_in);
+  f("tcp_bytes_out", c.bytes_out);
+  f("tcp_stun_frames", c.stun_frames);
+  f("tcp_channel_frames", c.channel_frames);
+  f("tcp_reassembled_frames", c.reassembled_frames);
+  f("tcp_reassembled_bytes", c.reassembled_bytes);
+  f("tcp_frame_copies", c.frame_copies);
+  f("tcp_zero_copy_frames", c.zero_copy_frames);
+  f("tcp_drop_no_buffer", c.no_buffer);
+  f("tcp_drop_no_room", c.no_room);
+  f("tcp_drop_not_turn", c.not_turn);
+  f("tcp_drop_bad_magic_cookie", c.bad_magic_cookie);
+  f("tcp_drop_bad_stun_length", c.bad_stun_length);
+  f("tcp_drop_stun_too_large", c.stun_too_large);
+  f("tcp_drop_channel_too_large", c.channel_too_large);
+  f("tcp_drop_channel_before_stun", c.channel_before_stun);
 }
 
 // The writer's side: creates the region and hands each worker its block.

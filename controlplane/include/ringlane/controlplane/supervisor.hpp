@@ -14,6 +14,7 @@
 #include <functional>
 
 #include "ringlane/controlplane/media/link.hpp"
+#include "ringlane/shm/messages.hpp"
 #include "ringlane/shm/region.hpp"
 #include "ringlane/turn/policy.hpp"
 
@@ -38,6 +39,11 @@ class Supervisor final : public media::Link {
   // Session events from the workers (state changes), delivered from poll().
   void on_session_event(std::function<void(unsigned worker, std::span<const std::uint8_t>)> f) {
     session_event_ = std::move(f);
+  }
+  // The workers' media reports (shm::RouteReport, AudioLevels, LayersActive), from poll().
+  void on_media_report(
+      std::function<void(unsigned worker, shm::Event type, std::span<const std::uint8_t>)> f) {
+    media_report_ = std::move(f);
   }
   // A data plane was started again after one exited (a crash, not an adoption): the sessions and
   // keys the old one held are gone. Called from poll(), once the new one has published its
@@ -93,6 +99,7 @@ class Supervisor final : public media::Link {
   bool stopping_ = false;
   std::string stats_name_;
   std::function<void(unsigned, std::span<const std::uint8_t>)> session_event_;
+  std::function<void(unsigned, shm::Event, std::span<const std::uint8_t>)> media_report_;
   std::function<void()> restarted_;
   bool restart_pending_ = false;  // restarted_ is owed once the new data plane is up
 };

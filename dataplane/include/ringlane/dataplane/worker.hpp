@@ -14,6 +14,7 @@
 #include "ringlane/dataplane/io/backend.hpp"
 #include "ringlane/dataplane/reservations.hpp"
 #include "ringlane/dataplane/sfu/engine.hpp"
+#include "ringlane/dataplane/turn/connections.hpp"
 #include "ringlane/dataplane/turn/relay_ports.hpp"
 #include "ringlane/dataplane/turn/server.hpp"
 #include "ringlane/shm/messages.hpp"
@@ -29,6 +30,14 @@ struct WorkerConfig {
   std::string io = "uring";      // uring | mmsg
   std::vector<Endpoint> listen;  // TURN listeners (SO_REUSEPORT)
   std::vector<Endpoint> media;   // this worker's own SFU media ports (IPv4, IPv6)
+  // TURN over TCP (RFC 8656 §3.1): listeners (SO_REUSEPORT, one socket per worker, so the
+  // kernel spreads connections over workers), their limits and the per-IP counts shared by the
+  // workers of a process. With listen_tcp_optional, a listener that cannot bind is skipped with
+  // a warning (the default one, which follows --listen) instead of failing the start.
+  std::vector<Endpoint> listen_tcp;
+  bool listen_tcp_optional = false;
+  turn::ConnectionLimits tcp_limits;
+  std::shared_ptr<turn::ConnectionsPerIp> tcp_per_ip;
   std::shared_ptr<const crypto::DtlsCertificate> certificate;  // one per process
   std::optional<IpAddress> relay_v4;                           // bind address of IPv4 relay sockets
   std::optional<IpAddress> relay_v6;
@@ -69,6 +78,12 @@ class Worker final : public turn::RelayPorts, public io::Handler, public sfu::Ou
   void on_datagram(SocketId socket, const Endpoint& from, PacketBuffer& pkt,
                    io::BufferId id) override;
   void on_wakeup() override;
+  bool on_accept(SocketId listener, int fd, const Endpoint& peer) override;
+  void on_stream_data(SocketId stream, PacketBuffer& chunk, io::BufferId id) override;
+  void on_stream_closed(SocketId stream, int error) override;
+  void on_accept_error(SocketId listener, int error) override;
+  // The TCP listeners this worker bound (tests ask for port 0 and read the port here).
+  const std::vector<Endpoint>& tcp_listeners() const { return tcp_bound_; }
   // sfu::Output
   std::optional<io::BufferId> acquire(PacketBuffer& out) override;
   void send(SocketId from, const Endpoint& to, const PacketBuffer& pkt, io::BufferId id) override;
@@ -76,7 +91,7 @@ class Worker final : public turn::RelayPorts, public io::Handler, public sfu::Ou
   void event(shm::Event type, std::span<const std::uint8_t> payload) override;
 
  private:
-  enum class Role : std::uint8_t { kNone, kListener, kRelay, kMedia };
+  enum class Role : std::uint8_t { kNone, kListener, kRelay, kMedia, kTcpListener, kStream };
   struct SocketEntry {
     int fd = -1;
     Role role = Role::kNone;
@@ -90,6 +105,17 @@ class Worker final : public turn::RelayPorts, public io::Handler, public sfu::Ou
   std::optional<SocketId> adopt(int fd, Role role);
   int bind_relay_fd(Family family, std::uint16_t port, bool dont_fragment);
   Endpoint advertised(Family family, std::uint16_t port) const;
+  // TURN over TCP (worker_streams.cpp).
+  bool init_streams(std::string& error);
+  void stream_timers();
+  // A decision's bytes go out on a UDP socket, or on the stream it names.
+  void route(const SendDecision& d, PacketBuffer& pkt, io::BufferId id);
+  void send_on_stream(SocketId stream, PacketBuffer& pkt, io::BufferId id);
+  void deliver(turn::Connection& c, PacketBuffer& pkt, io::BufferId id);
+  void deliver_copy(turn::Connection& c, Bytes frame);
+  void doom(turn::Connection& c, turn::CloseReason reason);
+  void close_doomed();
+  void close_connection(turn::Connection& c);
 
   WorkerConfig config_;
   turn::ServerConfig server_config_;
@@ -115,6 +141,11 @@ class Worker final : public turn::RelayPorts, public io::Handler, public sfu::Ou
   WorkerStats stats_;
   turn::Counters logged_;  // counters as of the last drop log line
   int numa_node_ = -1;
+  turn::StreamFramerCounters framer_counters_;
+  std::unique_ptr<turn::ConnectionTable> connections_;
+  std::vector<SocketId> doomed_;  // connections to close at the end of this turn
+  std::vector<Endpoint> tcp_bound_;
+  std::uint64_t next_stream_timer_ms_ = 0;
 };
 
 }  // namespace ringlane

@@ -7,6 +7,7 @@
 // Runs on the control plane's io_context thread; no locks.
 #include <array>
 #include <boost/json.hpp>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -21,6 +22,7 @@
 #include "ringlane/controlplane/media/link.hpp"
 #include "ringlane/controlplane/sdp/negotiate.hpp"
 #include "ringlane/shm/media.hpp"
+#include "ringlane/shm/messages.hpp"
 
 namespace ringlane::control::media {
 
@@ -147,6 +149,14 @@ class Orchestrator {
 
   // A kSessionEvent from a worker.
   void on_session_event(unsigned worker, std::span<const std::uint8_t> payload);
+  // A worker's RouteReport: kept (the latest per subscriber session and track) for /metrics.
+  void on_route_report(unsigned worker, std::span<const std::uint8_t> payload);
+  // A worker's AudioLevels: the rooms' active speakers (`speakers`, at most every 300 ms when
+  // the order changes), whose video then goes first in every subscriber's bandwidth.
+  void on_audio_levels(unsigned worker, std::span<const std::uint8_t> payload);
+  // Dynacast: tells a publisher (`layers {track, active: [rids]}`) which simulcast layers some
+  // subscriber takes; its client stops encoding the others.
+  void on_layers_active(unsigned worker, std::span<const std::uint8_t> payload);
   std::string metrics() const;
 
  private:
@@ -168,7 +178,7 @@ class Orchestrator {
     sdp::OfferedTrack offered;
     std::string publisher;
     std::string track_id;
-    bool routed = false;  // the worker forwards it
+    bool routed = false;           // the worker forwards it
     std::uint8_t max_spatial = 2;  // `layer`
     bool paused = false;
   };
@@ -224,6 +234,30 @@ class Orchestrator {
   std::map<std::string, Room> rooms_;
   // (worker << 32 | session) -> room, identity: where a session event belongs.
   std::unordered_map<std::uint64_t, std::pair<std::string, std::string>> sessions_;
+  struct RouteStat {
+    shm::RouteReport report;
+    std::chrono::steady_clock::time_point at;
+  };
+  // By (session_key(worker, subscriber session), subscriber-side SSRC).
+  std::map<std::pair<std::uint64_t, std::uint32_t>, RouteStat> route_stats_;
+  std::uint64_t route_reports_ = 0;
+  std::uint64_t dynacast_told_ = 0;
+  // Active speaker: per (worker, publisher session) the smoothed loudness; per room the order
+  // last told and when.
+  struct Loudness {
+    double smoothed = 0;
+    std::chrono::steady_clock::time_point loud_at{};
+  };
+  std::unordered_map<std::uint64_t, Loudness> loudness_;
+  struct Speakers {
+    std::vector<std::string> order;
+    std::chrono::steady_clock::time_point told{};
+    std::string prioritized;  // whose video has priority on the worker now
+  };
+  std::map<std::string, Speakers> speakers_;
+  void set_priority(Room& r, const std::string& identity, std::uint8_t priority);
+  static constexpr std::chrono::seconds kRouteStale{10};
+  std::string quality_metrics() const;
   std::uint32_t session_counter_ = 0;
   std::uint64_t publishes_ = 0;
   std::uint64_t offers_ = 0;

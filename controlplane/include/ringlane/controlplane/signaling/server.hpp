@@ -76,6 +76,7 @@ class SignalingServer {
   const SignalingConfig& config() const { return config_; }
   // A session event (ICE/DTLS state) from a worker's event ring.
   void on_session_event(unsigned worker, std::span<const std::uint8_t> payload);
+  void on_media_report(unsigned worker, shm::Event type, std::span<const std::uint8_t> payload);
   // The data plane was restarted and lost every session: the media state is reset and each
   // participant told (`media_reset`) to publish again (PROTOCOL.md).
   void media_reset();

@@ -26,6 +26,24 @@ class Handler {
                            BufferId id) = 0;
   // The wakeup eventfd fired (control commands waiting); the backend has drained it.
   virtual void on_wakeup() {}
+
+  // Stream sockets (TURN over TCP), for handlers that add listeners; the defaults refuse.
+  // A listener accepted a connection: `fd` is the new non-blocking socket. True: the handler
+  // owns it now (add_stream() it, close it after remove_socket()); false: the backend closes it.
+  virtual bool on_accept(SocketId listener, int fd, const Endpoint& peer) {
+    (void)listener, (void)fd, (void)peer;
+    return false;
+  }
+  // The next bytes of a stream, in order, in a pool buffer the handler owns from here on (as
+  // on_datagram's). Only streams added with add_stream() deliver these.
+  virtual void on_stream_data(SocketId stream, PacketBuffer& chunk, BufferId id) {
+    (void)stream, (void)chunk, (void)id;
+  }
+  // The peer closed the stream (EOF) or it failed (`error`, an errno; 0 for EOF). Nothing more
+  // arrives on it; the handler removes it with remove_socket() and closes the fd.
+  virtual void on_stream_closed(SocketId stream, int error) { (void)stream, (void)error; }
+  // An accept failed (EMFILE, ENFILE, ...): counted by the handler; the listener goes on.
+  virtual void on_accept_error(SocketId listener, int error) { (void)listener, (void)error; }
 };
 
 struct BackendOptions {
@@ -53,6 +71,21 @@ class Backend {
   // it after remove_socket().
   virtual bool add_socket(int fd, SocketId id) = 0;
   virtual void remove_socket(SocketId id) = 0;
+  // A bound, listening, non-blocking TCP socket: connections it accepts go to
+  // Handler::on_accept (uring: multishot accept, else a plain accept re-armed; mmsg: accept4
+  // on epoll). Removed with remove_socket() like a UDP socket.
+  virtual bool add_listener(int fd, SocketId id) = 0;
+  // A connected, non-blocking stream socket: its bytes go to Handler::on_stream_data (uring:
+  // multishot recv on the provided buffers, else a recv re-armed; mmsg: recv on epoll).
+  // remove_socket() stops it and drops what is still queued for it.
+  virtual bool add_stream(int fd, SocketId id) = 0;
+  // Queues the buffer's current view on the stream, after everything queued on it before; the
+  // buffer returns to the pool once the kernel took all of it. Short writes are resumed by the
+  // backend; the sends of one loop turn go out in its one submit (one sendmsg per stream with
+  // the stream's queued buffers as its iovecs).
+  virtual void send_stream(SocketId stream, const PacketBuffer& pkt, BufferId id) = 0;
+  // Bytes queued on the stream that the kernel has not taken yet (the handler's send cap).
+  virtual std::size_t stream_backlog(SocketId stream) const = 0;
   // Watches an eventfd; Handler::on_wakeup runs when it becomes readable.
   virtual void set_wakeup_fd(int fd) = 0;
   // Waits up to timeout_ms for input and hands every datagram to the handler. Sends queued

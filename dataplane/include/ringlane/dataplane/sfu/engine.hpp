@@ -40,14 +40,15 @@ class Output {
 
 struct EngineConfig {
   std::shared_ptr<const crypto::DtlsCertificate> certificate;
-  std::uint64_t consent_timeout_ms = 30000;    // RFC 7675 §5.1: 30 s without a valid check
-  std::uint64_t setup_timeout_ms = 60000;      // created but never connected
-  std::uint64_t keyframe_interval_ms = 200;    // at most one PLI per track per interval
-  std::uint64_t report_interval_ms = 1000;     // receiver reports to publishers
-  std::uint64_t retransmit_max_age_ms = 1000;  // older packets are not resent
-  std::uint64_t measure_interval_ms = 500;     // simulcast layers' received bitrates
-  std::uint64_t allocate_interval_ms = 200;    // subscribers' layers re-chosen
+  std::uint64_t consent_timeout_ms = 30000;       // RFC 7675 §5.1: 30 s without a valid check
+  std::uint64_t setup_timeout_ms = 60000;         // created but never connected
+  std::uint64_t keyframe_interval_ms = 200;       // at most one PLI per track per interval
+  std::uint64_t report_interval_ms = 1000;        // receiver reports to publishers
+  std::uint64_t retransmit_max_age_ms = 1000;     // older packets are not resent
+  std::uint64_t measure_interval_ms = 500;        // simulcast layers' received bitrates
+  std::uint64_t allocate_interval_ms = 200;       // subscribers' layers re-chosen
   std::uint64_t route_report_interval_ms = 2000;  // RouteReport events to the control plane
+  std::uint64_t levels_interval_ms = 300;         // AudioLevels events (the active speaker)
   std::size_t max_sessions = 4096;
 };
 
@@ -108,6 +109,8 @@ class Engine {
                             std::uint64_t budget_bps, const Now& now);
   // Re-chooses the layers of every simulcast route of a subscriber.
   void allocate(Session& subscriber, const Now& now);
+  // Turns simulcast layers nobody takes off at their publisher, and on again (LayersActive).
+  void dynacast(const Now& now);
   // The layer track a subscriber's copy of `head` comes from (head itself when plain).
   Track& layer_for(Session& publisher, Track& head, const Session& subscriber,
                    std::uint32_t subscriber_ssrc);
@@ -136,6 +139,8 @@ class Engine {
   void on_receiver_report(Session& subscriber, const rtcp::Packet& p);
   // Every route's RouteReport event (reports.cpp), each report interval.
   void report_routes(const Now& now);
+  // The audio tracks' loudness of the last interval (AudioLevels events).
+  void report_levels();
   void request_keyframe(Session& publisher, Track& track, const Now& now);
   void send_receiver_reports(Session& publisher, const Now& now);
   // Protects an RTCP packet built in `pkt` with the session's keys and sends it.
@@ -173,6 +178,8 @@ class Engine {
   std::uint64_t last_measure_ms_ = 0;
   std::uint64_t next_allocate_ms_ = 0;
   std::uint64_t next_route_report_ms_ = 0;
+  std::uint64_t next_levels_ms_ = 0;
+  std::uint64_t next_dynacast_ms_ = 0;
   std::uint64_t last_route_report_ms_ = 0;
   std::int64_t now_us_ = 0;  // of the call being handled, for what has no Now passed down
   static constexpr std::int64_t kPaddingEveryUs = 2000;

@@ -44,6 +44,12 @@ class Server {
   // A datagram from a peer on a relay socket.
   SendDecision on_peer_packet(SocketId relay, const Endpoint& peer, PacketBuffer& pkt,
                               const Now& now);
+  // Over TCP the "listener" above is the client's connection (RFC 8656 §3.1): the 5-tuple
+  // then includes the transport, so a UDP and a TCP client at one address:port never share an
+  // allocation. These two serve the connection's owner.
+  bool has_allocation(SocketId transport, const Endpoint& client) const;
+  // The connection closed: its allocation is deleted (true if there was one).
+  bool close_transport(SocketId transport, const Endpoint& client);
   // Expires allocations, permissions and channels. Call about once a second.
   void on_timer(const Now& now);
 

@@ -1,0 +1,261 @@
+// TURN over TCP on the worker (RFC 8656 §3.1): the listeners, the connection table, framing
+// with StreamFramer, and the way back (replies, Data indications, ChannelData) onto the stream.
+// The allocation of a TCP client is keyed by its connection's SocketId and its address, so
+// the 5-tuple includes the transport; it is deleted when the connection closes
+// (turn/connections.hpp says why).
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "ringlane/common/log.hpp"
+#include "ringlane/dataplane/io/buffer_pool.hpp"
+#include "ringlane/dataplane/io/sockaddr.hpp"
+#include "ringlane/dataplane/worker.hpp"
+
+namespace ringlane {
+namespace {
+
+// The largest frame a transmit buffer holds with the backends' room in front (2 x headroom)
+// and the ChannelData padding behind.
+constexpr std::size_t kMaxStreamFrame = io::BufferPool::kSlotSize - 2 * kPacketHeadroom - 4;
+constexpr int kListenBacklog = 1024;
+// How often the connection timers are looked at: the granularity of the timeouts.
+constexpr std::uint64_t kStreamTimerMs = 100;
+
+int open_tcp_listener(const Endpoint& ep) {
+  int fd = socket(ep.family() == Family::kV4 ? AF_INET : AF_INET6,
+                  SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return -1;
+  }
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+  if (ep.family() == Family::kV6) {
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  }
+  sockaddr_in6 sa{};
+  socklen_t len = io::to_sockaddr(ep, sa);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0 || listen(fd, kListenBacklog) != 0) {
+    int saved = errno;
+    ::close(fd);
+    errno = saved;
+    return -1;
+  }
+  return fd;
+}
+
+Endpoint bound_address(int fd) {
+  sockaddr_in6 sa{};
+  socklen_t len = sizeof(sa);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  return io::from_sockaddr(reinterpret_cast<sockaddr*>(&sa));
+}
+
+}  // namespace
+
+bool Worker::init_streams(std::string& error) {
+  turn::ConnectionLimits limits = config_.tcp_limits;
+  limits.max_frame = std::min(limits.max_frame, kMaxStreamFrame);
+  connections_ = std::make_unique<turn::ConnectionTable>(limits, config_.tcp_per_ip,
+                                                         framer_counters_, stats_.tcp);
+  std::string tag = "worker " + std::to_string(config_.index);
+  for (const auto& ep : config_.listen_tcp) {
+    int fd = open_tcp_listener(ep);
+    if (fd < 0) {
+      std::string why = std::strerror(errno);
+      if (config_.listen_tcp_optional) {
+        if (config_.index == 0) {
+          spdlog::warn("TURN over TCP not on {}: {}", ep.to_string(), why);
+        }
+        continue;
+      }
+      error = tag + ": cannot listen on TCP " + ep.to_string() + ": " + why;
+      return false;
+    }
+    Endpoint bound = bound_address(fd);
+    if (!adopt(fd, Role::kTcpListener)) {
+      ::close(fd);
+      error = tag + ": cannot register TCP listener " + ep.to_string();
+      return false;
+    }
+    tcp_bound_.push_back(bound);
+  }
+  return true;
+}
+
+bool Worker::on_accept(SocketId listener, int fd, const Endpoint& peer) {
+  if (sockets_[listener.value].role != Role::kTcpListener) {
+    return false;
+  }
+  if (connections_->admit(peer) != turn::ConnectionTable::Admit::kOk) {
+    return false;  // counted; the backend closes it
+  }
+  // Media over TCP: a ChannelData message waits for nothing (Nagle would hold it for an ACK).
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  auto id = adopt(fd, Role::kStream);
+  if (!id) {
+    connections_->refund(peer);
+    ++stats_.tcp.refused_total;
+    return false;
+  }
+  connections_->insert(*id, peer, now_.mono_ms);
+  return true;
+}
+
+void Worker::on_accept_error(SocketId, int error) {
+  ++stats_.tcp.accept_errors;
+  (void)error;
+}
+
+void Worker::on_stream_data(SocketId stream, PacketBuffer& chunk, io::BufferId id) {
+  turn::Connection* c = connections_->find(stream);
+  if (c == nullptr || c->doomed) {
+    backend_->release(id);
+    return;
+  }
+  stats_.tcp.bytes_in += chunk.length;
+  c->last_input_ms = now_.mono_ms;
+  c->framer.push(chunk.bytes(), now_.mono_ms);
+  bool kept = false;
+  // A frame whole in the chunk is a view into it; the server edits what it is handed in place
+  // and the backend sends from it, so every frame but the chunk's last ChannelData is copied
+  // into a transmit buffer first, and that last one is relayed from the receive buffer itself.
+  auto f = c->framer.next();
+  while (f && !c->doomed) {
+    if (f->kind == turn::FrameKind::kStun) {
+      c->got_stun = true;
+    }
+    if (f->kind == turn::FrameKind::kChannelData && !f->reassembled) {
+      auto g = c->framer.next();  // a view stays valid past next(); a reassembled one does not
+      if (!g) {
+        chunk.narrow(static_cast<std::uint32_t>(f->bytes.data() - chunk.data()),
+                     static_cast<std::uint32_t>(f->bytes.size()));
+        ++stats_.tcp.zero_copy_frames;
+        kept = true;
+        deliver(*c, chunk, id);
+        break;
+      }
+      deliver_copy(*c, f->bytes);
+      f = g;
+      continue;
+    }
+    deliver_copy(*c, f->bytes);
+    f = c->framer.next();
+  }
+  if (c->framer.failed() && !c->doomed) {
+    // Garbage, or a length past the frame limit: the stream is out of sync for good (counted
+    // by reason in the framer counters).
+    doom(*c, turn::CloseReason::kStream);
+  }
+  if (!kept) {
+    backend_->release(id);
+  }
+}
+
+void Worker::deliver_copy(turn::Connection& c, Bytes frame) {
+  PacketBuffer out;
+  auto bid = backend_->acquire(out);
+  if (!bid) {
+    ++stats_.tcp.no_buffer;
+    return;
+  }
+  // Fits: frames are bounded by kMaxStreamFrame.
+  out.assign(frame);
+  ++stats_.tcp.frame_copies;
+  deliver(c, out, *bid);
+}
+
+void Worker::deliver(turn::Connection& c, PacketBuffer& pkt, io::BufferId id) {
+  SendDecision d = server_->on_client_packet(c.id, c.peer, pkt, now_);
+  if (d.send) {
+    route(d, pkt, id);
+  } else {
+    backend_->release(id);
+  }
+}
+
+void Worker::send_on_stream(SocketId stream, PacketBuffer& pkt, io::BufferId id) {
+  turn::Connection* c = connections_->find(stream);
+  if (c == nullptr || c->doomed) {
+    backend_->release(id);
+    return;
+  }
+  // RFC 8656 §12.5: over TCP a ChannelData message is padded to a multiple of 4 bytes (STUN
+  // messages always are one).
+  if ((pkt.data()[0] & 0xC0) == 0x40) {
+    std::uint32_t pad = (4 - pkt.length % 4) % 4;
+    if (pkt.tailroom() < pad) {
+      ++stats_.tcp.no_room;
+      backend_->release(id);
+      return;
+    }
+    std::memset(pkt.data() + pkt.length, 0, pad);
+    pkt.length += pad;
+  }
+  // A client that does not read: its bytes pile up here once the kernel's buffers are full.
+  // Past the cap it is disconnected, so that it holds no more of the worker's buffers.
+  if (backend_->stream_backlog(stream) + pkt.length > connections_->limits().send_cap_bytes) {
+    ++stats_.tcp.send_cap_closed;
+    backend_->release(id);
+    doom(*c, turn::CloseReason::kSendCap);
+    return;
+  }
+  stats_.tcp.bytes_out += pkt.length;
+  backend_->send_stream(stream, pkt, id);
+}
+
+void Worker::on_stream_closed(SocketId stream, int) {
+  turn::Connection* c = connections_->find(stream);
+  if (c == nullptr) {
+    return;
+  }
+  if (!c->doomed) {
+    ++stats_.tcp.closed_by_peer;
+    doom(*c, turn::CloseReason::kPeer);
+  }
+}
+
+void Worker::doom(turn::Connection& c, turn::CloseReason reason) {
+  if (!c.doomed) {
+    c.doomed = reason;
+    doomed_.push_back(c.id);
+  }
+}
+
+void Worker::stream_timers() {
+  if (now_.mono_ms >= next_stream_timer_ms_) {
+    next_stream_timer_ms_ = now_.mono_ms + kStreamTimerMs;
+    connections_->expire(
+        now_.mono_ms,
+        [&](const turn::Connection& c) { return server_->has_allocation(c.id, c.peer); },
+        [&](turn::Connection& c) { doomed_.push_back(c.id); });
+  }
+  close_doomed();
+}
+
+void Worker::close_doomed() {
+  for (std::size_t i = 0; i < doomed_.size(); ++i) {
+    if (turn::Connection* c = connections_->find(doomed_[i])) {
+      close_connection(*c);
+    }
+  }
+  doomed_.clear();
+}
+
+void Worker::close_connection(turn::Connection& c) {
+  // RFC 8656 §3.1 (RFC 6062 §4.1): the allocation lives as long as its connection.
+  if (server_->close_transport(c.id, c.peer)) {
+    ++stats_.tcp.allocations_closed;
+  }
+  SocketId id = c.id;
+  connections_->erase(id);
+  close(id);
+}
+
+}  // namespace ringlane
