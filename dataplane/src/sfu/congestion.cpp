@@ -20,7 +20,7 @@ constexpr std::uint64_t kProbeEveryMs = 2000;
 constexpr std::uint64_t kProbeBackoffMaxMs = 6000;
 // A probe asks for what the held-back layers need plus headroom, at most this many times the
 // estimate (a blind jump far above it would only fill the queue).
-constexpr double kProbeHeadroom = 1.15;
+constexpr double kProbeHeadroom = 1.3;
 constexpr std::uint64_t kProbeMaxFactor = 2;
 // An estimate this much below the last allocation's re-allocates at once (down switches are
 // not left to the 200 ms timer).

@@ -18,7 +18,8 @@ namespace {
 // A layer that sent nothing for this long is gone (the publisher paused it, or its encoder
 // dropped it for lack of CPU or bandwidth): no route waits for it.
 constexpr std::uint64_t kLayerIdleMs = 1000;
-// A route goes to a higher layer only when its layer has not changed for this long.
+// A route goes to a higher layer only when it has not gone down for this long (the estimate held
+// after falling); going up again after going up needs no wait.
 constexpr std::uint64_t kUpHoldMs = 3000;
 // A keyframe of the target that does not come is asked for again after this long.
 constexpr std::uint64_t kLayerAskAgainMs = 1000;
@@ -228,10 +229,17 @@ void Engine::allocate(Session& sub, const Now& now) {
     Route& r = *w.route;
     std::uint64_t allowed = left + w.floor_bps;
     std::uint8_t layer = choose_layer(*w.publisher, *w.head, r, allowed, now);
+    if (layer > r.target && r.current != Route::kNoLayer) {
+      // Up only with headroom: a layer that just fits a noisy estimate is soon left again (and
+      // the link meanwhile overfilled). Staying needs it to fit, going up to fit 4/5 of it.
+      std::uint8_t up = choose_layer(*w.publisher, *w.head, r, allowed / 5 * 4, now);
+      bool target_flows = active(w.publisher->track_by_key(w.head->key, r.target), now.mono_ms);
+      layer = target_flows ? std::max(up, r.target) : up;
+    }
     std::uint8_t wanted = choose_layer(*w.publisher, *w.head, r, ~std::uint64_t{0}, now);
-    if (layer > r.target && r.current != Route::kNoLayer &&
-        now.mono_ms - r.target_since_ms < kUpHoldMs) {
-      layer = r.target;  // up only once the last change has held
+    if (layer > r.target && r.current != Route::kNoLayer && r.down_ms != 0 &&
+        now.mono_ms - r.down_ms < kUpHoldMs) {
+      layer = r.target;  // up only once the last fall has held
     }
     held_back = held_back || layer < wanted;
     wanted_total += cost(w.publisher->track_by_key(w.head->key, wanted));
@@ -241,6 +249,7 @@ void Engine::allocate(Session& sub, const Now& now) {
       if (layer < r.target) {
         ++counters_.layer_down;
         ++r.downs;
+        r.down_ms = now.mono_ms;
       } else {
         ++counters_.layer_up;
         ++r.ups;
