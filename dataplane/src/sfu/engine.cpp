@@ -558,7 +558,6 @@ bool Engine::subscribe(const shm::Subscribe& m, const Now& now) {
   r.extensions = m.extensions;
   if (t->layers > 1) {
     r.target = choose_layer(*pub, *t, r, estimate_bps(*sub), now);
-    r.target_since_ms = now.mono_ms;
   }
   t->routes.push_back(r);
   sub->subscriptions.push_back(Subscription{m.ssrc, m.rtx_ssrc, pub->id, t->key});

@@ -255,7 +255,6 @@ void Engine::allocate(Session& sub, const Now& now) {
         ++r.ups;
       }
       r.target = layer;
-      r.target_since_ms = now.mono_ms;
       r.layer_asked_ms = 0;
     }
     if (r.target != r.current && now.mono_ms - r.layer_asked_ms >= kLayerAskAgainMs) {

@@ -68,9 +68,8 @@ struct Route {
   std::uint8_t target = 0;
   std::uint8_t max_spatial = shm::kMaxLayers - 1;
   bool paused = false;
-  std::uint64_t target_since_ms = 0;  // when the allocation last changed `target`
-  std::uint64_t down_ms = 0;          // ... and last lowered it
-  std::uint64_t layer_asked_ms = 0;   // the last keyframe request for `target`
+  std::uint64_t down_ms = 0;         // when the allocation last lowered `target`
+  std::uint64_t layer_asked_ms = 0;  // the last keyframe request for `target`
   Renumber renumber;
   // The renumbering before the last switch and the first sequence number after it, so a NACK of
   // a packet sent before the switch finds it in the layer it came from.
