@@ -27,7 +27,12 @@ const char* node_options_help() {
   --name NAME               instance name (stats page /dev/shm/ringlane-NAME.stats) [default]
   --listen ADDR:PORT        TURN/STUN UDP listener, repeatable [0.0.0.0:3478 and [::]:3478]
   --listen-tcp ADDR:PORT|off  TURN over TCP listener, repeatable [the --listen addresses]
-  --tcp-max-connections N   TCP connections per worker [4096]
+  --listen-tls ADDR:PORT|off  TURN over TLS (turns:) listener, repeatable [port 5349 on the
+                            --listen addresses that use 3478; on when there is a certificate]
+  --tls-cert FILE           PEM certificate (chain) for TURN over TLS and HTTPS; reloaded on
+                            SIGHUP [ringlane run: a self-signed one, made once and kept]
+  --tls-key FILE            PEM private key of --tls-cert
+  --tcp-max-connections N   TCP (and TLS) connections per worker [4096]
   --tcp-max-per-ip N        TCP connections per source IP, 0 = unlimited [64]
   --tcp-handshake-timeout MS  first STUN message due, and longest wait inside a frame [10000]
   --tcp-idle-timeout MS     close a TCP connection without an allocation idle this long [60000]
@@ -120,6 +125,24 @@ std::optional<NodeOptions> parse_node_options(int argc, char** argv, std::string
       if (!ep)
         return bad(v);
       o.listen_tcp.push_back(*ep);
+    } else if (flag == "--listen-tls") {
+      o.listen_tls_given = true;
+      if (v == "off") {
+        o.listen_tls.clear();
+        continue;
+      }
+      auto ep = Endpoint::parse(v);
+      if (!ep)
+        return bad(v);
+      o.listen_tls.push_back(*ep);
+    } else if (flag == "--tls-cert") {
+      if (v.empty())
+        return bad(v);
+      o.tls_cert = v;
+    } else if (flag == "--tls-key") {
+      if (v.empty())
+        return bad(v);
+      o.tls_key = v;
     } else if (flag == "--tcp-max-connections") {
       if (!parse_number(v, o.tcp_max_connections) || o.tcp_max_connections == 0)
         return bad(v);
@@ -247,6 +270,21 @@ std::optional<NodeOptions> parse_node_options(int argc, char** argv, std::string
   }
   if (!o.listen_tcp_given) {
     o.listen_tcp = o.listen;
+  }
+  if (!o.listen_tls_given) {
+    o.listen_tls.clear();
+    // The standard pair (RFC 8656 §18): TLS on 5349 beside 3478. A listener on any other port
+    // gets no TLS listener unless one is named, so two nodes on other ports never share 5349.
+    for (auto ep : o.listen) {
+      if (ep.port == 3478) {
+        ep.port = 5349;
+        o.listen_tls.push_back(ep);
+      }
+    }
+  }
+  if (o.tls_cert.empty() != o.tls_key.empty()) {
+    error = "--tls-cert and --tls-key go together";
+    return std::nullopt;
   }
   if (o.media_ips.empty()) {
     o.media_ips = {*IpAddress::parse("0.0.0.0"), *IpAddress::parse("::")};

@@ -24,6 +24,14 @@ struct NodeOptions {
   std::uint32_t tcp_handshake_timeout_ms = 10'000;
   std::uint32_t tcp_idle_timeout_ms = 60'000;  // connections without an allocation
   std::uint32_t tcp_send_cap = 256 * 1024;     // bytes queued towards one client
+  // TURN over TLS (RFC 8656 §3.1, `turns:`): port 5349 on the --listen addresses that use 3478
+  // unless given; `--listen-tls off` leaves it empty. On only with a certificate (tls_cert and
+  // tls_key, PEM files; `ringlane run` makes a self-signed one when none is given). The same
+  // certificate serves the control plane's HTTPS (--http-tls). Both reload it on SIGHUP.
+  std::vector<Endpoint> listen_tls;
+  bool listen_tls_given = false;
+  std::string tls_cert;
+  std::string tls_key;
   std::optional<IpAddress> relay_v4;
   std::optional<IpAddress> relay_v6;
   std::optional<IpAddress> external_v4;
