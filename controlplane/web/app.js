@@ -245,6 +245,7 @@ function selectedPair(report) {
     if (local && remote) {
       return { local: `${local.address}:${local.port}`, remote: `${remote.address}:${remote.port}`,
                protocol: local.protocol, candidateType: local.candidateType,
+               relayProtocol: local.relayProtocol ?? null,
                // The browser's send-side estimate (publisher) where it has one.
                availableOutgoingBitrate: pair.availableOutgoingBitrate ?? null,
                currentRoundTripTime: pair.currentRoundTripTime ?? null };

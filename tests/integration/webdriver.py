@@ -91,14 +91,20 @@ def run_in_loopback_netns(argv, prefix, timeout):
 
 
 class Browser:
-    def __init__(self, extra_args=()):
+    def __init__(self, extra_args=(), user=None):
+        """`user`: a uid to run chromedriver and Chromium as (a test's firewall can then tell the
+        browser's packets from the server's)."""
         self.home = tempfile.mkdtemp(prefix="chromium-home-")
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         env = dict(os.environ, HOME=self.home)
+        as_user = {}
+        if user is not None:
+            os.chown(self.home, user, user)
+            as_user = {"user": user, "group": user, "extra_groups": []}
         self.driver = subprocess.Popen(["chromedriver", f"--port={self.port}", "--allowed-ips=127.0.0.1"],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, **as_user)
         deadline = time.time() + 15
         while time.time() < deadline:
             try:
