@@ -88,6 +88,19 @@ bool parse_control_option(int argc, char** argv, int& i, ControlOptions& o, std:
       {"--ws-idle-timeout-ms", millis(s.idle_timeout, 200, 3600000)},
       {"--ws-auth-timeout-ms", millis(s.auth_timeout, 100, 600000)},
       {"--placement-heartbeat-ms", millis(s.heartbeat, 100, 600000)},
+      {"--http-tls",
+       [&o](const std::string& v) {
+         o.http_tls = v;
+         return Endpoint::parse(v) ? std::string() : std::string("not an ADDR:PORT");
+       }},
+      {"--trusted-proxy",
+       [&o](const std::string& v) {
+         auto cidr = Cidr::parse(v);
+         if (cidr) {
+           o.trusted_proxies.push_back(*cidr);
+         }
+         return cidr ? std::string() : "'" + v + "' is not an address or CIDR";
+       }},
   };
   for (const auto& [name, set] : options) {
     if (k != name) {
@@ -123,7 +136,13 @@ const char* control_options_help() {
          "  --ws-messages-per-s N       messages per second per connection, burst 2x [50]\n"
          "  --ws-max-room N             participants per room [500]\n"
          "  --ws-idle-timeout-ms N      close a silent connection (ping at half) [30000]\n"
-         "  --ws-auth-timeout-ms N      close a connection that sent no token [10000]\n";
+         "  --ws-auth-timeout-ms N      close a connection that sent no token [10000]\n"
+         "HTTPS:\n"
+         "  --http-tls ADDR:PORT        the same routes over TLS: demo page, /api/*, WHIP/WHEP,\n"
+         "                              /ws as wss:// (certificate: --tls-cert/--tls-key,\n"
+         "                              reloaded on SIGHUP) [off]\n"
+         "  --trusted-proxy CIDR        believe X-Forwarded-For/-Proto from these peers (a\n"
+         "                              TLS-terminating proxy), repeatable [none]\n";
 }
 
 std::unique_ptr<placement::Store> make_store(const ControlOptions& o, std::string& error) {
@@ -240,25 +259,78 @@ std::unique_ptr<signaling::SignalingServer> start_signaling(boost::asio::io_cont
 
 namespace ringlane::control {
 
+namespace {
+
+boost::asio::ip::tcp::endpoint tcp_endpoint(const Endpoint& at) {
+  return {boost::asio::ip::make_address(at.ip.to_string()), at.port};
+}
+
+// A Host header fit to go into a URL: a name or address and an optional port.
+bool plain_host(std::string_view host) {
+  return !host.empty() && host.size() <= 255 &&
+         host.find_first_not_of(
+             "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") ==
+             std::string_view::npos;
+}
+
+}  // namespace
+
 std::unique_ptr<ApiServer> ApiServer::start(boost::asio::io_context& io, const Endpoint& at,
                                             ApiConfig api, ControlOptions& options,
                                             std::function<std::string()> more_metrics,
                                             std::string& error) {
   std::unique_ptr<ApiServer> s(new ApiServer());
   ApiServer* self = s.get();
-  s->http_ = std::make_unique<HttpServer>(
-      io, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address(at.ip.to_string()), at.port),
-      [self](const Request& r, const boost::asio::ip::address& peer) {
-        return self->api_->handle(r, peer);
-      },
-      [self](boost::asio::ip::tcp::socket socket, Request req,
-             const boost::asio::ip::address& peer) {
-        self->signaling_->upgrade(std::move(socket), std::move(req), peer);
-      },
-      [self](const Request& r, const boost::asio::ip::address& peer, const Respond& respond) {
-        return self->whip_ && self->whip_->take(r, peer, respond);
-      });
+  auto handler = [self](bool tls_port) -> Handler {
+    return [self, tls_port](const Request& r, const boost::asio::ip::address& peer) {
+      return self->secure_ws_url(r, self->api_->handle(r, peer), tls_port);
+    };
+  };
+  UpgradeHandler upgrade = [self](HttpStream stream, Request req,
+                                  const boost::asio::ip::address& peer) {
+    self->signaling_->upgrade(std::move(stream), std::move(req), peer);
+  };
+  DeferHandler defer = [self](const Request& r, const boost::asio::ip::address& peer,
+                              const Respond& respond) {
+    return self->whip_ && self->whip_->take(r, peer, respond);
+  };
+  HttpServer::Options plain;
+  plain.trusted_proxies = options.trusted_proxies;
+  s->http_ = std::make_unique<HttpServer>(io, tcp_endpoint(at), handler(false), upgrade, defer,
+                                          std::move(plain));
   s->address_ = Endpoint{at.ip, s->http_->port()}.to_string();
+  if (!options.http_tls.empty()) {
+    auto tls_at = Endpoint::parse(options.http_tls);
+    if (!tls_at) {
+      error = "bad --http-tls " + options.http_tls;
+      return nullptr;
+    }
+    if (options.tls_cert.empty() || options.tls_key.empty()) {
+      error = "--http-tls needs a certificate: --tls-cert FILE --tls-key FILE";
+      return nullptr;
+    }
+    HttpServer::Options tls;
+    tls.trusted_proxies = options.trusted_proxies;
+    tls.tls = make_tls_context(options.tls_cert, options.tls_key, error);
+    if (!tls.tls) {
+      error = "HTTPS: " + error;
+      return nullptr;
+    }
+    std::string fingerprint = tls_fingerprint(*tls.tls);
+    try {
+      s->https_ = std::make_unique<HttpServer>(io, tcp_endpoint(*tls_at), handler(true), upgrade,
+                                               defer, std::move(tls));
+    } catch (const boost::system::system_error& e) {
+      error = "cannot listen for HTTPS on " + options.http_tls + ": " + e.what();
+      return nullptr;
+    }
+    s->tls_address_ = Endpoint{tls_at->ip, s->https_->port()}.to_string();
+    s->tls_cert_ = options.tls_cert;
+    s->tls_key_ = options.tls_key;
+    spdlog::info("HTTPS and WSS on {} (certificate {}, SHA-256 {})", s->tls_address_,
+                 options.tls_cert, fingerprint);
+  }
+  s->ws_url_given_ = !options.signaling.ws_url.empty();
   s->signaling_ = start_signaling(io, options, s->address_, api.stats_name, error);
   if (!s->signaling_) {
     return nullptr;
@@ -266,11 +338,70 @@ std::unique_ptr<ApiServer> ApiServer::start(boost::asio::io_context& io, const E
   api.join_token_secret = options.signaling.jwt_secrets.front();
   api.ws_url = options.signaling.ws_url;
   api.extra_metrics = [self, more = std::move(more_metrics)] {
-    return self->signaling_->metrics() + (more ? more() : std::string());
+    return self->signaling_->metrics() + self->tls_metrics() + (more ? more() : std::string());
   };
   s->api_ = std::make_unique<Api>(std::move(api));
   s->whip_ = std::make_unique<media::WhipEndpoint>(*s->signaling_, *s->api_);
   return s;
+}
+
+std::string ApiServer::tls_metrics() const {
+  if (!https_) {
+    return {};
+  }
+  const auto& c = https_->tls_counters();
+  const std::pair<const char*, std::uint64_t> counters[] = {
+      {"ringlane_https_handshakes_total", c.handshakes},
+      {"ringlane_https_handshake_failures_total", c.handshake_failures},
+      {"ringlane_https_plain_requests_total", c.plain_requests},
+      {"ringlane_wss_upgrades_total", c.wss_upgrades},
+  };
+  std::string out;
+  for (const auto& [name, value] : counters) {
+    out += std::string("# TYPE ") + name + " counter\n" + name + " " + std::to_string(value) + "\n";
+  }
+  return out;
+}
+
+void ApiServer::reload_tls() {
+  if (!https_) {
+    return;
+  }
+  std::string error;
+  auto context = make_tls_context(tls_cert_, tls_key_, error);
+  if (!context) {
+    spdlog::error("HTTPS: certificate not reloaded, the one in use stays: {}", error);
+    return;
+  }
+  std::string fingerprint = tls_fingerprint(*context);
+  https_->set_tls_context(std::move(context));
+  spdlog::info(
+      "HTTPS: certificate reloaded from {} (SHA-256 {}) for new connections; open ones keep "
+      "theirs",
+      tls_cert_, fingerprint);
+}
+
+Response ApiServer::secure_ws_url(const Request& req, Response r, bool tls_port) const {
+  std::string_view path = req.target();
+  path = path.substr(0, path.find('?'));
+  if (ws_url_given_ || r.result() != boost::beast::http::status::ok ||
+      req["X-Forwarded-Proto"] != "https" ||
+      (path != "/api/join-token" && path != "/api/dev-token")) {
+    return r;
+  }
+  // Our own TLS port, else the host the browser asked the proxy for.
+  std::string_view host = req[boost::beast::http::field::host];
+  std::string wss = tls_port           ? "wss://" + tls_address_ + "/ws"
+                    : plain_host(host) ? "wss://" + std::string(host) + "/ws"
+                                       : std::string();
+  boost::system::error_code ec;
+  auto body = boost::json::parse(r.body(), ec);
+  if (wss.empty() || ec || !body.is_object() || !body.as_object().contains("ws_url")) {
+    return r;
+  }
+  body.as_object()["ws_url"] = wss;
+  r.body() = boost::json::serialize(body);
+  return r;
 }
 
 }  // namespace ringlane::control

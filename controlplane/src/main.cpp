@@ -2,10 +2,11 @@
 // plane it does not supervise (`ringlane run` is the node that does both).
 //   ringlane-control --listen 127.0.0.1:8080 --stats-name default --api-key K
 //                    --rest-secret S --turn-uri turn:HOST:3478?transport=udp [--dev-tokens on]
-//                    [signaling options]
+//                    [--http-tls ADDR:PORT --tls-cert FILE --tls-key FILE] [signaling options]
 #include <boost/asio/signal_set.hpp>
 #include <charconv>
 #include <cstdio>
+#include <functional>
 #include <string>
 
 #include "ringlane/common/endpoint.hpp"
@@ -32,9 +33,12 @@ int main(int argc, char** argv) {
       std::fputs(
           "usage: ringlane-control [--listen ADDR:PORT] [--stats-name NAME] [--api-key K]...\n"
           "                        [--rest-secret S] [--turn-uri URI]... [--ttl S]\n"
-          "                        [--dev-tokens on|off]\n"
+          "                        [--dev-tokens on|off] [--tls-cert FILE --tls-key FILE]\n"
           "  --dev-tokens on|off         GET /api/dev-token: join tokens for anyone, no API key\n"
-          "                              (the demo page at /) [off]\n",
+          "                              (the demo page at /) [off]\n"
+          "  --tls-cert FILE, --tls-key FILE\n"
+          "                              PEM certificate chain and key for --http-tls\n"
+          "                              (reloaded on SIGHUP)\n",
           stdout);
       std::fputs(control::control_options_help(), stdout);
       return 0;
@@ -51,6 +55,10 @@ int main(int argc, char** argv) {
         return 2;
       }
       listen = *ep;
+    } else if (k == "--tls-cert") {
+      options.tls_cert = v;
+    } else if (k == "--tls-key") {
+      options.tls_key = v;
     } else if (k == "--stats-name") {
       config.stats_name = v;
     } else if (k == "--api-key") {
@@ -90,7 +98,21 @@ int main(int argc, char** argv) {
     server->signaling().shutdown();
     io.stop();
   });
-  spdlog::info("ringlane-control up: http on {} | data plane stats '{}'", server->address(),
+  // SIGHUP: a renewed certificate for new HTTPS connections.
+  boost::asio::signal_set hangup(io, SIGHUP);
+  std::function<void()> on_hangup = [&] {
+    hangup.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) {
+        return;
+      }
+      spdlog::info("SIGHUP: reloading the certificate");
+      server->reload_tls();
+      on_hangup();
+    });
+  };
+  on_hangup();
+  spdlog::info("ringlane-control up: http on {}{}{} | data plane stats '{}'", server->address(),
+               server->tls_address().empty() ? "" : ", https on ", server->tls_address(),
                config.stats_name);
   if (config.dev_tokens) {
     spdlog::warn(

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <string>
@@ -15,6 +16,7 @@
 #include "ringlane/controlplane/dev_secrets.hpp"
 #include "ringlane/controlplane/supervisor.hpp"
 #include "ringlane/crypto/digest.hpp"
+#include "ringlane/crypto/tls.hpp"
 #include "ringlane/node/dataplane_main.hpp"
 #include "ringlane/node/options.hpp"
 
@@ -149,6 +151,27 @@ int run_node(int argc, char** argv) {
       }
     }
   }
+  // TURN over TLS and HTTPS need a certificate: without --tls-cert, a self-signed one made once
+  // and kept beside the development secrets (so a restart serves the same one). No client
+  // trusts it unless told to: for development only.
+  if (o.tls_cert.empty()) {
+    std::string cert = control::state_file_path(o.name, ".tls-cert.pem");
+    std::string key = control::state_file_path(o.name, ".tls-key.pem");
+    bool kept = !cert.empty() && access(cert.c_str(), R_OK) == 0 && access(key.c_str(), R_OK) == 0;
+    std::string tls_error = cert.empty() ? "no state directory to keep it in" : "";
+    if (!cert.empty() && (kept || crypto::write_self_signed_certificate(cert, key, tls_error))) {
+      spdlog::warn(
+          "no --tls-cert given: TURN over TLS serves the self-signed certificate {} ({}); "
+          "clients do not trust it, for development only",
+          cert, kept ? "kept from before" : "made now");
+      o.tls_cert = cert;
+      o.tls_key = key;
+      node_args.insert(node_args.end(), {"--tls-cert", cert, "--tls-key", key});
+    } else {
+      spdlog::warn("no --tls-cert given and no self-signed one: {}; TURN over TLS is off",
+                   tls_error);
+    }
+  }
   if (turn_uris.empty()) {
     const std::vector<Endpoint>& listen = o.listen;
     for (const auto& ep : listen) {
@@ -166,6 +189,15 @@ int run_node(int argc, char** argv) {
                     : (o.external_v6 ? o.external_v6 : relay_for(Family::kV6, o.relay_v6, listen));
       if (ip) {
         turn_uris.push_back("turn:" + Endpoint{*ip, ep.port}.to_string() + "?transport=tcp");
+      }
+    }
+    // TURN over TLS (RFC 7065 `turns:`), on when there is a certificate.
+    for (const auto& ep : o.tls_cert.empty() ? std::vector<Endpoint>{} : o.listen_tls) {
+      auto ip = ep.family() == Family::kV4
+                    ? (o.external_v4 ? o.external_v4 : relay_for(Family::kV4, o.relay_v4, listen))
+                    : (o.external_v6 ? o.external_v6 : relay_for(Family::kV6, o.relay_v6, listen));
+      if (ip) {
+        turn_uris.push_back("turns:" + Endpoint{*ip, ep.port}.to_string() + "?transport=tcp");
       }
     }
   }
@@ -210,13 +242,17 @@ int run_node(int argc, char** argv) {
     // reads them back, and the clients that reconnect resume their media.
     control_options.signaling.media_state_file = control::state_file_path(o.name, ".media.json");
     control_options.signaling.media_restore = supervisor->adopted();
+    // HTTPS/WSS (--http-tls) serves the node's certificate, the one TURN over TLS uses.
+    control_options.tls_cert = o.tls_cert;
+    control_options.tls_key = o.tls_key;
     server = control::ApiServer::start(
         io, *ep, ac, control_options, [&supervisor] { return supervisor->metrics(); }, error);
     if (!server) {
       spdlog::error("signaling: {}", error);
       return 2;
     }
-    spdlog::info("control plane up: HTTP API and signaling (/ws) on {}", server->address());
+    spdlog::info("control plane up: HTTP API and signaling (/ws) on {}{}{}", server->address(),
+                 server->tls_address().empty() ? "" : ", HTTPS and WSS on ", server->tls_address());
     if (dev_token_switch) {
       spdlog::warn(
           "dev tokens on ({}): anyone who reaches http://{}/api/dev-token gets join tokens "
@@ -246,6 +282,32 @@ int run_node(int argc, char** argv) {
     });
   };
   tick();
+  if (!server && !control_options.http_tls.empty()) {
+    spdlog::warn("--http-tls {} is not served: --http off turns the HTTP API off",
+                 control_options.http_tls);
+  }
+  // SIGHUP: a renewed certificate. HTTPS takes it for new connections here; the data plane
+  // (TURN over TLS) gets the signal too and reloads its own.
+  boost::asio::signal_set hangup(io, SIGHUP);
+  std::function<void()> on_hangup = [&] {
+    hangup.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) {
+        return;
+      }
+      pid_t child = supervisor->pid();
+      spdlog::info("SIGHUP: reloading the certificate{}",
+                   child > 0 ? " (passed on to the data plane, pid " + std::to_string(child) + ")"
+                             : std::string());
+      if (server) {
+        server->reload_tls();
+      }
+      if (child > 0) {
+        kill(child, SIGHUP);
+      }
+      on_hangup();
+    });
+  };
+  on_hangup();
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](auto, int sig) {
     if (server) {

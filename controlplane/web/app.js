@@ -2,7 +2,9 @@
 // /api/dev-token (on for development nodes). URL parameters: ?room=R&name=N prefill the form,
 // &autojoin=1 joins at once, &relay=1 sends media through the node's TURN relay only,
 // &video_codec=VP9 (or VP8, H264, AV1) publishes video with that codec if the browser has it,
-// &simulcast=0 publishes one encoding instead of three, &width=W&height=H asks the camera for
+// &simulcast=0 publishes one encoding instead of three, &svc=L3T3_KEY publishes one encoding with
+// that scalabilityMode (spatial/temporal layers inside it, e.g. with &video_codec=VP9),
+// &width=W&height=H asks the camera for
 // that size (default 640x360), &publish=0 joins to watch only (no camera, no microphone).
 import { Room } from './ringlane.js';
 
@@ -182,6 +184,7 @@ async function join() {
       iceTransportPolicy: relay ? 'relay' : 'all',
       videoCodec: params.get('video_codec'),
       simulcast: params.get('simulcast') !== '0',
+      svc: params.get('svc'),
     });
     wire(room);
     const joined = await room.join();
@@ -339,9 +342,9 @@ window.ringlaneTest = {
     }
     return out;
   },
-  // Room.setLayer for a received track: the reply, or why not.
-  setLayer: (track, spatial, paused = false) => (room
-    ? room.setLayer(track, { spatial, paused }).then((r) => r, (e) => String(e?.message ?? e))
+  // Room.setLayer for a received track: the reply, or why not (temporal: absent, all of them).
+  setLayer: (track, spatial, paused = false, temporal = undefined) => (room
+    ? room.setLayer(track, { spatial, paused, temporal }).then((r) => r, (e) => String(e?.message ?? e))
     : 'no room'),
   // An ICE restart of both peer connections (Room.restartIce): true, or why not.
   restartIce: () => (room ? room.restartIce().then(() => true, (e) => String(e?.message ?? e)) : 'no room'),

@@ -15,7 +15,10 @@
 // setCodecPreferences, publishes as without it. The server forwards what it answered to every
 // subscriber as it is (no transcoding). simulcast (default false): video is sent as three
 // encodings (rids q, h, f at 1/4, 1/2 and full resolution) and the server gives each subscriber
-// the one its bandwidth and its wish (setLayer) allow.
+// the one its bandwidth and its wish (setLayer) allow. svc (default null): a scalabilityMode for
+// one encoding with its layers inside (e.g. 'L3T3_KEY' with videoCodec 'VP9', 'L1T3' with VP8);
+// the server forwards each subscriber the spatial and temporal layers it can take. It replaces
+// simulcast when both are given.
 
 const BACKOFF_FIRST_MS = 250;
 const BACKOFF_MAX_MS = 5000;
@@ -57,7 +60,7 @@ const remoteKey = (identity, trackId) => `${identity}\n${trackId}`;
 export class Room extends EventTarget {
   constructor({
     wsUrl, token, iceServers = [], autoSubscribe = true, iceTransportPolicy = 'all', videoCodec = null,
-    simulcast = false,
+    simulcast = false, svc = null,
   } = {}) {
     super();
     if (!wsUrl || !token) throw new TypeError('Room needs wsUrl and token');
@@ -65,7 +68,8 @@ export class Room extends EventTarget {
     this._token = token;
     this._autoSubscribe = autoSubscribe;
     this._videoCodec = videoCodec ? `video/${videoCodec}`.toLowerCase() : null;
-    this._simulcast = simulcast;
+    this._simulcast = simulcast && !svc;
+    this._svc = svc;
     this._rtcConfig = {
       iceServers, iceTransportPolicy, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require',
     };
@@ -128,10 +132,13 @@ export class Room extends EventTarget {
     await Promise.all(work);
   }
 
-  // The most this client wants of a simulcast track it receives: spatial layers up to `spatial`
-  // (0 the lowest, 2 the highest), or none while `paused` (e.g. a tile scrolled out of view).
-  setLayer(track, { spatial = 2, paused = false } = {}) {
-    return this._request({ type: 'layer', track, spatial, paused });
+  // The most this client wants of a video track it receives: spatial layers (simulcast or SVC)
+  // up to `spatial` (0 the lowest, 2 the highest), temporal layers up to `temporal` (0 the
+  // lowest frame rate; absent: all), or none while `paused` (e.g. a tile scrolled out of view).
+  setLayer(track, { spatial = 2, temporal = undefined, paused = false } = {}) {
+    const msg = { type: 'layer', track, spatial, paused };
+    if (temporal !== undefined) msg.temporal = temporal;
+    return this._request(msg);
   }
 
   // Only needed with autoSubscribe: false.
@@ -472,6 +479,8 @@ export class Room extends EventTarget {
           { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
           { rid: 'f', maxBitrate: 1_500_000 },
         ];
+      } else if (track.kind === 'video' && this._svc) {
+        init.sendEncodings = [{ scalabilityMode: this._svc }];
       }
       const transceiver = pc.addTransceiver(track, init);
       if (track.kind === 'video') this._preferVideoCodec(transceiver);

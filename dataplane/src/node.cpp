@@ -17,6 +17,7 @@
 #include "ringlane/common/log.hpp"
 #include "ringlane/crypto/digest.hpp"
 #include "ringlane/crypto/dtls.hpp"
+#include "ringlane/crypto/tls.hpp"
 #include "ringlane/dataplane/io/sockaddr.hpp"
 #include "ringlane/dataplane/worker.hpp"
 #include "ringlane/node/dataplane_main.hpp"
@@ -122,6 +123,30 @@ int run_dataplane(int argc, char** argv) {
     }
     locks.push_back(fd);
   }
+  // TURN over TLS: the certificate is loaded once for the process and shared by the workers;
+  // SIGHUP reloads it (below). Without one the TLS listeners stay off.
+  std::shared_ptr<crypto::TlsServerContext> tls;
+  if (!o.tls_cert.empty()) {
+    std::string tls_error;
+    tls = crypto::TlsServerContext::load(o.tls_cert, o.tls_key, tls_error);
+    if (!tls) {
+      spdlog::error("{}", tls_error);
+      return 1;
+    }
+  } else if (o.listen_tls_given && !o.listen_tls.empty()) {
+    spdlog::error("--listen-tls needs a certificate (--tls-cert FILE --tls-key FILE)");
+    return 2;
+  }
+  for (const auto& ep : tls ? o.listen_tls : std::vector<Endpoint>{}) {
+    std::string path = "/dev/shm/ringlane-listen-tls-" + ep.ip.to_string() + "-" +
+                       std::to_string(ep.port) + ".lock";
+    int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      spdlog::error("another ringlane already listens on TLS {} (lock {})", ep.to_string(), path);
+      return 1;
+    }
+    locks.push_back(fd);
+  }
   // One DTLS certificate for the process: the control plane reads its fingerprint from the
   // stats page; the key stays here.
   std::string cert_error;
@@ -144,6 +169,7 @@ int run_dataplane(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);  // reloads the TLS certificate
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   std::uint32_t range = o.relay_port_max - o.relay_port_min + 1u;
@@ -169,6 +195,9 @@ int run_dataplane(int argc, char** argv) {
     wc.listen = o.listen;
     wc.listen_tcp = o.listen_tcp;
     wc.listen_tcp_optional = !o.listen_tcp_given;
+    wc.listen_tls = o.listen_tls;
+    wc.listen_tls_optional = !o.listen_tls_given;
+    wc.tls = tls;
     wc.tcp_limits = tcp_limits;
     wc.tcp_per_ip = tcp_per_ip;
     wc.certificate = certificate;
@@ -212,16 +241,34 @@ int run_dataplane(int argc, char** argv) {
   for (const auto& ep : pool[0]->tcp_listeners()) {
     tcp_list += (tcp_list.empty() ? "" : ", ") + ep.to_string();
   }
+  std::string tls_list;
+  for (const auto& ep : pool[0]->tls_listeners()) {
+    tls_list += (tls_list.empty() ? "" : ", ") + ep.to_string();
+  }
   spdlog::info(
-      "ringlane up: TURN/STUN on {} | TCP {} | relay {} {} | SFU media ports {} | {} worker(s), "
-      "io {} | stats {}",
+      "ringlane up: TURN/STUN on {} | TCP {} | TLS {} | relay {} {} | SFU media ports {} | {} "
+      "worker(s), io {} | stats {}",
       listen_list, tcp_list.empty() ? std::string("off") : tcp_list,
-      o.relay_v4 ? o.relay_v4->to_string() : "-", o.relay_v6 ? o.relay_v6->to_string() : "-",
+      tls_list.empty() ? std::string("off") : tls_list, o.relay_v4 ? o.relay_v4->to_string() : "-",
+      o.relay_v6 ? o.relay_v6->to_string() : "-",
       o.media_port == 0 ? std::string("off")
                         : fmt::format("{}-{}", o.media_port, o.media_port + workers - 1),
       workers, pool[0]->backend_name(), stats.path());
+  if (tls) {
+    spdlog::info("TLS certificate {} (sha-256 {})", tls->cert_file(), tls->fingerprint());
+  }
   int sig = 0;
-  sigwait(&signals, &sig);
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+    // New connections get the new certificate; open ones keep the SSL_CTX they were made with.
+    std::string reload_error;
+    if (!tls) {
+      spdlog::info("SIGHUP: no TLS certificate to reload");
+    } else if (tls->reload(reload_error)) {
+      spdlog::info("SIGHUP: TLS certificate reloaded (sha-256 {})", tls->fingerprint());
+    } else {
+      spdlog::error("SIGHUP: {}; keeping the certificate loaded before", reload_error);
+    }
+  }
   spdlog::info("signal {}: stopping", sig);
   for (auto& w : pool) {
     w->request_stop();

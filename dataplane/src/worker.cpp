@@ -414,9 +414,10 @@ std::optional<SocketId> Worker::adopt(int fd, Role role) {
     } else {
       return std::nullopt;
     }
-    bool added = role == Role::kTcpListener ? backend_->add_listener(fd, SocketId{id})
-                 : role == Role::kStream    ? backend_->add_stream(fd, SocketId{id})
-                                            : backend_->add_socket(fd, SocketId{id});
+    bool added = role == Role::kTcpListener || role == Role::kTlsListener
+                     ? backend_->add_listener(fd, SocketId{id})
+                 : role == Role::kStream ? backend_->add_stream(fd, SocketId{id})
+                                         : backend_->add_socket(fd, SocketId{id});
     if (added) {
       sockets_[id] = SocketEntry{fd, role};
       return SocketId{id};

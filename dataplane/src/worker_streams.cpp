@@ -1,5 +1,7 @@
-// TURN over TCP on the worker (RFC 8656 §3.1): the listeners, the connection table, framing
-// with StreamFramer, and the way back (replies, Data indications, ChannelData) onto the stream.
+// TURN over TCP and TLS on the worker (RFC 8656 §3.1): the listeners, the connection table,
+// framing with StreamFramer, and the way back (replies, Data indications, ChannelData) onto the
+// stream. A TLS connection's bytes go through its crypto::TlsEndpoint before the framer, and
+// everything sent on it through the endpoint into transmit buffers before the backend.
 // The allocation of a TCP client is keyed by its connection's SocketId and its address, so
 // the 5-tuple includes the transport; it is deleted when the connection closes
 // (turn/connections.hpp says why).
@@ -63,33 +65,46 @@ bool Worker::init_streams(std::string& error) {
   limits.max_frame = std::min(limits.max_frame, kMaxStreamFrame);
   connections_ = std::make_unique<turn::ConnectionTable>(limits, config_.tcp_per_ip,
                                                          framer_counters_, stats_.tcp);
+  if (!open_stream_listeners(config_.listen_tcp, config_.listen_tcp_optional, Role::kTcpListener,
+                             tcp_bound_, error)) {
+    return false;
+  }
+  // TURN over TLS only with a certificate (the dataplane refuses --listen-tls without one).
+  return !config_.tls || open_stream_listeners(config_.listen_tls, config_.listen_tls_optional,
+                                               Role::kTlsListener, tls_bound_, error);
+}
+
+bool Worker::open_stream_listeners(const std::vector<Endpoint>& eps, bool optional, Role role,
+                                   std::vector<Endpoint>& bound, std::string& error) {
   std::string tag = "worker " + std::to_string(config_.index);
-  for (const auto& ep : config_.listen_tcp) {
+  const char* kind = role == Role::kTlsListener ? "TLS" : "TCP";
+  for (const auto& ep : eps) {
     int fd = open_tcp_listener(ep);
     if (fd < 0) {
       std::string why = std::strerror(errno);
-      if (config_.listen_tcp_optional) {
+      if (optional) {
         if (config_.index == 0) {
-          spdlog::warn("TURN over TCP not on {}: {}", ep.to_string(), why);
+          spdlog::warn("TURN over {} not on {}: {}", kind, ep.to_string(), why);
         }
         continue;
       }
-      error = tag + ": cannot listen on TCP " + ep.to_string() + ": " + why;
+      error = tag + ": cannot listen on " + kind + " " + ep.to_string() + ": " + why;
       return false;
     }
-    Endpoint bound = bound_address(fd);
-    if (!adopt(fd, Role::kTcpListener)) {
+    Endpoint at = bound_address(fd);
+    if (!adopt(fd, role)) {
       ::close(fd);
-      error = tag + ": cannot register TCP listener " + ep.to_string();
+      error = tag + ": cannot register " + kind + " listener " + ep.to_string();
       return false;
     }
-    tcp_bound_.push_back(bound);
+    bound.push_back(at);
   }
   return true;
 }
 
 bool Worker::on_accept(SocketId listener, int fd, const Endpoint& peer) {
-  if (sockets_[listener.value].role != Role::kTcpListener) {
+  Role role = sockets_[listener.value].role;
+  if (role != Role::kTcpListener && (role != Role::kTlsListener || !config_.tls)) {
     return false;
   }
   if (connections_->admit(peer) != turn::ConnectionTable::Admit::kOk) {
@@ -104,7 +119,12 @@ bool Worker::on_accept(SocketId listener, int fd, const Endpoint& peer) {
     ++stats_.tcp.refused_total;
     return false;
   }
-  connections_->insert(*id, peer, now_.mono_ms);
+  std::unique_ptr<crypto::TlsEndpoint> tls;
+  if (role == Role::kTlsListener) {
+    // The context's current certificate: one reloaded on SIGHUP serves connections from here.
+    tls = std::make_unique<crypto::TlsEndpoint>(*config_.tls);
+  }
+  connections_->insert(*id, peer, now_.mono_ms, std::move(tls));
   return true;
 }
 
@@ -121,6 +141,15 @@ void Worker::on_stream_data(SocketId stream, PacketBuffer& chunk, io::BufferId i
   }
   stats_.tcp.bytes_in += chunk.length;
   c->last_input_ms = now_.mono_ms;
+  if (c->tls) {
+    tls_input(*c, chunk, id);
+  } else {
+    frame_chunk(*c, chunk, id);
+  }
+}
+
+void Worker::frame_chunk(turn::Connection& conn, PacketBuffer& chunk, io::BufferId id) {
+  turn::Connection* c = &conn;
   c->framer.push(chunk.bytes(), now_.mono_ms);
   bool kept = false;
   // A frame whole in the chunk is a view into it; the server edits what it is handed in place
@@ -155,6 +184,80 @@ void Worker::on_stream_data(SocketId stream, PacketBuffer& chunk, io::BufferId i
   }
   if (!kept) {
     backend_->release(id);
+  }
+}
+
+void Worker::tls_input(turn::Connection& c, PacketBuffer& chunk, io::BufferId id) {
+  crypto::TlsEndpoint& tls = *c.tls;
+  bool was_handshaking = tls.state() == crypto::TlsState::kHandshaking;
+  tls.feed(chunk.bytes());
+  backend_->release(id);
+  if (was_handshaking && tls.established()) {
+    ++stats_.tcp.tls_handshakes;
+  }
+  flush_tls(c);  // the handshake's flights (or an alert)
+  // TLS necessarily copies: each read decrypts into a transmit buffer, which then goes through
+  // the framer as a received chunk would (and its last ChannelData is relayed from it).
+  while (tls.established() && !c.doomed) {
+    PacketBuffer plain;
+    auto bid = backend_->acquire(plain);
+    if (!bid) {
+      // The plaintext waits in the endpoint for the next chunk of this stream.
+      ++stats_.tcp.no_buffer;
+      break;
+    }
+    std::size_t n = tls.read({plain.data(), plain.tailroom()});
+    if (n == 0) {
+      backend_->release(*bid);
+      break;
+    }
+    plain.length = static_cast<std::uint32_t>(n);
+    frame_chunk(c, plain, *bid);
+  }
+  if (c.doomed) {
+    return;
+  }
+  if (tls.state() == crypto::TlsState::kFailed) {
+    // A ClientHello we refuse, bytes that are no TLS (a plain-TCP client on the TLS port), or
+    // a record that does not decrypt: counted, and the connection closed.
+    if (!was_handshaking) {
+      ++stats_.tcp.tls_failures;
+    } else if (tls.old_protocol()) {
+      ++stats_.tcp.tls_old_protocol;  // TLS 1.0/1.1 (coturn's uclient tries them at random)
+    } else {
+      ++stats_.tcp.tls_handshake_failures;
+    }
+    flush_tls(c);
+    doom(c, turn::CloseReason::kStream);
+  } else if (tls.state() == crypto::TlsState::kClosed) {
+    ++stats_.tcp.tls_closed_by_peer;
+    doom(c, turn::CloseReason::kPeer);
+  }
+}
+
+void Worker::flush_tls(turn::Connection& c) {
+  crypto::TlsEndpoint& tls = *c.tls;
+  while (tls.pending() > 0 && !c.doomed) {
+    PacketBuffer out;
+    auto bid = backend_->acquire(out);
+    if (!bid) {
+      // Stays queued in the endpoint, in order, until the next flush (and counts towards the
+      // send cap meanwhile).
+      ++stats_.tcp.no_buffer;
+      return;
+    }
+    std::size_t n = tls.take({out.data(), out.tailroom()});
+    out.length = static_cast<std::uint32_t>(n);
+    // The send cap is on the ciphertext backlog: what the backend holds plus what waits here.
+    if (backend_->stream_backlog(c.id) + tls.pending() + n >
+        connections_->limits().send_cap_bytes) {
+      ++stats_.tcp.send_cap_closed;
+      backend_->release(*bid);
+      doom(c, turn::CloseReason::kSendCap);
+      return;
+    }
+    stats_.tcp.bytes_out += n;
+    backend_->send_stream(c.id, out, *bid);
   }
 }
 
@@ -197,6 +300,17 @@ void Worker::send_on_stream(SocketId stream, PacketBuffer& pkt, io::BufferId id)
     }
     std::memset(pkt.data() + pkt.length, 0, pad);
     pkt.length += pad;
+  }
+  if (c->tls) {
+    // One TLS record per frame, encrypted into transmit buffers by flush_tls().
+    bool written = c->tls->write(pkt.bytes());
+    backend_->release(id);
+    if (!written) {
+      ++stats_.tcp.tls_write_refused;
+      return;
+    }
+    flush_tls(*c);
+    return;
   }
   // A client that does not read: its bytes pile up here once the kernel's buffers are full.
   // Past the cap it is disconnected, so that it holds no more of the worker's buffers.

@@ -1,7 +1,8 @@
 // RTP view and RFC 7983 demultiplexer: any bytes are classified, and when they parse as RTP
 // every accessor and in-place rewrite stays inside the buffer. The video payload readers the SFU
 // runs on simulcast packets (keyframe detection for every codec, the VP8 descriptor and its
-// rewrite) read the payload, and the whole input as a payload too.
+// rewrite, the VP9 descriptor of SVC forwarding) read the payload, and the whole input as a
+// payload too.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -13,6 +14,26 @@
 
 namespace {
 
+// The VP9 payload descriptor (RFC 9628 §4.2): what it reads lies inside the payload, the layer
+// indices are in range, and a descriptor that parses still parses with any payload behind it.
+void vp9_descriptor(ringlane::Bytes payload) {
+  using namespace ringlane;
+  auto d = rtp::parse_vp9(payload);
+  if (!d) {
+    return;
+  }
+  if (d->size == 0 || d->size > payload.size() || d->tid > 7 || d->sid > 7 ||
+      d->ss_spatial_layers > 8 || (d->has_tl0picidx && (!d->has_layers || d->flexible)) ||
+      d->starts_picture() != (d->begin && d->sid == 0)) {
+    __builtin_trap();
+  }
+  auto prefix = rtp::parse_vp9(payload.first(d->size));
+  if (!prefix || prefix->size != d->size || prefix->picture_id != d->picture_id ||
+      prefix->tid != d->tid || prefix->sid != d->sid) {
+    __builtin_trap();
+  }
+}
+
 // Every codec's keyframe test, and a VP8 descriptor rewritten in place: the rewrite stays inside
 // the descriptor, and what it wrote reads back (the picture id in its own width).
 void payload_readers(ringlane::MutableBytes payload, std::uint32_t seed) {
@@ -21,6 +42,7 @@ void payload_readers(ringlane::MutableBytes payload, std::uint32_t seed) {
                      shm::Codec::kH264, shm::Codec::kAv1}) {
     (void)rtp::starts_keyframe(codec, payload);
   }
+  vp9_descriptor(payload);
   auto d = rtp::parse_vp8(payload);
   if (!d) {
     return;

@@ -207,7 +207,8 @@ def run(a, tmp, log):
 
         # 2. Browser to browser through the relay, one transport at a time.
         for transport in transports:
-            accepted = dataplane_counters(a.ringlane, name).get("tcp_accepted", 0)
+            key = f"{transport}_accepted"  # tls_accepted: the TLS connections among the TCP ones
+            accepted = dataplane_counters(a.ringlane, name).get(key, 0)
             started = run_async(browser, PEER_PAIR_JS, [dict(credential, urls=[uris[transport]])])
             check(started == "started", f"{transport}: two relay-only peer connections start ({started})")
             if started != "started":
@@ -223,9 +224,8 @@ def run(a, tmp, log):
             check(all(p.get("type") == "relay" and p.get("relayProtocol") == transport for p in ends),
                   f"{transport}: both ends' selected pairs are relay candidates allocated over {transport} ({ends})")
             counters = dataplane_counters(a.ringlane, name)
-            check(counters.get("tcp_accepted", 0) >= accepted + 2,
-                  f"{transport}: the node accepted both peers' connections "
-                  f"(tcp_accepted {accepted} -> {counters.get('tcp_accepted')})")
+            check(counters.get(key, 0) >= accepted + 2,
+                  f"{transport}: the node accepted both peers' connections ({key} {accepted} -> {counters.get(key)})")
             browser.run("window.peerPair.a.close(); window.peerPair.b.close();")
 
         # 3. An SFU room of the node's own, each participant relayed over the strongest transport.

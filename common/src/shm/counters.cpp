@@ -78,6 +78,8 @@ const char* drop_reason_name(Drop d) {
       return "subscriber_not_ready";
     case Drop::kTxExhausted:
       return "tx_exhausted";
+    case Drop::kRedMalformed:
+      return "red_malformed";
     case Drop::kCount:
       break;
   }

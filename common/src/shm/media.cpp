@@ -171,6 +171,7 @@ std::vector<std::uint8_t> encode(const TrackAdd& m) {
   for (const auto& rid : m.rids) {
     w.text(rid);
   }
+  w.u8(m.red_payload_type).u8(m.remb ? 1 : 0);
   return w.take();
 }
 std::optional<TrackAdd> decode_track_add(Payload p) {
@@ -196,6 +197,12 @@ std::optional<TrackAdd> decode_track_add(Payload p) {
       return std::nullopt;
     }
   }
+  std::uint8_t remb = 0;
+  r.u8(m.red_payload_type) && r.u8(remb);
+  if (m.red_payload_type > 127 || remb > 1) {
+    return std::nullopt;
+  }
+  m.remb = remb != 0;
   m.kind = static_cast<MediaKind>(kind);
   m.codec = static_cast<Codec>(codec);
   return finish(r, m);
@@ -222,6 +229,7 @@ std::vector<std::uint8_t> encode(const Subscribe& m) {
       .u8(m.rtx_payload_type)
       .bytes(m.extensions)
       .u8(m.transport_cc_extension)
+      .u8(m.red_payload_type)
       .take();
 }
 std::optional<Subscribe> decode_subscribe(Payload p) {
@@ -229,9 +237,9 @@ std::optional<Subscribe> decode_subscribe(Payload p) {
   Subscribe m;
   r.session(m.subscriber) && r.session(m.publisher) && r.u32(m.publisher_ssrc) && r.u32(m.ssrc) &&
       r.u32(m.rtx_ssrc) && r.u8(m.payload_type) && r.u8(m.rtx_payload_type) &&
-      r.bytes(m.extensions) && r.u8(m.transport_cc_extension);
+      r.bytes(m.extensions) && r.u8(m.transport_cc_extension) && r.u8(m.red_payload_type);
   if (m.payload_type > 127 || m.rtx_payload_type > 127 || m.ssrc == 0 ||
-      m.transport_cc_extension > 14) {
+      m.transport_cc_extension > 14 || m.red_payload_type > 127) {
     return std::nullopt;
   }
   for (auto id : m.extensions) {
@@ -326,16 +334,30 @@ std::optional<AudioLevels> decode_audio_levels(Payload p) {
 }
 
 std::vector<std::uint8_t> encode(const RouteLayer& m) {
-  return Writer().u32(m.subscriber.value).u32(m.ssrc).u8(m.max_spatial).u8(m.paused ? 1 : 0).take();
+  return Writer()
+      .u32(m.subscriber.value)
+      .u32(m.ssrc)
+      .u8(m.max_spatial)
+      .u8(m.paused ? 1 : 0)
+      .u8(m.max_temporal)
+      .take();
 }
 std::optional<RouteLayer> decode_route_layer(Payload p) {
-  Reader r(p);
-  RouteLayer m;
-  r.session(m.subscriber) && r.u32(m.ssrc) && r.u8(m.max_spatial) && r.flag(m.paused);
-  if (m.ssrc == 0 || m.max_spatial >= kMaxLayers) {
-    return std::nullopt;
+  // With the trailing max_temporal, or without it (an older encoder: all temporal layers).
+  for (bool temporal : {true, false}) {
+    Reader r(p);
+    RouteLayer m;
+    r.session(m.subscriber) && r.u32(m.ssrc) && r.u8(m.max_spatial) && r.flag(m.paused) &&
+        (!temporal || r.u8(m.max_temporal));
+    if (!r.done()) {
+      continue;
+    }
+    if (m.ssrc == 0 || m.max_spatial >= kMaxLayers || m.max_temporal > RouteLayer::kAllTemporal) {
+      return std::nullopt;
+    }
+    return m;
   }
-  return finish(r, m);
+  return std::nullopt;
 }
 
 std::vector<std::uint8_t> encode(const Unsubscribe& m) {

@@ -398,6 +398,7 @@ Reply Orchestrator::publish(const std::string& room, const std::string& identity
       add.codec = codec_of(a.codec.name);
       add.rids = a.rids;
       add.mid = a.mid.substr(0, shm::kMaxMid);
+      add.red_payload_type = a.red_pt.value_or(0);
       for (const auto& e : a.extensions) {
         std::uint8_t id = e.id <= 14 ? static_cast<std::uint8_t>(e.id) : 0;
         if (e.uri == sdp::kRidUri) {
@@ -412,6 +413,10 @@ Reply Orchestrator::publish(const std::string& room, const std::string& identity
           add.audio_level_extension = id;
         }
       }
+      // REMB where the answer took goog-remb (negotiate.cpp: only without transport-cc).
+      add.remb = add.transport_cc_extension == 0 &&
+                 std::find(a.codec.rtcp_fb.begin(), a.codec.rtcp_fb.end(), "goog-remb") !=
+                     a.codec.rtcp_fb.end();
       if (!link_.push(r->worker, shm::Command::kTrackAdd, shm::encode(add))) {
         ++push_failures_;
         continue;
@@ -459,6 +464,9 @@ void Orchestrator::add_out(Participant& subscriber, const Participant& publisher
   o.offered.mid = std::to_string(subscriber.next_mid++);
   o.offered.kind = t.desc.kind;
   o.offered.codec = *codec;
+  if (t.desc.red_pt) {
+    o.offered.red_pt = sdp::kSubscriberRedPt;  // RFC 2198: kept if the answer keeps it
+  }
   o.offered.ssrc = random_ssrc();
   // A simulcast track names no RTX SSRC in the SDP (its layers' come with repaired-rid), but
   // has RTX as much as a plain one; the subscriber's RTX stream also carries the probes' padding.
@@ -567,6 +575,10 @@ Reply Orchestrator::answer(const std::string& room, const std::string& identity,
           kept = &list;
         }
       }
+      // An answer without our RED format gets plain Opus (the SFU strips RED, RFC 2198).
+      if (std::find(a->red_mids.begin(), a->red_mids.end(), o.offered.mid) == a->red_mids.end()) {
+        o.offered.red_pt.reset();
+      }
       route(room, *r, *p, o, kept);
     } else if ((!o.offered.active || !accepted) && o.routed) {
       if (link_.push(
@@ -603,6 +615,7 @@ bool Orchestrator::route(const std::string& room, Room& r, Participant& p, OutTr
   s.rtx_ssrc = o.offered.rtx_ssrc;
   s.payload_type = o.offered.codec.pt;
   s.rtx_payload_type = o.offered.rtx_pt.value_or(0);
+  s.red_payload_type = o.offered.red_pt.value_or(0);
   for (const auto& e : t->desc.extensions) {
     if (ids == nullptr || e.id >= shm::kExtensionMap) {
       continue;
@@ -625,7 +638,7 @@ bool Orchestrator::route(const std::string& room, Room& r, Participant& p, OutTr
     return false;
   }
   o.routed = true;
-  if (o.max_spatial != 2 || o.paused) {
+  if (o.max_spatial != 2 || o.paused || o.max_temporal != shm::RouteLayer::kAllTemporal) {
     push_layer(r, p, o);
   }
   return true;
@@ -637,13 +650,15 @@ void Orchestrator::push_layer(Room& r, const Participant& p, const OutTrack& o) 
   m.ssrc = o.offered.ssrc;
   m.max_spatial = o.max_spatial;
   m.paused = o.paused;
+  m.max_temporal = o.max_temporal;
   if (!link_.push(r.worker, shm::Command::kRouteLayer, shm::encode(m))) {
     ++push_failures_;
   }
 }
 
 Reply Orchestrator::layer(const std::string& room, const std::string& identity,
-                          const std::string& track, std::uint64_t spatial, bool paused) {
+                          const std::string& track, std::uint64_t spatial, bool paused,
+                          std::optional<std::uint64_t> temporal) {
   Room* r = nullptr;
   Participant* p = find(room, identity, &r);
   if (p == nullptr) {
@@ -653,6 +668,9 @@ Reply Orchestrator::layer(const std::string& room, const std::string& identity,
     if (o.track_id == track && o.offered.active) {
       o.max_spatial = static_cast<std::uint8_t>(std::min<std::uint64_t>(spatial, 2));
       o.paused = paused;
+      // Without `temporal` (a client from before it): every temporal layer, as before.
+      o.max_temporal = temporal ? static_cast<std::uint8_t>(std::min<std::uint64_t>(*temporal, 2))
+                                : shm::RouteLayer::kAllTemporal;
       if (o.routed) {
         push_layer(*r, *p, o);
       }
@@ -660,6 +678,9 @@ Reply Orchestrator::layer(const std::string& room, const std::string& identity,
       ok.body["type"] = "layer";
       ok.body["track"] = track;
       ok.body["spatial"] = o.max_spatial;
+      if (temporal) {
+        ok.body["temporal"] = o.max_temporal;
+      }
       ok.body["paused"] = paused;
       return ok;
     }

@@ -148,6 +148,9 @@ json::value Orchestrator::to_json() const {
         if (t.desc.rtx_pt) {
           o["rtx_pt"] = *t.desc.rtx_pt;
         }
+        if (t.desc.red_pt) {
+          o["red_pt"] = *t.desc.red_pt;
+        }
         o["ssrc"] = t.desc.ssrc;
         o["rtx_ssrc"] = t.desc.rtx_ssrc;
         o["extensions"] = extensions_json(t.desc.extensions);
@@ -175,6 +178,9 @@ json::value Orchestrator::to_json() const {
         o["codec"] = codec_json(t.offered.codec);
         if (t.offered.rtx_pt) {
           o["rtx_pt"] = *t.offered.rtx_pt;
+        }
+        if (t.offered.red_pt) {
+          o["red_pt"] = *t.offered.red_pt;
         }
         o["ssrc"] = t.offered.ssrc;
         o["rtx_ssrc"] = t.offered.rtx_ssrc;
@@ -250,6 +256,9 @@ void Orchestrator::from_json(const json::value& v) {
         if (t.contains("rtx_pt")) {
           pt.desc.rtx_pt = static_cast<std::uint8_t>(num(t, "rtx_pt"));
         }
+        if (t.contains("red_pt")) {
+          pt.desc.red_pt = static_cast<std::uint8_t>(num(t, "red_pt"));
+        }
         pt.desc.ssrc = static_cast<std::uint32_t>(num(t, "ssrc"));
         pt.desc.rtx_ssrc = static_cast<std::uint32_t>(num(t, "rtx_ssrc"));
         pt.desc.extensions = extensions_from(arr(t, "extensions"));
@@ -276,6 +285,9 @@ void Orchestrator::from_json(const json::value& v) {
         o.offered.codec = codec_from(obj(t.contains("codec") ? t.at("codec") : json::value()));
         if (t.contains("rtx_pt")) {
           o.offered.rtx_pt = static_cast<std::uint8_t>(num(t, "rtx_pt"));
+        }
+        if (t.contains("red_pt")) {
+          o.offered.red_pt = static_cast<std::uint8_t>(num(t, "red_pt"));
         }
         o.offered.ssrc = static_cast<std::uint32_t>(num(t, "ssrc"));
         o.offered.rtx_ssrc = static_cast<std::uint32_t>(num(t, "rtx_ssrc"));

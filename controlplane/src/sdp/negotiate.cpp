@@ -62,6 +62,7 @@ std::vector<std::string> simulcast_rids(const Media& m) {
 struct Choice {
   const Codec* codec = nullptr;  // nullptr: the m-section is rejected
   const Codec* rtx = nullptr;
+  const Codec* red = nullptr;  // audio: RFC 2198 redundancy of the chosen Opus
 };
 
 Choice choose(const Media& m) {
@@ -78,6 +79,9 @@ Choice choose(const Media& m) {
       c.codec = &codec;
       break;
     }
+  }
+  if (c.codec != nullptr && m.kind == "audio") {
+    c.red = writer::red_for(m.codecs, c.codec->pt);
   }
   if (c.codec == nullptr || m.kind != "video") {
     return c;
@@ -103,8 +107,16 @@ PublishedTrack track_of(const Media& m, const Choice& choice) {
   t.kind = m.kind;
   t.codec = *choice.codec;
   t.codec.rtcp_fb.clear();
+  // REMB (draft-alvestrand-rmcat-remb) only for a publisher that cannot use transport-cc (the
+  // feedback or its extension missing): the SFU then sends it a receive-side estimate.
+  const auto& offered_fb = choice.codec->rtcp_fb;
+  bool twcc = std::find(offered_fb.begin(), offered_fb.end(), "transport-cc") != offered_fb.end() &&
+              std::any_of(m.extensions.begin(), m.extensions.end(), [&](const Extension& e) {
+                return e.uri == kTransportCcUri && answered_extension(e, m.kind);
+              });
   for (const std::string& fb : choice.codec->rtcp_fb) {
-    bool take = m.kind == "video" ? writer::forwarded_feedback(fb) || fb == "transport-cc"
+    bool take = m.kind == "video" ? writer::forwarded_feedback(fb) || fb == "transport-cc" ||
+                                        (fb == "goog-remb" && !twcc)
                                   : fb == "transport-cc";
     if (take &&
         std::find(t.codec.rtcp_fb.begin(), t.codec.rtcp_fb.end(), fb) == t.codec.rtcp_fb.end()) {
@@ -113,6 +125,9 @@ PublishedTrack track_of(const Media& m, const Choice& choice) {
   }
   if (choice.rtx != nullptr) {
     t.rtx_pt = choice.rtx->pt;
+  }
+  if (choice.red != nullptr) {
+    t.red_pt = choice.red->pt;
   }
   // RFC 5576 §4.2, RFC 4588 §8: a=ssrc-group:FID <media> <retransmission>.
   for (const SsrcGroup& g : m.ssrc_groups) {
@@ -147,6 +162,10 @@ void write_accepted(std::string& out, const Media& m, const PublishedTrack& t,
   if (t.rtx_pt) {
     pts += " " + std::to_string(*t.rtx_pt);
   }
+  if (t.red_pt) {
+    // RED first: libwebrtc sends RED only when it comes before Opus in the answer.
+    pts = std::to_string(*t.red_pt) + " " + pts;
+  }
   // RFC 8829 §5.3.1: the answer's <proto> is the offer's.
   writer::line(out, {"m=", m.kind, " 9 ", m.protocol, " ", pts});
   writer::transport(out, local, setup);
@@ -162,6 +181,9 @@ void write_accepted(std::string& out, const Media& m, const PublishedTrack& t,
     writer::line(out, {"a=rtcp-rsize"});
   }
   writer::codec(out, t.codec, t.rtx_pt);
+  if (t.red_pt) {
+    writer::red_codec(out, *t.red_pt, t.codec.pt);
+  }
   if (!t.rids.empty()) {
     // RFC 8853 §5.3: the answerer receives the streams the offerer sends.
     std::string list;

@@ -17,7 +17,8 @@ struct Numbering {
   std::optional<std::uint8_t> rtx;
 };
 
-// Chromium's own numbers for these codecs, so a subscriber's answer reads like its offers.
+// Chromium's own numbers for these codecs, so a subscriber's answer reads like its offers. RED
+// (RFC 2198) over Opus is kSubscriberRedPt (63), offered after Opus when the publisher sends it.
 constexpr Numbering kNumbering[] = {
     {"opus", 111, std::nullopt}, {"VP8", 96, 97}, {"VP9", 98, 99},
     {"H264", 102, 103},          {"AV1", 45, 46},
@@ -46,6 +47,9 @@ void write_track(std::string& out, const OfferedTrack& t, const LocalIce& local,
   if (t.rtx_pt) {
     pts += " " + std::to_string(*t.rtx_pt);
   }
+  if (t.red_pt) {
+    pts += " " + std::to_string(*t.red_pt);
+  }
   writer::line(out, {"m=", t.kind, " 9 UDP/TLS/RTP/SAVPF ", pts});
   writer::transport(out, local, setup);
   writer::line(out, {"a=mid:", t.mid});
@@ -65,6 +69,9 @@ void write_track(std::string& out, const OfferedTrack& t, const LocalIce& local,
     writer::line(out, {"a=rtcp-rsize"});
   }
   writer::codec(out, t.codec, t.rtx_pt);
+  if (t.red_pt) {
+    writer::red_codec(out, *t.red_pt, t.codec.pt);
+  }
   if (t.active && t.ssrc != 0) {
     std::string cname = t.cname.empty() ? "ringlane" : t.cname;
     std::string ssrc = std::to_string(t.ssrc);
@@ -150,6 +157,13 @@ OfferedTrack as_answered(const OfferedTrack& track, const Media& m, const Codec&
   }
   if (!t.rtx_pt) {
     t.rtx_ssrc = 0;
+  }
+  // RFC 2198: RED when the viewer offers it over the Opus format it receives; else stripped.
+  t.red_pt.reset();
+  if (track.red_pt) {
+    if (const Codec* red = writer::red_for(m.codecs, format.pt)) {
+      t.red_pt = red->pt;
+    }
   }
   // RFC 8285 §5-6: the viewer's ids (one-byte headers) for the extensions the track carries.
   t.extensions.clear();
@@ -282,6 +296,13 @@ std::optional<SubscribeAnswer> read_subscribe_answer(const Session& answer,
       }
     }
     out.extensions.emplace_back(m.mid, std::move(kept));
+    // RFC 3264 §6.1: an answer keeps the offer's PTs; RED stays if its format is still there.
+    if (offered[i].red_pt) {
+      const Codec* red = writer::red_for(m.codecs, offered[i].codec.pt);
+      if (red != nullptr && red->pt == *offered[i].red_pt) {
+        out.red_mids.push_back(m.mid);
+      }
+    }
   }
   if (transport == answer.media.size() && !answer.media.empty()) {
     transport = 0;

@@ -67,6 +67,32 @@ void codec(std::string& out, const Codec& c, std::optional<std::uint8_t> rtx_pt)
   }
 }
 
+const Codec* red_for(const std::vector<Codec>& codecs, std::uint8_t opus_pt) {
+  for (const Codec& c : codecs) {
+    if (!iequals(c.name, "red") || c.clock != 48000 || c.channels != 2 || c.fmtp.empty()) {
+      continue;
+    }
+    std::string_view v = c.fmtp;
+    bool only_opus = true;
+    while (!v.empty() && only_opus) {
+      std::string_view pt = v.substr(0, v.find('/'));
+      v.remove_prefix(std::min(v.size(), pt.size() + 1));
+      only_opus = pt == std::to_string(opus_pt);
+    }
+    if (only_opus) {
+      return &c;
+    }
+  }
+  return nullptr;
+}
+
+void red_codec(std::string& out, std::uint8_t red_pt, std::uint8_t opus_pt) {
+  std::string red = std::to_string(red_pt);
+  std::string opus = std::to_string(opus_pt);
+  line(out, {"a=rtpmap:", red, " red/48000/2"});
+  line(out, {"a=fmtp:", red, " ", opus, "/", opus});
+}
+
 std::string local_problem(const LocalIce& local) {
   auto printable = [](const std::string& s) {
     for (char c : s) {

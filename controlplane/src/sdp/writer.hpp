@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "ringlane/controlplane/sdp/negotiate.hpp"
 #include "ringlane/controlplane/sdp/sdp.hpp"
@@ -26,6 +27,13 @@ void candidates(std::string& out, const LocalIce& local);
 
 // a=rtpmap, a=rtcp-fb and a=fmtp of one codec, then its rtx (RFC 4588 §8.1) if rtx_pt is set.
 void codec(std::string& out, const Codec& c, std::optional<std::uint8_t> rtx_pt);
+
+// RFC 2198 §5, as browsers offer it for Opus: the red/48000/2 format among `codecs` whose fmtp
+// names only `opus_pt` ("111/111"), or nullptr.
+const Codec* red_for(const std::vector<Codec>& codecs, std::uint8_t opus_pt);
+
+// a=rtpmap and a=fmtp of that format: red/48000/2, "<opus>/<opus>".
+void red_codec(std::string& out, std::uint8_t red_pt, std::uint8_t opus_pt);
 
 // Why `local` cannot be written into SDP, or "" when it can.
 std::string local_problem(const LocalIce& local);

@@ -69,6 +69,13 @@ std::variant<ClientMessage, ParseError> parse_media_fields(const json::object& o
     }
     m.spatial = v->is_uint64() ? v->get_uint64() : static_cast<std::uint64_t>(v->get_int64());
   }
+  if (const json::value* v = o.if_contains("temporal")) {
+    if (!(v->is_uint64() || v->is_int64()) || (v->is_int64() && v->get_int64() < 0) ||
+        (v->is_int64() ? static_cast<std::uint64_t>(v->get_int64()) : v->get_uint64()) > 2) {
+      return fail("bad_message", "\"temporal\" must be 0, 1 or 2", m.id);
+    }
+    m.temporal = v->is_uint64() ? v->get_uint64() : static_cast<std::uint64_t>(v->get_int64());
+  }
   if (const json::value* v = o.if_contains("seq")) {
     if (!v->is_uint64() && !(v->is_int64() && v->get_int64() >= 0)) {
       return fail("bad_message", "\"seq\" must be a non-negative integer", m.id);

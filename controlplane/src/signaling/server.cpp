@@ -51,10 +51,10 @@ SignalingServer::~SignalingServer() {
   timer_.cancel();
 }
 
-void SignalingServer::upgrade(tcp::socket socket, Request req,
+void SignalingServer::upgrade(HttpStream stream, Request req,
                               const boost::asio::ip::address& peer) {
   std::string ip = peer.to_string();
-  auto session = std::make_shared<Session>(*this, std::move(socket), ip);
+  auto session = std::make_shared<Session>(*this, std::move(stream), ip);
   std::string refuse;
   unsigned& from_ip = per_ip_[ip];
   if (connections_ >= config_.max_connections || from_ip >= config_.max_connections_per_ip) {
@@ -477,12 +477,13 @@ void SignalingServer::media(Session& s, const ClientMessage& m) {
   } else if (t == "restart_ice") {
     reply = media_->restart_ice(s.room_, s.identity_);
   } else if (t == "layer") {
-    if (m.track.empty() || (!m.spatial && !m.paused)) {
-      return s.send_error("bad_message", "layer needs \"track\" and \"spatial\" or \"paused\"",
+    if (m.track.empty() || (!m.spatial && !m.temporal && !m.paused)) {
+      return s.send_error("bad_message",
+                          "layer needs \"track\" and \"spatial\", \"temporal\" or \"paused\"",
                           false, m.id);
     }
     reply = media_->layer(s.room_, s.identity_, m.track, m.spatial.value_or(2),
-                          m.paused.value_or(false));
+                          m.paused.value_or(false), m.temporal);
   } else if (t == "candidate") {
     return;  // ICE-lite: the server learns the client's address from its checks
   } else {

@@ -20,9 +20,9 @@ std::int64_t unix_now() {
 
 }  // namespace
 
-Session::Session(SignalingServer& server, tcp::socket socket, std::string peer)
+Session::Session(SignalingServer& server, HttpStream stream, std::string peer)
     : server_(server),
-      ws_(std::move(socket)),
+      ws_(std::move(stream)),
       peer_(std::move(peer)),
       created_(std::chrono::steady_clock::now()),
       bucket_at_(created_),

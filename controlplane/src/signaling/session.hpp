@@ -31,7 +31,7 @@ inline void with_id(boost::json::object& o, std::string_view id) {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(SignalingServer& server, boost::asio::ip::tcp::socket socket, std::string peer);
+  Session(SignalingServer& server, HttpStream stream, std::string peer);
 
   // Completes the upgrade; `refuse` (a code) sends that error and closes right after.
   void start(Request req, std::string refuse);
@@ -65,7 +65,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool allow_message();
 
   SignalingServer& server_;
-  boost::beast::websocket::stream<boost::asio::ip::tcp::socket, false> ws_;
+  boost::beast::websocket::stream<HttpStream, false> ws_;  // ws:// or wss://
   std::array<char, 64> chunk_;
   std::string in_;  // the message being received; empty (no heap) between messages
   std::string peer_;

@@ -134,6 +134,97 @@ std::optional<Vp8Descriptor> parse_vp8(Bytes p) {
   return d;
 }
 
+std::optional<Vp9Descriptor> parse_vp9(Bytes p) {
+  if (p.empty()) {
+    return std::nullopt;
+  }
+  Vp9Descriptor d;
+  std::uint8_t b = p[0];
+  d.inter = (b & 0x40) != 0;
+  d.has_layers = (b & 0x20) != 0;
+  d.flexible = (b & 0x10) != 0;
+  d.begin = (b & 0x08) != 0;
+  d.end = (b & 0x04) != 0;
+  d.has_ss = (b & 0x02) != 0;
+  d.not_reference = (b & 0x01) != 0;
+  std::size_t at = 1;
+  if ((b & 0x80) != 0) {
+    if (at >= p.size()) {
+      return std::nullopt;
+    }
+    d.has_picture_id = true;
+    if ((p[at] & 0x80) != 0) {
+      if (at + 1 >= p.size()) {
+        return std::nullopt;
+      }
+      d.long_picture_id = true;
+      d.picture_id = static_cast<std::uint16_t>(((p[at] & 0x7F) << 8) | p[at + 1]);
+      at += 2;
+    } else {
+      d.picture_id = p[at] & 0x7F;
+      at += 1;
+    }
+  }
+  if (d.has_layers) {
+    if (at >= p.size()) {
+      return std::nullopt;
+    }
+    std::uint8_t l = p[at++];
+    d.tid = static_cast<std::uint8_t>(l >> 5);
+    d.switching_up = (l & 0x10) != 0;
+    d.sid = static_cast<std::uint8_t>((l >> 1) & 0x07);
+    d.inter_layer = (l & 0x01) != 0;
+    if (!d.flexible) {
+      if (at >= p.size()) {
+        return std::nullopt;
+      }
+      d.has_tl0picidx = true;
+      d.tl0picidx = p[at++];
+    }
+  }
+  if (d.flexible && d.inter) {
+    // §4.2: up to 3 P_DIFF bytes, N set on all but the last.
+    for (int i = 0;; ++i) {
+      if (i == 3 || at >= p.size()) {
+        return std::nullopt;
+      }
+      bool more = (p[at++] & 0x01) != 0;
+      if (!more) {
+        break;
+      }
+    }
+  }
+  if (d.has_ss) {
+    // §4.2.1: |N_S|Y|G|-|-|-|, (N_S + 1) x (WIDTH, HEIGHT) when Y, N_G and the pictures when G.
+    if (at >= p.size()) {
+      return std::nullopt;
+    }
+    std::uint8_t ss = p[at++];
+    d.ss_spatial_layers = static_cast<std::uint8_t>((ss >> 5) + 1);
+    if ((ss & 0x10) != 0) {
+      at += 4u * d.ss_spatial_layers;
+    }
+    if ((ss & 0x08) != 0) {
+      if (at >= p.size()) {
+        return std::nullopt;
+      }
+      std::size_t pictures = p[at++];
+      for (std::size_t i = 0; i < pictures; ++i) {
+        if (at >= p.size()) {
+          return std::nullopt;
+        }
+        std::size_t references = (p[at++] >> 2) & 0x03;
+        at += references;
+      }
+    }
+    if (at > p.size()) {
+      return std::nullopt;
+    }
+  }
+  d.size = at;
+  return d;
+}
+
 void rewrite_vp8(MutableBytes p, const Vp8Descriptor& d, std::uint16_t picture_id,
                  std::uint8_t tl0picidx, std::uint8_t keyidx) {
   if (d.size > p.size()) {

@@ -214,6 +214,23 @@ void Engine::measure_layers(const Now& now) {
       if (t.bitrate_bps != 0) {
         t.flowing_bps = t.bitrate_bps;
       }
+      if (t.svc_layered) {
+        // The layers inside the stream, smoothed the same way; the highest that sent anything.
+        t.svc_top_spatial = 0;
+        t.svc_top_temporal = 0;
+        for (std::size_t i = 0; i < t.svc_window_bytes.size(); ++i) {
+          std::uint64_t bps = t.svc_window_bytes[i] * 8 * 1000 / elapsed;
+          std::uint64_t& rate = t.svc_bitrate_bps[i];
+          rate = bps == 0 || rate == 0 ? bps : (3 * rate + bps) / 4;
+          t.svc_window_bytes[i] = 0;
+          if (rate != 0) {
+            t.svc_top_spatial =
+                std::max(t.svc_top_spatial, static_cast<std::uint8_t>(i / Track::kSvcLayers));
+            t.svc_top_temporal =
+                std::max(t.svc_top_temporal, static_cast<std::uint8_t>(i % Track::kSvcLayers));
+          }
+        }
+      }
     }
   }
 }

@@ -487,6 +487,8 @@ bool Engine::add_track(const shm::TrackAdd& m) {
   if (m.audio_level_extension != 0 && m.kind == shm::MediaKind::kAudio) {
     s->audio_level_extension = m.audio_level_extension;
   }
+  // Never both: a transport-cc publisher estimates on its own.
+  s->remb = s->transport_cc_in == 0 && (s->remb || m.remb);
   for (std::size_t i = 0; i < layers; ++i) {
     Track t;
     t.key = m.ssrc;
@@ -500,6 +502,7 @@ bool Engine::add_track(const shm::TrackAdd& m) {
     t.mid = m.mid;
     t.payload_type = m.payload_type;
     t.rtx_payload_type = m.rtx_payload_type;
+    t.red_payload_type = m.kind == shm::MediaKind::kAudio ? m.red_payload_type : 0;
     t.clock_rate = m.clock_rate == 0 ? 90000 : m.clock_rate;
     if (t.kind == shm::MediaKind::kVideo) {
       t.token = next_token_++;
@@ -555,6 +558,9 @@ bool Engine::subscribe(const shm::Subscribe& m, const Now& now) {
   r.rtx_ssrc = m.rtx_ssrc;
   r.payload_type = m.payload_type;
   r.rtx_payload_type = m.rtx_payload_type;
+  r.red_in = t->red_payload_type;
+  r.opus_in = t->payload_type;
+  r.red_out = t->red_payload_type != 0 ? m.red_payload_type : 0;
   r.extensions = m.extensions;
   if (t->layers > 1) {
     r.target = choose_layer(*pub, *t, r, estimate_bps(*sub), now);
@@ -580,7 +586,14 @@ bool Engine::route_layer(const shm::RouteLayer& m, const Now& now) {
   }
   r->max_spatial = m.max_spatial;
   r->paused = m.paused;
-  if (head->layers > 1) {
+  r->max_temporal = m.max_temporal;
+  // A simulcast layer's temporal layers follow the wish alone; a single stream's layers are
+  // allocated (and follow it until they are seen).
+  r->temporal_target = m.max_temporal;
+  if (head->layers <= 1) {
+    r->spatial_target = m.max_spatial;
+  }
+  if (head->layers > 1 || head->svc_layered) {
     allocate(*sub, now);
   }
   return true;

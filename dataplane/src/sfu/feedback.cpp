@@ -1,6 +1,6 @@
 // RTCP at the SFU: sender reports passed to subscribers under the SSRC they see, keyframe
 // requests from subscribers to the publisher (throttled per track), NACKs passed upstream, and
-// the SFU's own receiver reports to publishers.
+// the SFU's own receiver reports to publishers (with REMB to those without transport-cc).
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -176,7 +176,7 @@ void Engine::on_nack(Session& subscriber, Session& publisher, Track& track,
   if (route == nullptr || !subscriber.connected()) {
     return;
   }
-  bool vp8 = track.layers > 1 && track.codec == shm::Codec::kVp8;
+  bool vp8 = track.codec == shm::Codec::kVp8;
   Track* upstream = nullptr;  // the layer the store's misses are asked of
   // One NACK may name thousands of packets (296 FCI entries of 17 in a 1,200-byte packet): a
   // subscriber could make the worker resend its whole store. Each sequence number counts once,
@@ -220,6 +220,9 @@ void Engine::on_nack(Session& subscriber, Session& publisher, Track& track,
       renumber = before ? &route->previous_renumber : &route->renumber;
       source = layer == Route::kNoLayer ? nullptr : publisher.track_by_key(track.key, layer);
     }
+    // Numbered as it was sent: the packets dropped since (temporal and spatial layers above the
+    // route's) moved the numbering on.
+    renumber = &route->renumber_at(seq, *renumber);
     auto original = static_cast<std::uint16_t>(seq - renumber->sequence);
     auto kept = source != nullptr && source->cache
                     ? store_->find(source->token, *source->cache, original, now.mono_ms,
@@ -308,6 +311,30 @@ void Engine::send_receiver_reports(Session& publisher, const Now& now) {
         return rtcp::build_rr(out, publisher.report_ssrc, std::span(blocks.data(), n));
       })) {
     ++counters_.rr_sent;
+  }
+  if (!publisher.remb) {
+    return;  // never to a transport-cc publisher (add_track): it estimates on its own
+  }
+  // REMB (draft-alvestrand-rmcat-remb §2.2) for every stream of the publisher, from what arrived
+  // of all of them and the worst loss of the interval just reported (remb_estimate.hpp).
+  std::uint64_t incoming = 0;
+  std::uint8_t lost = 0;
+  std::array<std::uint32_t, 16> ssrcs;
+  std::size_t k = 0;
+  for (const auto& t : publisher.tracks) {
+    incoming += t.bitrate_bps;
+    if (t.ssrc != 0 && k < ssrcs.size()) {
+      ssrcs[k++] = t.ssrc;
+    }
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    lost = std::max(lost, blocks[i].fraction_lost);
+  }
+  std::uint64_t estimate = publisher.remb_estimate.update(incoming, lost);
+  if (send_new_rtcp(publisher, [&](MutableBytes out) {
+        return rtcp::build_remb(out, publisher.report_ssrc, estimate, std::span(ssrcs.data(), k));
+      })) {
+    ++counters_.remb_sent;
   }
 }
 

@@ -3,10 +3,12 @@
 // type, header extension ids) and protected with its own keys. No allocation, lock or log line
 // per packet; all the copies of one receive batch leave in the backend's one submit. Video
 // packets are also kept (retransmit_store.hpp) to answer NACKs.
+#include <algorithm>
 #include <cstring>
 
 #include "ringlane/dataplane/rtp/codec.hpp"
 #include "ringlane/dataplane/rtp/packet.hpp"
+#include "ringlane/dataplane/rtp/red.hpp"
 #include "ringlane/dataplane/sfu/engine.hpp"
 #include "session.hpp"
 
@@ -191,9 +193,24 @@ void Engine::forward(Track& head, const Track& layer, std::span<std::uint8_t> rt
   if (!view) {
     return;
   }
+  if (head.red_payload_type != 0 && view->payload_type() == head.red_payload_type &&
+      !rtp::parse_red(view->payload())) {
+    counters_.drop(Drop::kRedMalformed);  // RFC 2198 blocks that do not fit: no copy at all
+    return;
+  }
   bool simulcast = head.layers > 1;
-  bool vp8 = simulcast && head.codec == shm::Codec::kVp8;
+  bool vp8 = head.codec == shm::Codec::kVp8;  // renumbered for simulcast and temporal drops
   bool video = head.kind == shm::MediaKind::kVideo;
+  Layering layers = video ? layering(head.codec, view->payload()) : Layering{};
+  if (layers.known && !simulcast) {
+    // Per spatial x temporal layer, for the allocation (measure_layers).
+    std::size_t sid = std::min<std::size_t>(layers.sid, Track::kSvcLayers - 1);
+    std::size_t tid = std::min<std::size_t>(layers.tid, Track::kSvcLayers - 1);
+    head.svc_window_bytes[sid * Track::kSvcLayers + tid] += rtp.size();
+    head.svc_top_spatial = std::max(head.svc_top_spatial, static_cast<std::uint8_t>(sid));
+    head.svc_top_temporal = std::max(head.svc_top_temporal, static_cast<std::uint8_t>(tid));
+    head.svc_layered = true;
+  }
   // The publisher kept sending: a gap this long in what a subscriber got is a freeze it saw.
   bool sending =
       layer.previous_packet_ms != 0 && now.mono_ms - layer.previous_packet_ms < kFreezeMs;
@@ -205,8 +222,14 @@ void Engine::forward(Track& head, const Track& layer, std::span<std::uint8_t> rt
     if (simulcast ? !select_layer(r, layer, *view, now) : r.paused) {
       continue;
     }
+    const Renumber* numbering = select_svc(r, layers, view->sequence());
+    if (numbering == nullptr) {
+      continue;  // a temporal or spatial layer above the route's
+    }
     Sent sent;
-    if (send_copy(r, *view, false, r.renumber, vp8, &sent)) {
+    bool copied = send_copy(r, *view, false, *numbering, vp8, &sent);
+    r.set_marker = false;
+    if (copied) {
       ++counters_.rtp_forwarded;
       r.report_bytes += sent.bytes;
       if (video && sending && r.forwarded_ms != 0 && now.mono_ms - r.forwarded_ms > kFreezeMs) {
@@ -269,9 +292,12 @@ bool Engine::send_copy(Route& r, const rtp::RtpPacket& view, bool as_rtx, const 
     store_be16(d + 2, r.rtx_sequence++);
     store_be32(d + 8, r.rtx_ssrc);
   } else {
-    std::memcpy(d, rtp.data(), length);
-    d[1] = static_cast<std::uint8_t>((d[1] & 0x80) | r.payload_type);
+    // RFC 2198 audio kept or stripped as the subscriber negotiated (rtp/red.hpp).
+    length = rtp::copy_for_receiver(d, view, r.red_in, r.red_out, r.opus_in, r.payload_type);
     store_be32(d + 8, r.ssrc);
+    if (r.set_marker) {
+      d[1] = static_cast<std::uint8_t>(d[1] | 0x80);  // ends the highest spatial layer sent
+    }
   }
   // The renumbering of a simulcast route (zero for a plain track); an RTX copy carries the
   // renumbered original sequence number as its OSN.

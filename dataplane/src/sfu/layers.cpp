@@ -153,9 +153,137 @@ bool Engine::select_layer(Route& r, const Track& layer, const rtp::RtpPacket& vi
     }
   }
   r.switched_at = static_cast<std::uint16_t>(view.sequence() + r.renumber.sequence);
+  r.renumber_from(r.switched_at);
+  r.seen_in = false;  // the new layer numbers its packets its own way
+  r.dropped_picture = false;
   r.current = layer.layer;
   ++counters_.layer_switches;
   return true;
+}
+
+Engine::Layering Engine::layering(shm::Codec codec, Bytes payload) {
+  Layering l;
+  if (codec == shm::Codec::kVp8) {
+    auto d = rtp::parse_vp8(payload);
+    if (!d || !d->has_tid) {
+      return l;
+    }
+    l.known = true;
+    l.tid = d->tid;
+    l.sync = d->layer_sync;
+    l.frame_start = d->start && d->partition == 0;
+    l.keyframe = d->keyframe;
+    l.has_picture_id = d->has_picture_id;
+    l.picture_id = d->picture_id;
+  } else if (codec == shm::Codec::kVp9) {
+    auto d = rtp::parse_vp9(payload);
+    if (!d || !d->has_layers) {
+      return l;
+    }
+    l.known = true;
+    l.vp9 = true;
+    l.tid = d->tid;
+    l.sid = d->sid;
+    l.sync = d->switching_up;
+    l.frame_start = d->starts_picture();
+    l.end = d->end;
+    l.keyframe = l.frame_start && !d->inter;
+    l.has_picture_id = d->has_picture_id;
+    l.picture_id = d->picture_id;
+  }
+  return l;
+}
+
+const Renumber* Engine::select_svc(Route& r, const Layering& l, std::uint16_t sequence) {
+  bool newest = !r.seen_in || static_cast<std::uint16_t>(sequence - r.highest_in - 1) < 0x8000;
+  if (!newest) {
+    // Late (reordered upstream): dropped by the same rule, and numbered as the packets around it
+    // were, which the drops since have not moved.
+    if (l.known && (l.tid > r.temporal || (l.vp9 && l.sid > r.spatial))) {
+      return nullptr;
+    }
+    const Renumber* then = r.renumber_of_source(sequence);
+    return then != nullptr ? then : &r.renumber;
+  }
+  r.seen_in = true;
+  r.highest_in = sequence;
+  if (l.known) {
+    if (l.frame_start) {
+      if (l.keyframe) {
+        // A keyframe depends on nothing: every layer the route may have starts here (RFC 9628
+        // §4: in _KEY modes the upper spatial layers refer to the lower only at a keyframe).
+        r.temporal = r.temporal_target;
+        r.spatial = r.spatial_target;
+      } else {
+        r.temporal = std::min(r.temporal, r.temporal_target);
+        r.spatial = std::min(r.spatial, r.spatial_target);
+        // Up: RFC 7741 §4.2 Y, the frame depends only on TL0; RFC 9628 §4.2 U, a switching-up
+        // point; and a VP9 TL0 picture, which no later picture looks past.
+        if (r.temporal < r.temporal_target && l.tid > r.temporal && l.tid <= r.temporal_target &&
+            l.sync) {
+          r.temporal = l.tid;
+        } else if (l.vp9 && l.tid == 0) {
+          r.temporal = r.temporal_target;
+        }
+      }
+    }
+    bool drop = l.tid > r.temporal || (l.vp9 && l.sid > r.spatial);
+    if (drop) {
+      // Taken out of the route's numbering: the next packet forwarded follows the last one.
+      --r.renumber.sequence;
+      // A VP8 frame dropped takes its picture id (TL0PICIDX counts TL0 frames, never dropped).
+      // VP9's picture ids stay: flexible mode refers to pictures by their difference.
+      if (!l.vp9 && l.has_picture_id &&
+          (!r.dropped_picture || l.picture_id != r.last_dropped_picture)) {
+        --r.renumber.picture_id;
+        r.dropped_picture = true;
+        r.last_dropped_picture = l.picture_id;
+      }
+      r.renumber_from(static_cast<std::uint16_t>(sequence + 1 + r.renumber.sequence));
+      return nullptr;
+    }
+    // RFC 9628 §4.1: the marker ends the picture; without the upper spatial layers the end of
+    // the highest one forwarded does.
+    r.set_marker = l.vp9 && l.end && l.sid == r.spatial;
+  }
+  r.note_numbering(static_cast<std::uint16_t>(sequence + r.renumber.sequence));
+  return &r.renumber;
+}
+
+std::uint64_t Engine::choose_svc(const Track& t, std::uint8_t max_spatial,
+                                 std::uint8_t max_temporal, std::uint64_t budget_bps,
+                                 std::uint8_t& spatial, std::uint8_t& temporal) const {
+  auto top_s = static_cast<std::uint8_t>(std::min<int>(max_spatial, t.svc_top_spatial));
+  auto top_t = static_cast<std::uint8_t>(std::min<int>(max_temporal, t.svc_top_temporal));
+  // A layer's packets need every layer below it: the cost of (s, t) is all of them.
+  auto cost_of = [&](std::uint8_t s, std::uint8_t tt) {
+    std::uint64_t sum = 0;
+    for (std::size_t i = 0; i <= s; ++i) {
+      for (std::size_t j = 0; j <= tt; ++j) {
+        sum += t.svc_bitrate_bps[i * Track::kSvcLayers + j];
+      }
+    }
+    return sum;
+  };
+  // The full frame rate at the highest spatial layer that fits; below the lowest, fewer frames.
+  for (int s = top_s; s >= 0; --s) {
+    auto sl = static_cast<std::uint8_t>(s);
+    if (std::uint64_t c = cost_of(sl, top_t); c <= budget_bps || (s == 0 && top_t == 0)) {
+      spatial = sl;
+      temporal = top_t;
+      return c;
+    }
+  }
+  spatial = 0;
+  for (int tt = top_t; tt >= 0; --tt) {
+    auto tl = static_cast<std::uint8_t>(tt);
+    if (std::uint64_t c = cost_of(0, tl); c <= budget_bps || tt == 0) {
+      temporal = tl;
+      return c;
+    }
+  }
+  temporal = 0;
+  return cost_of(0, 0);
 }
 
 std::uint8_t Engine::choose_layer(Session& publisher, const Track& head, const Route& r,
@@ -195,6 +323,14 @@ void Engine::allocate(Session& sub, const Now& now) {
   };
   std::array<Want, 64> wants;
   std::size_t n = 0;
+  struct SvcWant {
+    Session* publisher;
+    Track* track;
+    Route* route;
+    std::uint64_t floor_bps;
+  };
+  std::array<SvcWant, 32> svc;
+  std::size_t n_svc = 0;
   std::uint64_t fixed = 0;
   for (const Subscription& x : sub.subscriptions) {
     Session* pub = find(x.publisher);
@@ -204,6 +340,16 @@ void Engine::allocate(Session& sub, const Now& now) {
       continue;
     }
     if (head->layers <= 1) {
+      if (head->svc_layered && !r->paused && n_svc < svc.size()) {
+        // Layers inside one stream: their lowest comes off the top with the plain tracks, the
+        // rest from what the simulcast routes leave.
+        std::uint8_t s0 = 0;
+        std::uint8_t t0 = 0;
+        std::uint64_t low = choose_svc(*head, 0, 0, 0, s0, t0);
+        fixed += low;
+        svc[n_svc++] = SvcWant{pub, head, r, low};
+        continue;
+      }
       fixed += head->bitrate_bps;
       continue;
     }
@@ -262,6 +408,56 @@ void Engine::allocate(Session& sub, const Now& now) {
         request_keyframe(*w.publisher, *t, now);
         r.layer_asked_ms = now.mono_ms;
       }
+    }
+  }
+  for (std::size_t i = 0; i < n_svc; ++i) {
+    SvcWant& w = svc[i];
+    Route& r = *w.route;
+    std::uint64_t allowed = left + w.floor_bps;
+    std::uint8_t spatial = 0;
+    std::uint8_t temporal = 0;
+    std::uint64_t spent =
+        choose_svc(*w.track, r.max_spatial, r.max_temporal, allowed, spatial, temporal);
+    std::uint8_t ws = 0;
+    std::uint8_t wt = 0;
+    wanted_total += choose_svc(*w.track, r.max_spatial, r.max_temporal, ~std::uint64_t{0}, ws, wt);
+    auto rank = [](std::uint8_t s, std::uint8_t t) { return s * 8 + t; };
+    // What the route has now, counted in the layers the track has (kAllLayers: all of them).
+    auto cur_s = std::min(r.spatial_target, w.track->svc_top_spatial);
+    auto cur_t = std::min(r.temporal_target, w.track->svc_top_temporal);
+    if (rank(spatial, temporal) > rank(cur_s, cur_t)) {
+      // Up as for simulcast: with headroom (fits 4/5 of the budget), once the last fall held.
+      std::uint8_t us = 0;
+      std::uint8_t ut = 0;
+      choose_svc(*w.track, r.max_spatial, r.max_temporal, allowed / 5 * 4, us, ut);
+      bool up = rank(us, ut) > rank(cur_s, cur_t) &&
+                (r.down_ms == 0 || now.mono_ms - r.down_ms >= kUpHoldMs);
+      spatial = up ? us : cur_s;
+      temporal = up ? ut : cur_t;
+      std::uint8_t cs = 0;
+      std::uint8_t ct = 0;
+      spent = choose_svc(*w.track, spatial, temporal, ~std::uint64_t{0}, cs, ct);
+    }
+    held_back = held_back || rank(spatial, temporal) < rank(ws, wt);
+    left -= std::min(left, spent > w.floor_bps ? spent - w.floor_bps : 0);
+    if (rank(spatial, temporal) != rank(cur_s, cur_t)) {
+      if (rank(spatial, temporal) < rank(cur_s, cur_t)) {
+        ++counters_.layer_down;
+        ++r.downs;
+        r.down_ms = now.mono_ms;
+      } else {
+        ++counters_.layer_up;
+        ++r.ups;
+      }
+      r.spatial_target = spatial;
+      r.temporal_target = temporal;
+      r.layer_asked_ms = 0;
+    }
+    // A higher spatial layer starts only at a keyframe.
+    if (r.spatial < r.spatial_target && r.spatial < w.track->svc_top_spatial &&
+        now.mono_ms - r.layer_asked_ms >= kLayerAskAgainMs) {
+      request_keyframe(*w.publisher, *w.track, now);
+      r.layer_asked_ms = now.mono_ms;
     }
   }
   if (held_back) {

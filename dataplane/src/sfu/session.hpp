@@ -1,5 +1,6 @@
 #pragma once
 // The state of one media session and its tracks. Internal to the SFU engine.
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -8,6 +9,7 @@
 
 #include "bandwidth_estimator.hpp"
 #include "receive_stats.hpp"
+#include "remb_estimate.hpp"
 #include "retransmit_store.hpp"
 #include "ringlane/common/endpoint.hpp"
 #include "ringlane/crypto/dtls.hpp"
@@ -38,6 +40,11 @@ struct Route {
   std::uint32_t rtx_ssrc = 0;
   std::uint8_t payload_type = 0;
   std::uint8_t rtx_payload_type = 0;
+  // RFC 2198 audio (forwarder.cpp, rtp/red.hpp): the publisher's RED and Opus payload types
+  // (red_in 0: the track has no RED) and the subscriber's RED one (0: RED is stripped).
+  std::uint8_t red_in = 0;
+  std::uint8_t opus_in = 0;
+  std::uint8_t red_out = 0;
   std::array<std::uint8_t, shm::kExtensionMap> extensions{};
   std::uint16_t rtx_sequence = 0;  // RFC 4588 §4: the RTX stream numbers its own packets
   // The packets last resent to this subscriber and when (a circle): a NACK repeated before the
@@ -96,6 +103,82 @@ struct Route {
   std::uint16_t last_picture_id = 0;
   std::uint8_t last_tl0picidx = 0;
   std::uint8_t last_keyidx = 0;
+
+  // Layers inside one stream (layers.cpp select_svc): VP8 temporal layers (TID), VP9 temporal
+  // and spatial layers (TID, SID). The most the subscriber wants (shm::RouteLayer), what the
+  // allocation gives it (target) and what it gets now: lowered at the next frame start, raised
+  // only where the codec allows (a layer-sync / switching-up frame, a keyframe for spatial).
+  static constexpr std::uint8_t kAllLayers = 7;
+  std::uint8_t max_temporal = kAllLayers;
+  std::uint8_t temporal_target = kAllLayers;
+  std::uint8_t temporal = kAllLayers;
+  std::uint8_t spatial_target = kAllLayers;  // VP9 SVC
+  std::uint8_t spatial = 0;                  // ... raised at the first keyframe
+  bool svc_seen = false;                     // the descriptor had layer indices
+  // A packet of a higher layer is dropped and its sequence number taken out (renumber.sequence
+  // goes down by one), so the subscriber sees no gap; a dropped VP8 frame takes its picture id
+  // with it. The highest source sequence number the route saw, and the last picture dropped.
+  bool seen_in = false;
+  std::uint16_t highest_in = 0;
+  bool dropped_picture = false;
+  std::uint16_t last_dropped_picture = 0;
+  bool set_marker = false;  // this copy ends the highest spatial layer forwarded (send_copy)
+  // Every renumbering the route has sent with and the first sequence number (as sent) it applied
+  // from, newest last: a NACK (or a late packet) is numbered as it was then.
+  struct Numbering {
+    std::uint16_t from = 0;
+    Renumber renumber;
+  };
+  static constexpr std::size_t kNumberings = 64;
+  std::array<Numbering, kNumberings> numberings{};
+  std::size_t numberings_count = 0;  // total pushed (the ring holds the last kNumberings)
+  bool renumbered = true;            // renumber changed since the last push
+  // The first sequence number (as sent) the changed renumbering applies to: after a drop, the
+  // number the dropped packet would have had (a packet lost upstream after it is numbered on
+  // from there); after a layer switch, the keyframe's. Unset: the next packet sent.
+  bool renumbered_from_set = false;
+  std::uint16_t renumbered_from = 0;
+  void renumber_from(std::uint16_t sequence) {
+    renumbered = true;
+    renumbered_from_set = true;
+    renumbered_from = sequence;
+  }
+  // Called with the sequence number (as sent) of a packet about to go out with `renumber`.
+  void note_numbering(std::uint16_t sent_sequence) {
+    if (!renumbered) {
+      return;
+    }
+    renumbered = false;
+    std::uint16_t from = renumbered_from_set ? renumbered_from : sent_sequence;
+    renumbered_from_set = false;
+    numberings[numberings_count % kNumberings] = Numbering{from, renumber};
+    ++numberings_count;
+  }
+  // The renumbering a packet sent as `sequence` went out with; `fallback` when that is older
+  // than the history holds.
+  const Renumber& renumber_at(std::uint16_t sequence, const Renumber& fallback) const {
+    std::size_t n = std::min(numberings_count, kNumberings);
+    for (std::size_t i = 0; i < n; ++i) {
+      const Numbering& e = numberings[(numberings_count - 1 - i) % kNumberings];
+      if (static_cast<std::uint16_t>(sequence - e.from) < 0x8000) {
+        return e.renumber;
+      }
+    }
+    return fallback;
+  }
+  // The renumbering of a late source packet `original` (older than highest_in); nullptr when
+  // older than the history holds.
+  const Renumber* renumber_of_source(std::uint16_t original) const {
+    std::size_t n = std::min(numberings_count, kNumberings);
+    for (std::size_t i = 0; i < n; ++i) {
+      const Numbering& e = numberings[(numberings_count - 1 - i) % kNumberings];
+      auto from = static_cast<std::uint16_t>(e.from - e.renumber.sequence);
+      if (static_cast<std::uint16_t>(original - from) < 0x8000) {
+        return &e.renumber;
+      }
+    }
+    return nullptr;
+  }
 };
 
 // A track a session publishes; a simulcast track is one Track per layer (each its own SSRC,
@@ -127,7 +210,17 @@ struct Track {
   std::uint64_t flowing_bps = 0;
   std::uint8_t payload_type = 0;
   std::uint8_t rtx_payload_type = 0;
+  std::uint8_t red_payload_type = 0;  // RFC 2198 (audio): 0 when not negotiated
   std::uint32_t clock_rate = 90000;
+  // Layers inside the stream (VP8 TID, VP9 TID/SID; single-SSRC tracks): bytes received per
+  // spatial x temporal layer in the current window and the last rate, for the allocation; the
+  // highest of each seen.
+  static constexpr std::size_t kSvcLayers = 4;
+  std::array<std::uint64_t, kSvcLayers * kSvcLayers> svc_window_bytes{};
+  std::array<std::uint64_t, kSvcLayers * kSvcLayers> svc_bitrate_bps{};
+  std::uint8_t svc_top_spatial = 0;
+  std::uint8_t svc_top_temporal = 0;
+  bool svc_layered = false;  // a TID or SID seen
   std::vector<Route> routes;
   std::uint64_t last_keyframe_request_ms = 0;
   bool keyframe_requested = false;  // one is owed once the publisher's keys are up
@@ -204,6 +297,10 @@ struct Session {
   std::uint8_t audio_level_extension = 0;
   std::uint8_t transport_cc_in = 0;
   std::unique_ptr<TwccRecorder> twcc_in;  // made with the first numbered packet
+  // A publisher that negotiated goog-remb and not transport-cc: the SFU's receive-side estimate
+  // of its uplink, sent to it as REMB every report interval (remb_estimate.hpp).
+  bool remb = false;
+  RembEstimate remb_estimate;
 
   // By an SSRC on the wire.
   Track* track(std::uint32_t ssrc, bool& rtx) {

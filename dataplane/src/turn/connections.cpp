@@ -63,7 +63,8 @@ void ConnectionTable::refund(const Endpoint& peer) {
   --reserved_;
 }
 
-Connection& ConnectionTable::insert(SocketId id, const Endpoint& peer, std::uint64_t now_ms) {
+Connection& ConnectionTable::insert(SocketId id, const Endpoint& peer, std::uint64_t now_ms,
+                                    std::unique_ptr<crypto::TlsEndpoint> tls) {
   --reserved_;
   if (id.value >= slots_.size()) {
     slots_.resize(std::size_t{id.value} + 1);
@@ -71,10 +72,14 @@ Connection& ConnectionTable::insert(SocketId id, const Endpoint& peer, std::uint
   StreamFramerConfig framing;
   framing.max_stun_frame = limits_.max_frame;
   framing.max_channel_frame = limits_.max_frame;
-  slots_[id.value] = std::make_unique<Connection>(Connection{
-      id, peer, StreamFramer(*framer_counters_, framing), now_ms, now_ms, false, std::nullopt});
+  slots_[id.value] =
+      std::make_unique<Connection>(Connection{id, peer, StreamFramer(*framer_counters_, framing),
+                                              now_ms, now_ms, false, std::nullopt, std::move(tls)});
   ++live_;
   ++counters_->accepted;
+  if (slots_[id.value]->tls) {
+    ++counters_->tls_accepted;
+  }
   counters_->active = live_;
   return *slots_[id.value];
 }

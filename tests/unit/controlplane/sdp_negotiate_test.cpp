@@ -159,7 +159,8 @@ TEST(SdpAnswer, ChromiumOffer) {
   EXPECT_FALSE(contains(a.sdp, "goog-remb"));
   EXPECT_FALSE(contains(a.sdp, "abs-send-time"));
   EXPECT_FALSE(contains(a.sdp, "H264"));
-  EXPECT_FALSE(contains(a.sdp, "red/"));
+  // RFC 2198 RED over Opus is answered, before Opus (sdp_red_test.cpp).
+  EXPECT_TRUE(contains(a.sdp, "a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\n"));
 
   // Round trip: the answer parses to what was meant.
   Session back = parse_ok(a.sdp);
@@ -242,7 +243,8 @@ TEST(SdpAnswer, SimulcastOfferWithoutSsrcs) {
   EXPECT_FALSE(has(back.media[0], 10, kRidUri));
   EXPECT_EQ(back.media[1].codecs[0].rtcp_fb,
             (std::vector<std::string>{"transport-cc", "ccm fir", "nack", "nack pli"}));
-  EXPECT_EQ(back.media[0].codecs[0].rtcp_fb, (std::vector<std::string>{"transport-cc"}));
+  // codecs[0] is RED, answered first (sdp_red_test.cpp).
+  EXPECT_EQ(back.media[0].codecs[1].rtcp_fb, (std::vector<std::string>{"transport-cc"}));
 }
 
 TEST(SdpAnswer, SimulcastNeedsTheRidExtensionAndDeclaredRids) {

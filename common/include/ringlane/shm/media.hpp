@@ -86,6 +86,12 @@ struct TrackAdd {
   std::string mid;
   // Audio: RFC 6464 client-to-mixer audio level, for the active speaker (0: not negotiated).
   std::uint8_t audio_level_extension = 0;
+  // Audio: the publisher's RFC 2198 RED payload type (0: not negotiated); its blocks carry
+  // `payload_type` (Opus).
+  std::uint8_t red_payload_type = 0;
+  // The publisher negotiated goog-remb and not transport-cc: the SFU sends it REMB
+  // (draft-alvestrand-rmcat-remb) with a receive-side estimate (one per session).
+  bool remb = false;
 };
 inline constexpr std::size_t kMaxMid = 32;
 
@@ -109,15 +115,23 @@ struct Subscribe {
   // The subscriber's id of the transport-wide sequence number (0: not negotiated): the SFU
   // numbers what it sends that subscriber itself and estimates its bandwidth from the feedback.
   std::uint8_t transport_cc_extension = 0;
+  // Audio from a RED publisher (TrackAdd.red_payload_type): the subscriber's RED payload type,
+  // or 0 when it did not negotiate RED, and the SFU strips it (forwards the primary block as
+  // Opus under `payload_type`).
+  std::uint8_t red_payload_type = 0;
 };
 
-// The most a subscriber wants of a simulcast track (PROTOCOL.md `layer`): spatial layers up
-// to `max_spatial` (0 = the lowest), or none at all when `paused`.
+// The most a subscriber wants of a video track (PROTOCOL.md `layer`): spatial layers (simulcast
+// or VP9 SVC) up to `max_spatial` (0 = the lowest) and temporal layers up to `max_temporal`
+// (kAllTemporal: all), or none at all when `paused`. `max_temporal` is a trailing byte an older
+// encoder leaves out.
 struct RouteLayer {
+  static constexpr std::uint8_t kAllTemporal = 7;
   SessionId subscriber;
   std::uint32_t ssrc = 0;  // the subscriber-side ssrc
   std::uint8_t max_spatial = kMaxLayers - 1;
   bool paused = false;
+  std::uint8_t max_temporal = kAllTemporal;
 };
 
 struct Unsubscribe {

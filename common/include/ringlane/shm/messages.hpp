@@ -5,7 +5,7 @@
 
 namespace ringlane::shm {
 
-inline constexpr std::uint16_t kMessageVersion = 1;
+inline constexpr std::uint16_t kMessageVersion = 2;
 
 enum class Command : std::uint16_t {
   // A TURN policy in pieces: Begin {u64 generation, u32 total bytes}, Chunk {bytes...},

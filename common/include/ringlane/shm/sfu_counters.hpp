@@ -24,6 +24,7 @@ enum class Drop : std::uint8_t {
   kUnknownSsrc,         // RTP of an SSRC the session does not publish
   kSubscriberNotReady,  // a copy for a subscriber whose DTLS is not up yet
   kTxExhausted,         // no transmit buffer for a copy
+  kRedMalformed,        // RFC 2198 audio whose block headers or lengths do not fit
   kCount
 };
 const char* drop_reason_name(Drop d);
@@ -70,6 +71,7 @@ struct Counters {
   std::uint64_t layer_up = 0;        // the allocation raised a route's target layer
   std::uint64_t layer_down = 0;      // ... or lowered it
   std::uint64_t twcc_sent = 0;       // transport-cc feedback sent to publishers
+  std::uint64_t remb_sent = 0;       // REMB to publishers without transport-cc
   std::uint64_t twcc_received = 0;   // transport-cc feedback from subscribers, fed to estimates
   std::uint64_t probes = 0;          // probe clusters started towards subscribers
   std::uint64_t padding_sent = 0;    // padding packets of those probes

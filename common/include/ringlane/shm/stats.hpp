@@ -15,7 +15,7 @@
 namespace ringlane {
 
 inline constexpr std::uint64_t kStatsMagic = 0x52474C4E53544154ull;  // "RGLNSTAT"
-inline constexpr std::uint32_t kStatsVersion = 6;
+inline constexpr std::uint32_t kStatsVersion = 7;
 
 struct WorkerStats {
   std::uint64_t heartbeat_ms = 0;  // monotonic time of the last publish
@@ -126,6 +126,7 @@ void for_each_stat(const WorkerStats& s, F&& f) {
   f("sfu_layer_up", m.layer_up);
   f("sfu_layer_down", m.layer_down);
   f("sfu_twcc_sent", m.twcc_sent);
+  f("sfu_remb_sent", m.remb_sent);
   f("sfu_twcc_received", m.twcc_received);
   f("sfu_probes", m.probes);
   f("sfu_padding_sent", m.padding_sent);
@@ -170,6 +171,14 @@ void for_each_stat(const WorkerStats& s, F&& f) {
   f("tcp_drop_stun_too_large", c.stun_too_large);
   f("tcp_drop_channel_too_large", c.channel_too_large);
   f("tcp_drop_channel_before_stun", c.channel_before_stun);
+  f("tls_accepted", c.tls_accepted);
+  f("tls_handshakes", c.tls_handshakes);
+  f("tls_handshake_failures", c.tls_handshake_failures);
+  f("tls_old_protocol", c.tls_old_protocol);
+  f("tls_handshake_timeouts", c.tls_handshake_timeouts);
+  f("tls_failures", c.tls_failures);
+  f("tls_closed_by_peer", c.tls_closed_by_peer);
+  f("tls_write_refused", c.tls_write_refused);
 }
 
 // The writer's side: creates the region and hands each worker its block.

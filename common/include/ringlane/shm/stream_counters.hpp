@@ -1,5 +1,5 @@
 #pragma once
-// Per-worker counters of TURN over TCP (RFC 8656 §3.1): connections, framing and the limits
+// Per-worker counters of TURN over TCP and TLS (RFC 8656 §3.1): connections, framing and the limits
 // that protect the worker from hostile streams. Written by one worker thread as plain
 // integers and published to the stats page with the TURN counters.
 #include <cstdint>
@@ -34,6 +34,15 @@ struct StreamCounters {
   std::uint64_t stun_too_large = 0;       // a STUN length over the frame limit
   std::uint64_t channel_too_large = 0;    // a ChannelData length over the frame limit
   std::uint64_t channel_before_stun = 0;  // ChannelData before any STUN message
+  // TURN over TLS (also counted above: accepted, timeouts, bytes on the wire, frames).
+  std::uint64_t tls_accepted = 0;            // connections taken on a TLS listener
+  std::uint64_t tls_handshakes = 0;          // handshakes completed
+  std::uint64_t tls_handshake_failures = 0;  // garbage, a refused ClientHello, an alert
+  std::uint64_t tls_old_protocol = 0;        // a client offering only TLS 1.1 or older
+  std::uint64_t tls_handshake_timeouts = 0;  // the handshake not done by the handshake timeout
+  std::uint64_t tls_failures = 0;            // a bad record after the handshake (closed)
+  std::uint64_t tls_closed_by_peer = 0;      // close_notify from the client
+  std::uint64_t tls_write_refused = 0;       // a frame for a connection not yet established
 };
 
 }  // namespace ringlane::turn

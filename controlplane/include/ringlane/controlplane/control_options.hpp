@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "ringlane/common/cidr.hpp"
 #include "ringlane/common/endpoint.hpp"
 #include "ringlane/controlplane/api.hpp"
 #include "ringlane/controlplane/http_server.hpp"
@@ -20,6 +21,14 @@ struct ControlOptions {
   std::string redis_url;  // empty: the embedded in-memory store
   std::string redis_prefix = "ringlane:";
   std::chrono::milliseconds node_ttl{6000};
+  // HTTPS and WSS: a second listener with the same routes over TLS ("" = none), with the
+  // certificate and key (PEM files) the binary fills in (`ringlane run`: --tls-cert/--tls-key of
+  // the node; ringlane-control: its own flags).
+  std::string http_tls;
+  std::string tls_cert;
+  std::string tls_key;
+  // Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (none by default).
+  std::vector<Cidr> trusted_proxies;
 };
 
 // If argv[i] is one of ours, consumes it (and its value) and returns true; `error` is set on a
@@ -61,15 +70,30 @@ class ApiServer {
                                           std::function<std::string()> more_metrics,
                                           std::string& error);
   const std::string& address() const { return address_; }
+  const std::string& tls_address() const { return tls_address_; }  // "" without --http-tls
   signaling::SignalingServer& signaling() { return *signaling_; }
+  // SIGHUP: reads the certificate and key again for the HTTPS connections accepted from now on
+  // (those open keep theirs). A file that does not load keeps the old certificate; logged
+  // either way. Nothing to do without --http-tls.
+  void reload_tls();
 
  private:
   ApiServer() = default;
+  // A join token asked for over HTTPS (our TLS port, or a trusted proxy's X-Forwarded-Proto)
+  // names a wss:// URL: a secure page may not open ws://. Only when --ws-url was not given.
+  Response secure_ws_url(const Request& req, Response r, bool tls_port) const;
+  // The TLS port's counters for /metrics ("" without --http-tls).
+  std::string tls_metrics() const;
   std::string address_;
+  std::string tls_address_;
+  std::string tls_cert_;
+  std::string tls_key_;
+  bool ws_url_given_ = false;
   std::unique_ptr<signaling::SignalingServer> signaling_;
   std::unique_ptr<Api> api_;
   std::unique_ptr<media::WhipEndpoint> whip_;
-  std::unique_ptr<HttpServer> http_;  // last: it goes first, before what its handlers use
+  std::unique_ptr<HttpServer> http_;  // last: they go first, before what their handlers use
+  std::unique_ptr<HttpServer> https_;
 };
 
 }  // namespace ringlane::control

@@ -11,6 +11,7 @@
 
 #include "ringlane/common/endpoint.hpp"
 #include "ringlane/crypto/dtls.hpp"
+#include "ringlane/crypto/tls.hpp"
 #include "ringlane/dataplane/io/backend.hpp"
 #include "ringlane/dataplane/reservations.hpp"
 #include "ringlane/dataplane/sfu/engine.hpp"
@@ -36,6 +37,12 @@ struct WorkerConfig {
   // a warning (the default one, which follows --listen) instead of failing the start.
   std::vector<Endpoint> listen_tcp;
   bool listen_tcp_optional = false;
+  // TURN over TLS (`turns:`): listeners opened like the TCP ones, only with a certificate
+  // context (loaded once per process and shared; reloaded on SIGHUP for new connections). The
+  // TCP limits, timeouts and per-IP counts cover these connections too.
+  std::vector<Endpoint> listen_tls;
+  bool listen_tls_optional = false;
+  std::shared_ptr<const crypto::TlsServerContext> tls;
   turn::ConnectionLimits tcp_limits;
   std::shared_ptr<turn::ConnectionsPerIp> tcp_per_ip;
   std::shared_ptr<const crypto::DtlsCertificate> certificate;  // one per process
@@ -84,6 +91,7 @@ class Worker final : public turn::RelayPorts, public io::Handler, public sfu::Ou
   void on_accept_error(SocketId listener, int error) override;
   // The TCP listeners this worker bound (tests ask for port 0 and read the port here).
   const std::vector<Endpoint>& tcp_listeners() const { return tcp_bound_; }
+  const std::vector<Endpoint>& tls_listeners() const { return tls_bound_; }
   // sfu::Output
   std::optional<io::BufferId> acquire(PacketBuffer& out) override;
   void send(SocketId from, const Endpoint& to, const PacketBuffer& pkt, io::BufferId id) override;
@@ -91,7 +99,15 @@ class Worker final : public turn::RelayPorts, public io::Handler, public sfu::Ou
   void event(shm::Event type, std::span<const std::uint8_t> payload) override;
 
  private:
-  enum class Role : std::uint8_t { kNone, kListener, kRelay, kMedia, kTcpListener, kStream };
+  enum class Role : std::uint8_t {
+    kNone,
+    kListener,
+    kRelay,
+    kMedia,
+    kTcpListener,
+    kTlsListener,
+    kStream
+  };
   struct SocketEntry {
     int fd = -1;
     Role role = Role::kNone;
@@ -107,6 +123,14 @@ class Worker final : public turn::RelayPorts, public io::Handler, public sfu::Ou
   Endpoint advertised(Family family, std::uint16_t port) const;
   // TURN over TCP (worker_streams.cpp).
   bool init_streams(std::string& error);
+  bool open_stream_listeners(const std::vector<Endpoint>& eps, bool optional, Role role,
+                             std::vector<Endpoint>& bound, std::string& error);
+  // A stream's bytes (plaintext) through the framer to the server; takes the buffer.
+  void frame_chunk(turn::Connection& c, PacketBuffer& chunk, io::BufferId id);
+  // TURN over TLS: ciphertext in, decrypted into transmit buffers and framed; and ciphertext
+  // waiting in the endpoint out onto the stream (under the send cap).
+  void tls_input(turn::Connection& c, PacketBuffer& chunk, io::BufferId id);
+  void flush_tls(turn::Connection& c);
   void stream_timers();
   // A decision's bytes go out on a UDP socket, or on the stream it names.
   void route(const SendDecision& d, PacketBuffer& pkt, io::BufferId id);
@@ -145,6 +169,7 @@ class Worker final : public turn::RelayPorts, public io::Handler, public sfu::Ou
   std::unique_ptr<turn::ConnectionTable> connections_;
   std::vector<SocketId> doomed_;  // connections to close at the end of this turn
   std::vector<Endpoint> tcp_bound_;
+  std::vector<Endpoint> tls_bound_;
   std::uint64_t next_stream_timer_ms_ = 0;
 };
 

@@ -97,10 +97,12 @@ class Orchestrator {
              bool muted);
   Reply subscribe(const std::string& room, const std::string& identity,
                   const std::string& participant, const std::string& track);
-  // The most a subscriber wants of a simulcast track it receives (PROTOCOL.md `layer`): spatial
-  // layers up to `spatial`, or nothing while `paused`. Kept across renegotiations.
+  // The most a subscriber wants of a video track it receives (PROTOCOL.md `layer`): spatial
+  // layers (simulcast or SVC) up to `spatial`, temporal layers up to `temporal` (none: all), or
+  // nothing while `paused`. Kept across renegotiations.
   Reply layer(const std::string& room, const std::string& identity, const std::string& track,
-              std::uint64_t spatial, bool paused);
+              std::uint64_t spatial, bool paused,
+              std::optional<std::uint64_t> temporal = std::nullopt);
   Reply unsubscribe(const std::string& room, const std::string& identity, const std::string& track);
   // ICE restarts (RFC 8445 §9) keep the session, its DTLS keys and tracks; the server takes new
   // credentials too. A publisher restarts by publishing an offer with new credentials; the
@@ -181,6 +183,7 @@ class Orchestrator {
     bool routed = false;           // the worker forwards it
     std::uint8_t max_spatial = 2;  // `layer`
     bool paused = false;
+    std::uint8_t max_temporal = shm::RouteLayer::kAllTemporal;  // `layer`: all when not given
   };
   struct Participant {
     std::string identity;

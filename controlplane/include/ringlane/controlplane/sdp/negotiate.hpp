@@ -28,6 +28,9 @@ struct PublishedTrack {
   // nack pli, ccm fir for video; none for audio).
   Codec codec;
   std::optional<std::uint8_t> rtx_pt;  // publisher's rtx PT for that codec, if accepted
+  // Audio: the publisher's RFC 2198 RED PT (red/48000/2, fmtp "<opus>/<opus>"), answered first
+  // so the publisher sends RED; nullopt when it did not offer it.
+  std::optional<std::uint8_t> red_pt;
   std::uint32_t ssrc = 0;      // primary media SSRC (first of the FID group, else first a=ssrc)
   std::uint32_t rtx_ssrc = 0;  // second of the FID group; 0 if none or rtx was not accepted
   std::vector<Extension> extensions;  // the accepted ones, with the publisher's ids
@@ -63,7 +66,10 @@ struct OfferedTrack {
   std::string kind;    // "audio" | "video"
   bool active = true;  // false: the publisher left; the m-line stays, a=inactive
   Codec codec;         // with the SUBSCRIBER-side PT (subscriber_codec())
-  std::optional<std::uint8_t> rtx_pt;    // subscriber-side rtx PT when the track has rtx
+  std::optional<std::uint8_t> rtx_pt;  // subscriber-side rtx PT when the track has rtx
+  // Audio from a RED publisher: the subscriber-side RED PT (63 in our offers; the viewer's in a
+  // WHEP answer), nullopt when the subscriber gets plain Opus (the SFU strips RED).
+  std::optional<std::uint8_t> red_pt;
   std::uint32_t ssrc = 0, rtx_ssrc = 0;  // subscriber-side SSRCs
   // Give a publisher's audio and video the same cname so the subscriber syncs them (RFC 7022);
   // an empty cname is written as "ringlane".
@@ -80,11 +86,13 @@ std::string offer_subscribe(const std::vector<OfferedTrack>& tracks, const Local
                             std::uint64_t version, const std::string& session_id);
 
 // Fixed subscriber-side numbering, so that every subscriber offer is consistent within one
-// BUNDLE: opus 111, VP8 96 / rtx 97, VP9 98 / rtx 99, H264 102 / rtx 103, AV1 45 / rtx 46;
+// BUNDLE: opus 111 (RED 63), VP8 96 / rtx 97, VP9 98 / rtx 99, H264 102 / rtx 103, AV1 45 / rtx 46;
 // extension ids: ssrc-audio-level 1, video-orientation 13.
 // subscriber_codec() keeps name/clock/channels/fmtp, rewrites pt, sets rtcp_fb (video: nack,
 // nack pli, ccm fir; audio: none), and returns nullopt for another codec (rtx included).
 std::optional<Codec> subscriber_codec(const Codec& publisher);
+// RFC 2198 RED over Opus in our offers (Chromium's number for it), fmtp "111/111".
+inline constexpr std::uint8_t kSubscriberRedPt = 63;
 std::optional<std::uint8_t> subscriber_rtx_pt(const std::string& codec_name);
 std::optional<std::uint8_t> subscriber_extension_id(const std::string& uri);
 
@@ -96,6 +104,9 @@ struct SubscribeAnswer {
   std::vector<std::string> accepted_mids;
   // Per accepted mid, the extensions the client kept among those offered (the answer's ids).
   std::vector<std::pair<std::string, std::vector<Extension>>> extensions;
+  // Accepted mids whose answer kept the offered RED format (RFC 2198): those get RED; the
+  // others plain Opus.
+  std::vector<std::string> red_mids;
 };
 
 // Reads a subscriber's answer to offer_subscribe(offered, ...).

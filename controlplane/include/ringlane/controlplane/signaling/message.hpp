@@ -35,8 +35,9 @@ struct ClientMessage {
   std::string track;
   std::string participant;
   std::optional<bool> muted;
-  std::optional<std::uint64_t> spatial;  // layer: the highest spatial layer wanted (0 lowest)
-  std::optional<bool> paused;            // layer: none at all
+  std::optional<std::uint64_t> spatial;   // layer: the highest spatial layer wanted (0 lowest)
+  std::optional<std::uint64_t> temporal;  // layer: the highest temporal layer wanted (0 lowest)
+  std::optional<bool> paused;             // layer: none at all
   std::optional<std::uint64_t> seq;
   std::optional<bool> auto_subscribe;  // join
 };

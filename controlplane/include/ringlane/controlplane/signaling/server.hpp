@@ -65,9 +65,9 @@ class SignalingServer {
                   std::unique_ptr<placement::Store> store);
   ~SignalingServer();
 
-  // Takes an HTTP upgrade request for /ws from the HTTP server.
-  void upgrade(boost::asio::ip::tcp::socket socket, Request req,
-               const boost::asio::ip::address& peer);
+  // Takes an HTTP upgrade request for /ws from the HTTP server (over TCP or TLS); `peer` is the
+  // client's address (a trusted proxy's X-Forwarded-For applied), the key of per-address limits.
+  void upgrade(HttpStream stream, Request req, const boost::asio::ip::address& peer);
   // Leaving: takes this node out of the placement registry and releases its rooms (waits up to
   // a second for the store). Connections are not closed here.
   void shutdown();

@@ -46,4 +46,32 @@ std::optional<Vp8Descriptor> parse_vp8(Bytes payload);
 void rewrite_vp8(MutableBytes payload, const Vp8Descriptor& d, std::uint16_t picture_id,
                  std::uint8_t tl0picidx, std::uint8_t keyidx);
 
+// The VP9 payload descriptor (RFC 9628 §4.2): |I|P|L|F|B|E|V|Z|, then the picture id (I), the
+// layer indices |TID|U|SID|D| (L) and, in non-flexible mode, TL0PICIDX; in flexible mode up to
+// three reference indices (P_DIFF, when P); then the scalability structure (V, §4.2.1).
+struct Vp9Descriptor {
+  std::size_t size = 0;        // bytes of the descriptor in front of the VP9 payload
+  bool inter = false;          // P: inter-picture predicted
+  bool flexible = false;       // F
+  bool begin = false;          // B: the first packet of a layer frame
+  bool end = false;            // E: the last packet of a layer frame
+  bool has_ss = false;         // V
+  bool not_reference = false;  // Z
+  bool has_picture_id = false;
+  bool long_picture_id = false;
+  std::uint16_t picture_id = 0;
+  bool has_layers = false;  // L
+  std::uint8_t tid = 0;
+  bool switching_up = false;  // U
+  std::uint8_t sid = 0;
+  bool inter_layer = false;  // D
+  bool has_tl0picidx = false;
+  std::uint8_t tl0picidx = 0;
+  std::uint8_t ss_spatial_layers = 0;  // N_S + 1 of the scalability structure, 0 without one
+  // The first packet of a picture (all its spatial layers): the base layer's begin.
+  bool starts_picture() const { return begin && sid == 0; }
+};
+
+std::optional<Vp9Descriptor> parse_vp9(Bytes payload);
+
 }  // namespace ringlane::rtp

@@ -103,6 +103,31 @@ class Engine {
   // Simulcast: whether a packet of `layer` goes to route `r` (its current layer, or the first
   // keyframe of its target, where the switch happens and the renumbering is set).
   bool select_layer(Route& r, const Track& layer, const rtp::RtpPacket& view, const Now& now);
+  // A video packet's place in the layers inside its stream (VP8 TID, RFC 7741 §4.2; VP9 TID and
+  // SID, RFC 9628 §4.2), read once per packet for all routes.
+  struct Layering {
+    bool known = false;  // VP8 with a TID, or VP9 with layer indices
+    bool vp9 = false;
+    std::uint8_t tid = 0;
+    std::uint8_t sid = 0;
+    bool frame_start = false;  // VP8: partition 0 starts; VP9: the picture's base layer begins
+    bool end = false;          // VP9 E: the last packet of a layer frame
+    bool sync = false;         // VP8 Y / VP9 U: a temporal layer may start here
+    bool keyframe = false;
+    bool has_picture_id = false;
+    std::uint16_t picture_id = 0;
+  };
+  static Layering layering(shm::Codec codec, Bytes payload);
+  // Whether a packet of a single-stream track goes to route `r` as far as its temporal and VP9
+  // spatial layers go (the renumbering it goes out with, nullptr: dropped for this route; the
+  // sequence numbers and VP8 picture ids of what is dropped are taken out of the route's).
+  const Renumber* select_svc(Route& r, const Layering& l, std::uint16_t sequence);
+  // The spatial and temporal layers a route of a single-stream layered track should get within
+  // `budget_bps`, at most `max_spatial`/`max_temporal` (the lowest when nothing fits); the
+  // bitrate that takes.
+  std::uint64_t choose_svc(const Track& t, std::uint8_t max_spatial, std::uint8_t max_temporal,
+                           std::uint64_t budget_bps, std::uint8_t& spatial,
+                           std::uint8_t& temporal) const;
   // The layer a route should receive: the highest active one under its own limit whose bitrate
   // fits `budget_bps` (the lowest active one when none fits).
   std::uint8_t choose_layer(Session& publisher, const Track& head, const Route& r,

@@ -7,8 +7,12 @@
 // What a connection's end means (RFC 8656 §3.1, as RFC 6062 §4.1 has it for the control
 // connection): the allocation made over a TCP connection lives only as long as it. When the
 // client closes it, or the worker does (a limit, a timeout, a stream out of sync), the
-// allocation is deleted at once, its relay port freed and its quota returned. TLS will slot in
-// between the socket and the framer (bytes in and out of a memory BIO) without changing this.
+// allocation is deleted at once, its relay port freed and its quota returned.
+//
+// TURN over TLS (`turns:`) is the same connection with a crypto::TlsEndpoint between the
+// socket and the framer (ciphertext in and out of memory BIOs, driven by the worker). The
+// handshake counts towards the handshake timeout: the first STUN message is due that soon after
+// the accept, TLS handshake included.
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -17,6 +21,7 @@
 #include <vector>
 
 #include "ringlane/common/endpoint.hpp"
+#include "ringlane/crypto/tls.hpp"
 #include "ringlane/dataplane/packet.hpp"
 #include "ringlane/dataplane/turn/stream_framer.hpp"
 #include "ringlane/shm/stream_counters.hpp"
@@ -66,8 +71,9 @@ struct Connection {
   StreamFramer framer;
   std::uint64_t accepted_ms = 0;
   std::uint64_t last_input_ms = 0;
-  bool got_stun = false;              // a complete STUN message arrived
-  std::optional<CloseReason> doomed;  // to be closed at the end of this turn
+  bool got_stun = false;                     // a complete STUN message arrived
+  std::optional<CloseReason> doomed;         // to be closed at the end of this turn
+  std::unique_ptr<crypto::TlsEndpoint> tls;  // TURN over TLS; null on plain TCP
 };
 
 class ConnectionTable {
@@ -83,7 +89,8 @@ class ConnectionTable {
   // must insert() it (or give the slot back with refund()).
   Admit admit(const Endpoint& peer);
   void refund(const Endpoint& peer);
-  Connection& insert(SocketId id, const Endpoint& peer, std::uint64_t now_ms);
+  Connection& insert(SocketId id, const Endpoint& peer, std::uint64_t now_ms,
+                     std::unique_ptr<crypto::TlsEndpoint> tls = nullptr);
   Connection* find(SocketId id);
   // Forgets the connection and gives its per-IP slot back.
   void erase(SocketId id);
@@ -131,6 +138,9 @@ void ConnectionTable::expire(std::uint64_t now_ms, HasAllocation&& has_allocatio
     bool slow_frame = now_ms >= handshake && c.framer.partial_waiting_since(now_ms - handshake);
     if (slow_first || slow_frame) {
       ++counters_->handshake_timeouts;
+      if (c.tls && c.tls->state() == crypto::TlsState::kHandshaking) {
+        ++counters_->tls_handshake_timeouts;  // a ClientHello that stalls, or a half-open one
+      }
       c.doomed = CloseReason::kHandshake;
     } else if (now_ms >= c.last_input_ms + limits_.idle_timeout_ms && !has_allocation(c)) {
       ++counters_->idle_timeouts;
