@@ -33,11 +33,12 @@ from testlib import FAILURES, check, free_port, summary  # noqa: E402
 class Node:
     """A running `ringlane dataplane`, stopped on exit."""
 
-    def __init__(self, binary, args, name):
+    def __init__(self, binary, args, name, wrap=()):
+        """`wrap`: a command that execs the node (e.g. prlimit with its limits), same pid."""
         self.name = name
         self.log = tempfile.NamedTemporaryFile(prefix=f"ringlane-{name}-", suffix=".log", delete=False)
         self.binary = binary
-        self.proc = subprocess.Popen([binary, "dataplane", "--name", name, "--media-port", "0"] + args,
+        self.proc = subprocess.Popen(list(wrap) + [binary, "dataplane", "--name", name, "--media-port", "0"] + args,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 15
         while time.time() < deadline:

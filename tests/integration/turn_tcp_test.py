@@ -299,6 +299,52 @@ def main():
         check(refused, "--listen-tcp off: a TCP connect is refused")
     finally:
         node2.stop()
+
+    # Out of descriptors (EMFILE): the listener rests instead of spinning on accepts that fail at
+    # once, and accepts again when descriptors come free.
+    port3 = free_port()
+    while not tcp_port_free(port3):
+        port3 = free_port()
+    # The limit is set before the node starts: io_uring reads it when an accept is armed.
+    limit = 64
+    node3 = Node(a.ringlane, ["--io", a.io, "--listen", f"127.0.0.1:{port3}", "--user", "alice:alice-pw",
+                              "--workers", "1", "--tcp-max-per-ip", "0",
+                              "--relay-ports", f"{relay_lo + 200}-{relay_lo + 299}"], f"itest-tcp-emfile-{os.getpid()}",
+                 wrap=["prlimit", f"--nofile={limit}:{limit}"])
+    held = []
+    try:
+        pid = node3.proc.pid
+        free = limit - len([fd for fd in os.listdir(f"/proc/{pid}/fd") if int(fd) < limit])
+        # More connections than descriptors left: the kernel completes them all into the backlog.
+        for _ in range(free + 6):
+            held.append(raw_connection(("127.0.0.1", port3), timeout=2))
+        time.sleep(0.3)  # the first accepts fail; from here the listener rests between tries
+        before, t0 = node3.stats(), time.time()
+        time.sleep(1.5)  # the window the failed accepts are counted over
+        after, elapsed = node3.stats(), time.time() - t0
+        errors = after["tcp_accept_errors"] - before["tcp_accept_errors"]
+        # One try per rest of 100 ms at most (and the stats page's 100 ms of lag either side).
+        bound = int((elapsed + 0.2) * 10) + 2
+        check(before["tcp_accept_errors"] >= 1, f"EMFILE: failed accepts are counted ({before['tcp_accept_errors']})")
+        check(0 < errors <= bound, f"EMFILE: the listener rests between tries, no spin: {errors} failed "
+                                   f"accepts in {elapsed:.1f} s (at most {bound})")
+        for c in held:
+            c.close()
+        held = []
+        time.sleep(0.5)
+        try:
+            probe = raw_connection(("127.0.0.1", port3), timeout=3)
+            probe.sendall(binding(b"\x03" * 12))
+            answer = probe.recv(20)
+            probe.close()
+        except OSError as e:
+            answer = repr(e).encode()
+        check(len(answer) == 20 and answer[:2] == b"\x01\x01",
+              f"EMFILE: once descriptors are free again a new connection is accepted and answered ({answer[:4]!r})")
+    finally:
+        for c in held:
+            c.close()
+        node3.stop()
     return summary()
 
 

@@ -11,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "accept_rest.hpp"
 #include "ringlane/dataplane/io/backend.hpp"
 #include "ringlane/dataplane/io/buffer_pool.hpp"
 #include "ringlane/dataplane/io/gso.hpp"
@@ -145,6 +146,7 @@ class MmsgBackend final : public Backend {
 
   int poll(int timeout_ms, Handler& handler) override {
     flush();
+    wake_rested(timeout_ms);
     epoll_event events[kMaxEvents];
     int n = epoll_wait(epfd_, events, kMaxEvents, timeout_ms);
     int delivered = 0;
@@ -476,6 +478,38 @@ class MmsgBackend final : public Backend {
     return delivered;
   }
 
+  // accept_rest.hpp: the listener leaves epoll's interest for its rest (it would stay readable).
+  void rest(std::uint32_t id) {
+    epoll_event ev{};
+    ev.data.u32 = id;
+    epoll_ctl(epfd_, EPOLL_CTL_MOD, fds_[id], &ev);
+    resting_.push_back({id, fds_[id], monotonic_ms() + kAcceptRestMs});
+  }
+
+  // Listeners whose rest is over listen again; the wait is cut short for the next one due.
+  void wake_rested(int& timeout_ms) {
+    if (resting_.empty()) {
+      return;
+    }
+    std::uint64_t now_ms = monotonic_ms();
+    std::size_t kept = 0;
+    for (const Resting& r : resting_) {
+      if (fds_[r.id] != r.fd) {
+        continue;  // removed meanwhile
+      }
+      if (now_ms >= r.resume_ms) {
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u32 = r.id;
+        epoll_ctl(epfd_, EPOLL_CTL_MOD, r.fd, &ev);
+        continue;
+      }
+      timeout_ms = rest_timeout(timeout_ms, r.resume_ms, now_ms);
+      resting_[kept++] = r;
+    }
+    resting_.resize(kept);
+  }
+
   void accept_all(std::uint32_t id, Handler& handler) {
     for (int k = 0; k < kMaxAcceptsPerEvent && fds_[id] >= 0; ++k) {
       sockaddr_in6 sa{};
@@ -483,8 +517,12 @@ class MmsgBackend final : public Backend {
       int fd =
           accept4(fds_[id], reinterpret_cast<sockaddr*>(&sa), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
-          handler.on_accept_error(SocketId{id}, errno);
+        int error = errno;
+        if (error != EAGAIN && error != EWOULDBLOCK && error != EINTR && error != ECONNABORTED) {
+          if (accept_starved(error)) {
+            rest(id);
+          }
+          handler.on_accept_error(SocketId{id}, error);
         }
         return;
       }
@@ -632,6 +670,12 @@ class MmsgBackend final : public Backend {
   std::vector<std::unique_ptr<StreamOut>> streams_;  // by socket id, streams only
   std::vector<std::uint32_t> ready_streams_;
   std::vector<std::pair<std::uint32_t, int>> failed_streams_;
+  struct Resting {
+    std::uint32_t id;
+    int fd;  // the listener's, so that a slot reused by another socket is told apart
+    std::uint64_t resume_ms;
+  };
+  std::vector<Resting> resting_;  // listeners out of epoll after a starved accept
   std::vector<mmsghdr> rmsgs_;
   std::vector<iovec> riov_;
   std::vector<sockaddr_in6> raddr_;

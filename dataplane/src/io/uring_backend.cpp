@@ -23,6 +23,7 @@
 #include <memory>
 #include <vector>
 
+#include "accept_rest.hpp"
 #include "ringlane/dataplane/io/backend.hpp"
 #include "ringlane/dataplane/io/buffer_pool.hpp"
 #include "ringlane/dataplane/io/gso.hpp"
@@ -263,15 +264,26 @@ class UringBackend final : public Backend {
     close_groups();
     submit_streams();
     advance_returns();
+    std::uint64_t now_ms = 0;
     for (std::uint32_t id : rearm_) {
       Socket& sock = sockets_[id];
+      if (sock.state == SocketState::kActive && sock.resume_ms != 0) {
+        now_ms = now_ms != 0 ? now_ms : monotonic_ms();
+        if (now_ms < sock.resume_ms) {
+          resting_.push_back(id);  // accept_rest.hpp: not re-armed before its rest is over
+          timeout_ms = rest_timeout(timeout_ms, sock.resume_ms, now_ms);
+          continue;
+        }
+        sock.resume_ms = 0;
+      }
       if (sock.state == SocketState::kActive && !sock.armed && !sock.eof) {
         arm(id);
       } else if (sock.state == SocketState::kDraining && !sock.armed) {
         free_if_idle(id);
       }
     }
-    rearm_.clear();
+    rearm_.swap(resting_);
+    resting_.clear();
     if (deferred_head_ < deferred_.size()) {
       timeout_ms = 0;  // completions set aside by reclaim() are waiting
     }
@@ -389,8 +401,9 @@ class UringBackend final : public Backend {
     int fd = -1;
     SocketState state = SocketState::kFree;
     SocketKind kind = SocketKind::kDatagram;
-    bool armed = false;  // a receive (or accept) is in the kernel
-    bool eof = false;    // a stream that ended: never re-armed
+    bool armed = false;           // a receive (or accept) is in the kernel
+    bool eof = false;             // a stream that ended: never re-armed
+    std::uint64_t resume_ms = 0;  // a listener resting after a starved accept (accept_rest.hpp)
   };
   struct Queued {
     std::uint32_t buffer;
@@ -822,6 +835,9 @@ class UringBackend final : public Backend {
       if (cqe->res == -EINVAL && accept_multishot_) {
         accept_multishot_ = false;  // re-armed as a plain accept
       } else if (cqe->res != -ECANCELED) {
+        if (accept_starved(-cqe->res)) {
+          sockets_[socket].resume_ms = monotonic_ms() + kAcceptRestMs;
+        }
         handler.on_accept_error(SocketId{socket}, -cqe->res);
       }
       return;
@@ -925,6 +941,7 @@ class UringBackend final : public Backend {
   std::vector<Socket> sockets_;
   std::vector<SendMeta> send_meta_;
   std::vector<std::uint32_t> rearm_;
+  std::vector<std::uint32_t> resting_;  // listeners whose rest is not over: back into rearm_
   std::vector<std::uint32_t> tx_free_;
   std::vector<GsoGroup> groups_;
   std::vector<std::uint32_t> free_groups_;
