@@ -13,6 +13,8 @@
 #include <cctype>
 #include <cstring>
 
+#include "self_signed.hpp"
+
 namespace ringlane::crypto {
 
 // Reaches DtlsEndpoint's internals from OpenSSL's C callbacks.
@@ -146,27 +148,11 @@ std::optional<std::string> normalize_fingerprint(std::string_view v) {
 }
 
 std::shared_ptr<const DtlsCertificate> DtlsCertificate::generate(std::string* error) {
-  EVP_PKEY* key = EVP_EC_gen("P-256");
-  X509* x = X509_new();
-  std::uint64_t serial = 0;
-  RAND_bytes(reinterpret_cast<unsigned char*>(&serial), sizeof(serial));
-  bool ok = key != nullptr && x != nullptr && X509_set_version(x, 2) == 1 &&
-            ASN1_INTEGER_set_uint64(X509_get_serialNumber(x), serial >> 1) == 1 &&
-            X509_gmtime_adj(X509_getm_notBefore(x), -86400) != nullptr &&
-            X509_gmtime_adj(X509_getm_notAfter(x), 30L * 86400) != nullptr &&
-            X509_set_pubkey(x, key) == 1;
-  if (ok) {
-    X509_NAME* name = X509_get_subject_name(x);
-    ok = X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                                    reinterpret_cast<const unsigned char*>("ringlane"), -1, -1,
-                                    0) == 1 &&
-         X509_set_issuer_name(x, name) == 1 && X509_sign(x, key, EVP_sha256()) > 0;
-  }
-  if (!ok) {
+  X509* x = nullptr;
+  EVP_PKEY* key = nullptr;
+  if (!make_self_signed("ringlane", 30, nullptr, x, key)) {
     if (error != nullptr)
       *error = "cannot make the DTLS certificate";
-    EVP_PKEY_free(key);
-    X509_free(x);
     return nullptr;
   }
   std::shared_ptr<DtlsCertificate> c(new DtlsCertificate());

@@ -17,6 +17,7 @@
 #include <cstring>
 
 #include "ringlane/crypto/dtls.hpp"  // certificate_fingerprint
+#include "self_signed.hpp"
 
 namespace ringlane::crypto {
 namespace {
@@ -184,32 +185,9 @@ std::string TlsServerContext::fingerprint() const {
 bool write_self_signed_certificate(const std::string& cert_file, const std::string& key_file,
                                    std::string& error) {
   ERR_clear_error();
-  EVP_PKEY* key = EVP_EC_gen("P-256");
-  X509* x = X509_new();
-  std::uint64_t serial = 0;
-  RAND_bytes(reinterpret_cast<unsigned char*>(&serial), sizeof(serial));
-  bool ok = key != nullptr && x != nullptr && X509_set_version(x, 2) == 1 &&
-            ASN1_INTEGER_set_uint64(X509_get_serialNumber(x), serial >> 1) == 1 &&
-            X509_gmtime_adj(X509_getm_notBefore(x), -86400) != nullptr &&
-            X509_gmtime_adj(X509_getm_notAfter(x), 365L * 86400) != nullptr &&
-            X509_set_pubkey(x, key) == 1;
-  if (ok) {
-    X509_NAME* name = X509_get_subject_name(x);
-    ok = X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                                    reinterpret_cast<const unsigned char*>("localhost"), -1, -1,
-                                    0) == 1 &&
-         X509_set_issuer_name(x, name) == 1;
-  }
-  if (ok) {
-    X509V3_CTX v3;
-    X509V3_set_ctx_nodb(&v3);
-    X509V3_set_ctx(&v3, x, x, nullptr, nullptr, 0);
-    char san[] = "DNS:localhost,IP:127.0.0.1,IP:::1";
-    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &v3, NID_subject_alt_name, san);
-    ok = ext != nullptr && X509_add_ext(x, ext, -1) == 1;
-    X509_EXTENSION_free(ext);
-    ok = ok && X509_sign(x, key, EVP_sha256()) > 0;
-  }
+  X509* x = nullptr;
+  EVP_PKEY* key = nullptr;
+  bool ok = make_self_signed("localhost", 365, "DNS:localhost,IP:127.0.0.1,IP:::1", x, key);
   std::string cert_pem;
   std::string key_pem;
   if (ok) {

@@ -64,11 +64,16 @@ void rewrite_red_payload_types(MutableBytes payload, const RedPayload& red, std:
 
 std::size_t copy_for_receiver(std::uint8_t* out, const RtpPacket& view, std::uint8_t red_in,
                               std::uint8_t red_out, std::uint8_t opus_in, std::uint8_t media_out) {
-  Bytes rtp = view.bytes();
   std::optional<RedPayload> red;
   if (red_in != 0 && view.payload_type() == red_in) {
     red = parse_red(view.payload());
   }
+  return copy_for_receiver(out, view, red ? &*red : nullptr, red_out, opus_in, media_out);
+}
+
+std::size_t copy_for_receiver(std::uint8_t* out, const RtpPacket& view, const RedPayload* red,
+                              std::uint8_t red_out, std::uint8_t opus_in, std::uint8_t media_out) {
+  Bytes rtp = view.bytes();
   if (!red || red_out != 0) {
     std::memcpy(out, rtp.data(), rtp.size());
     out[1] = static_cast<std::uint8_t>((out[1] & 0x80) | ((red ? red_out : media_out) & 0x7F));

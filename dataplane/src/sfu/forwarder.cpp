@@ -193,10 +193,13 @@ void Engine::forward(Track& head, const Track& layer, std::span<std::uint8_t> rt
   if (!view) {
     return;
   }
-  if (head.red_payload_type != 0 && view->payload_type() == head.red_payload_type &&
-      !rtp::parse_red(view->payload())) {
-    counters_.drop(Drop::kRedMalformed);  // RFC 2198 blocks that do not fit: no copy at all
-    return;
+  std::optional<rtp::RedPayload> red;
+  if (head.red_payload_type != 0 && view->payload_type() == head.red_payload_type) {
+    red = rtp::parse_red(view->payload());
+    if (!red) {
+      counters_.drop(Drop::kRedMalformed);  // RFC 2198 blocks that do not fit: no copy at all
+      return;
+    }
   }
   bool simulcast = head.layers > 1;
   bool vp8 = head.codec == shm::Codec::kVp8;  // renumbered for simulcast and temporal drops
@@ -227,7 +230,7 @@ void Engine::forward(Track& head, const Track& layer, std::span<std::uint8_t> rt
       continue;  // a temporal or spatial layer above the route's
     }
     Sent sent;
-    bool copied = send_copy(r, *view, false, *numbering, vp8, &sent);
+    bool copied = send_copy(r, *view, false, *numbering, vp8, &sent, red ? &*red : nullptr);
     r.set_marker = false;
     if (copied) {
       ++counters_.rtp_forwarded;
@@ -259,7 +262,7 @@ void Engine::forward(Track& head, const Track& layer, std::span<std::uint8_t> rt
 }
 
 bool Engine::send_copy(Route& r, const rtp::RtpPacket& view, bool as_rtx, const Renumber& renumber,
-                       bool vp8, Sent* sent) {
+                       bool vp8, Sent* sent, const rtp::RedPayload* red) {
   Session& sub = *r.subscriber;
   Bytes rtp = view.bytes();
   PacketBuffer copy;
@@ -293,7 +296,7 @@ bool Engine::send_copy(Route& r, const rtp::RtpPacket& view, bool as_rtx, const 
     store_be32(d + 8, r.rtx_ssrc);
   } else {
     // RFC 2198 audio kept or stripped as the subscriber negotiated (rtp/red.hpp).
-    length = rtp::copy_for_receiver(d, view, r.red_in, r.red_out, r.opus_in, r.payload_type);
+    length = rtp::copy_for_receiver(d, view, red, r.red_out, r.opus_in, r.payload_type);
     store_be32(d + 8, r.ssrc);
     if (r.set_marker) {
       d[1] = static_cast<std::uint8_t>(d[1] | 0x80);  // ends the highest spatial layer sent

@@ -49,5 +49,9 @@ void rewrite_red_payload_types(MutableBytes payload, const RedPayload& red, std:
 // is copied as it came (the caller drops those first).
 std::size_t copy_for_receiver(std::uint8_t* out, const RtpPacket& view, std::uint8_t red_in,
                               std::uint8_t red_out, std::uint8_t opus_in, std::uint8_t media_out);
+// The same with the packet's RED payload parsed by the caller (nullptr: not a RED packet), so
+// that the copies of one packet for many receivers parse it once.
+std::size_t copy_for_receiver(std::uint8_t* out, const RtpPacket& view, const RedPayload* red,
+                              std::uint8_t red_out, std::uint8_t opus_in, std::uint8_t media_out);
 
 }  // namespace ringlane::rtp

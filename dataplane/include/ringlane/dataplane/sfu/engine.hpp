@@ -21,6 +21,7 @@
 #include "ringlane/dataplane/io/backend.hpp"
 #include "ringlane/dataplane/packet.hpp"
 #include "ringlane/dataplane/rtp/packet.hpp"
+#include "ringlane/dataplane/rtp/red.hpp"
 #include "ringlane/dataplane/rtp/rtcp.hpp"
 #include "ringlane/shm/media.hpp"
 #include "ringlane/shm/messages.hpp"
@@ -98,8 +99,9 @@ class Engine {
   };
   // No packet to a subscriber for this long while its source sends: a freeze (RouteReport).
   static constexpr std::uint64_t kFreezeMs = 500;
+  // `red`: the packet's RFC 2198 payload, parsed once for all its copies (nullptr: not RED).
   bool send_copy(Route& r, const rtp::RtpPacket& view, bool as_rtx, const Renumber& renumber,
-                 bool vp8, Sent* sent = nullptr);
+                 bool vp8, Sent* sent = nullptr, const rtp::RedPayload* red = nullptr);
   // Simulcast: whether a packet of `layer` goes to route `r` (its current layer, or the first
   // keyframe of its target, where the switch happens and the renumbering is set).
   bool select_layer(Route& r, const Track& layer, const rtp::RtpPacket& view, const Now& now);
