@@ -284,6 +284,31 @@ def callgrind_leg(a, make_node, io):
             "fell_back_to_mmsg": fell_back}
 
 
+def ktls_probe():
+    """Whether this kernel can take TLS records off userspace (kTLS): the "tls" upper-layer
+    protocol set on a connected TCP socket (what TLS_TX/TLS_RX need first). The issue asks for
+    kTLS to be tried against userspace TLS; without the ULP there is nothing to measure."""
+    try:
+        with open("/proc/sys/net/ipv4/tcp_available_ulp") as f:
+            ulps = f.read().split()
+    except OSError:
+        ulps = []
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(1)
+    c = socket.create_connection(lst.getsockname())
+    s, _ = lst.accept()
+    try:
+        s.setsockopt(socket.IPPROTO_TCP, 31, b"tls")  # TCP_ULP
+        ok, why = True, "TCP_ULP tls accepted"
+    except OSError as e:
+        ok, why = False, f"setsockopt(TCP_ULP, \"tls\"): {os.strerror(e.errno)} (the kernel has no CONFIG_TLS)"
+    finally:
+        for x in (s, c, lst):
+            x.close()
+    return {"available": ok, "why": why, "kernel": os.uname().release, "tcp_available_ulp": ulps}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
@@ -304,6 +329,12 @@ def main():
     cert, key = make_cert(certdir)
     tls_help = ringlane_has_tls(a.build)
     unavailable = {}  # target -> why it was not measured
+    ktls = ktls_probe()
+    if not ktls["available"]:
+        unavailable["tls_ringlane_ktls"] = (f"kTLS: {ktls['why']}; tcp_available_ulp: "
+                                            f"{' '.join(ktls['tcp_available_ulp']) or 'none'}")
+    else:
+        unavailable["tls_ringlane_ktls"] = "the kernel has kTLS, but ringlane has no kTLS path to compare yet"
     phases = [("fixed", a.rate), ("saturation", 0)]
     results = {}
     all_targets = targets(a.build, cert, key)
@@ -415,7 +446,7 @@ def main():
     os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
     with open(a.out, "w") as f:
         json.dump({"config": vars(a), "summary": summary, "runs": results, "ratios": ratios,
-                   "callgrind": callgrind, "not_available": unavailable,
+                   "callgrind": callgrind, "not_available": unavailable, "ktls": ktls,
                    "kernel": os.uname().release, "cpus": os.cpu_count()}, f, indent=1)
     print(f"\nwrote {a.out}")
 

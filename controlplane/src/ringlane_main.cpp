@@ -23,6 +23,9 @@
 namespace ringlane {
 namespace {
 
+// The development certificate is made anew this long before it expires.
+constexpr std::int64_t kDevCertRenewSeconds = 30 * 86400;
+
 // Where browsers reach the SFU's media ports: the --external-ip addresses, else the addresses
 // the media ports are bound to when specific, else the host's own (non-loopback when it has
 // any; Chromium ignores loopback candidates unless told otherwise).
@@ -158,6 +161,15 @@ int run_node(int argc, char** argv) {
     std::string cert = control::state_file_path(o.name, ".tls-cert.pem");
     std::string key = control::state_file_path(o.name, ".tls-key.pem");
     bool kept = !cert.empty() && access(cert.c_str(), R_OK) == 0 && access(key.c_str(), R_OK) == 0;
+    // One that has expired, or will within a month, is made anew (it is valid a year).
+    auto left = kept ? crypto::certificate_seconds_left(cert) : std::nullopt;
+    if (kept && (!left || *left < kDevCertRenewSeconds)) {
+      spdlog::warn("the self-signed certificate {} {}: making a new one", cert,
+                   !left       ? "cannot be read"
+                   : *left < 0 ? "has expired"
+                               : "expires within 30 days");
+      kept = false;
+    }
     std::string tls_error = cert.empty() ? "no state directory to keep it in" : "";
     if (!cert.empty() && (kept || crypto::write_self_signed_certificate(cert, key, tls_error))) {
       spdlog::warn(

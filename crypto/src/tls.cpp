@@ -183,11 +183,11 @@ std::string TlsServerContext::fingerprint() const {
 }
 
 bool write_self_signed_certificate(const std::string& cert_file, const std::string& key_file,
-                                   std::string& error) {
+                                   std::string& error, long days) {
   ERR_clear_error();
   X509* x = nullptr;
   EVP_PKEY* key = nullptr;
-  bool ok = make_self_signed("localhost", 365, "DNS:localhost,IP:127.0.0.1,IP:::1", x, key);
+  bool ok = make_self_signed("localhost", days, "DNS:localhost,IP:127.0.0.1,IP:::1", x, key);
   std::string cert_pem;
   std::string key_pem;
   if (ok) {
@@ -208,6 +208,26 @@ bool write_self_signed_certificate(const std::string& cert_file, const std::stri
   }
   // The key first: a certificate without its key beside it is no use to a reload.
   return write_file(key_file, key_pem, 0600, error) && write_file(cert_file, cert_pem, 0644, error);
+}
+
+std::optional<std::int64_t> certificate_seconds_left(const std::string& cert_file) {
+  BIO* b = BIO_new_file(cert_file.c_str(), "r");
+  if (b == nullptr) {
+    ERR_clear_error();
+    return std::nullopt;
+  }
+  X509* x = PEM_read_bio_X509(b, nullptr, nullptr, nullptr);
+  BIO_free(b);
+  std::optional<std::int64_t> left;
+  int days = 0;
+  int seconds = 0;
+  // nullptr: from now.
+  if (x != nullptr && ASN1_TIME_diff(&days, &seconds, nullptr, X509_get0_notAfter(x)) == 1) {
+    left = std::int64_t{days} * 86400 + seconds;
+  }
+  X509_free(x);
+  ERR_clear_error();
+  return left;
 }
 
 const char* to_string(TlsState s) {

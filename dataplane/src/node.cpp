@@ -183,6 +183,7 @@ int run_dataplane(int argc, char** argv) {
   turn::ConnectionLimits tcp_limits;
   tcp_limits.max_connections = o.tcp_max_connections;
   tcp_limits.max_per_ip = o.tcp_max_per_ip;
+  tcp_limits.accept_rate = o.tcp_accept_rate;
   tcp_limits.handshake_timeout_ms = o.tcp_handshake_timeout_ms;
   tcp_limits.idle_timeout_ms = o.tcp_idle_timeout_ms;
   tcp_limits.send_cap_bytes = o.tcp_send_cap;

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -107,7 +108,7 @@ bool Worker::on_accept(SocketId listener, int fd, const Endpoint& peer) {
   if (role != Role::kTcpListener && (role != Role::kTlsListener || !config_.tls)) {
     return false;
   }
-  if (connections_->admit(peer) != turn::ConnectionTable::Admit::kOk) {
+  if (connections_->admit(peer, now_.mono_ms) != turn::ConnectionTable::Admit::kOk) {
     return false;  // counted; the backend closes it
   }
   // Media over TCP: a ChannelData message waits for nothing (Nagle would hold it for an ACK).
@@ -362,10 +363,31 @@ void Worker::close_doomed() {
   doomed_.clear();
 }
 
+void Worker::say_close_notify(turn::Connection& c) {
+  // RFC 8446 §6.1: a close of ours is announced, so the client tells it from a truncation.
+  // Only when nothing else waits to go out on the stream (the alert must come last), and
+  // written straight to the socket without waiting: it is one small record, on a close.
+  if (backend_->stream_backlog(c.id) != 0 || c.tls->pending() != 0) {
+    return;
+  }
+  c.tls->close();
+  std::array<std::uint8_t, 256> alert;
+  std::size_t n = c.tls->take(alert);
+  if (n != 0 && c.tls->pending() == 0 &&
+      ::send(sockets_[c.id.value].fd, alert.data(), n, MSG_DONTWAIT | MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(n)) {
+    ++stats_.tcp.tls_close_notify_sent;
+  }
+}
+
 void Worker::close_connection(turn::Connection& c) {
   // RFC 8656 §3.1 (RFC 6062 §4.1): the allocation lives as long as its connection.
   if (server_->close_transport(c.id, c.peer)) {
     ++stats_.tcp.allocations_closed;
+  }
+  if (c.tls && c.tls->established() && c.doomed != turn::CloseReason::kPeer &&
+      c.doomed != turn::CloseReason::kSendCap) {
+    say_close_notify(c);
   }
   SocketId id = c.id;
   connections_->erase(id);

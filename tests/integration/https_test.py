@@ -5,7 +5,9 @@ required), a WSS join, a plain HTTP request to the TLS port answered with a clea
 with a new certificate: a WSS connection opened before goes on, a new TLS connection gets the new
 certificate (SHA-256 of the DER compared), a bad file keeps it; X-Forwarded-For counts towards
 the per-address WebSocket limit only from a --trusted-proxy. ringlane-control: the same listener
-from its own --tls-cert/--tls-key, and clear errors for a missing or mismatched key.
+from its own --tls-cert/--tls-key, and clear errors for a missing or mismatched key. `ringlane
+run` without --tls-cert: an expired development certificate in the state directory is made anew,
+and the new one is kept across a restart.
 
 Usage: https_test.py --ringlane PATH --control PATH
 """
@@ -39,6 +41,25 @@ def make_cert(directory, name):
                     "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", f"/CN={name}",
                     "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
     return cert, key
+
+
+def make_expired_cert(directory, cert, key):
+    """A certificate for localhost that expired in 2020 (`openssl ca` sets the dates; `req`
+    cannot backdate), written to `cert` / `key`."""
+    cnf = os.path.join(directory, "ca.cnf")
+    with open(cnf, "w") as f:
+        f.write("[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\n"
+                "policy = p\ndefault_md = sha256\n[p]\ncommonName = supplied\n")
+    open(os.path.join(directory, "index.txt"), "w").close()
+    with open(os.path.join(directory, "serial"), "w") as f:
+        f.write("01\n")
+    csr = os.path.join(directory, "old.csr")
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", key, "-out", csr, "-subj", "/CN=localhost"], check=True, capture_output=True)
+    subprocess.run(["openssl", "ca", "-batch", "-config", cnf, "-selfsign", "-keyfile", key, "-in", csr,
+                    "-out", cert, "-notext",
+                    "-startdate", "20200101000000Z", "-enddate", "20200102000000Z"],
+                   check=True, capture_output=True, cwd=directory)
 
 
 def der_sha256(cert_file):
@@ -243,6 +264,47 @@ def run_node(a, tmp):
     return log
 
 
+def run_dev_cert(a, tmp):
+    """`ringlane run` without --tls-cert: a self-signed certificate kept in the state directory,
+    made anew when the one there has expired, kept across a restart otherwise."""
+    state = os.path.join(tmp, "dev-state")
+    os.makedirs(state)
+    name = f"devcert-{os.getpid()}"
+    cert, key = os.path.join(state, f"{name}.tls-cert.pem"), os.path.join(state, f"{name}.tls-key.pem")
+    make_expired_cert(state, cert, key)
+    expired_fp = der_sha256(cert)
+    log = os.path.join(tmp, "devcert.log")
+    fps = []
+    for round_ in range(2):
+        http_port, tls_port, turn_port = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_STREAM), free_port()
+        proc = subprocess.Popen(
+            [a.ringlane, "run", "--name", name, "--workers", "1", "--media-port", "0",
+             "--listen", f"127.0.0.1:{turn_port}", "--listen-tcp", "off", "--listen-tls", "off",
+             "--http", f"127.0.0.1:{http_port}", "--http-tls", f"127.0.0.1:{tls_port}",
+             "--api-key", API_KEY, "--jwt-secret", SECRET],
+            stdout=open(log, "a"), stderr=subprocess.STDOUT, env=dict(os.environ, RINGLANE_STATE_DIR=state))
+        try:
+            check(wait_tls(tls_port), f"start {round_ + 1} without --tls-cert serves HTTPS")
+            fps.append(served_fingerprint(tls_port))
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if round_ == 0:
+            text = open(log, errors="replace").read()
+            check("has expired: making a new one" in text and "made now" in text,
+                  "an expired development certificate in the state directory: said so, made a new one")
+            left = subprocess.run(["openssl", "x509", "-in", cert, "-noout", "-checkend", str(300 * 86400)],
+                                  capture_output=True)
+            check(fps[0] == der_sha256(cert) != expired_fp and left.returncode == 0,
+                  "... served, written over the old one, and valid for the coming 300 days")
+    check(fps[1] == fps[0] and "kept from before" in open(log, errors="replace").read(),
+          "a restart keeps the new certificate")
+    return log
+
+
 def run_control(a, tmp):
     cert, key = make_cert(tmp, "control")
     other_cert, other_key = make_cert(tmp, "other")
@@ -289,11 +351,12 @@ def main():
     try:
         logs.append(run_node(a, tmp))
         logs.append(run_control(a, tmp))
+        logs.append(run_dev_cert(a, tmp))
     except Exception as e:  # a broken connection is a failure too, with the logs
         check(False, f"{type(e).__name__}: {e}")
     code = summary()
     if code:
-        for log in [os.path.join(tmp, "ringlane.log"), os.path.join(tmp, "control.log")]:
+        for log in [os.path.join(tmp, n) for n in ("ringlane.log", "control.log", "devcert.log")]:
             if os.path.exists(log):
                 print(f"--- {log} (tail) ---")
                 print(open(log, errors="replace").read()[-4000:])

@@ -9,7 +9,9 @@ makes with the openssl command) beside the UDP and TCP ones and short limits, th
   - hostile TLS streams, while a well-behaved TLS uclient relays in the background without
     loss: garbage before the ClientHello, a ClientHello flood (connections that send one and
     stall), a silent connection, a half-closed one, a handshake left one flight short, a
-    plain STUN client on the TLS port. Each one is closed and counted;
+    plain STUN client on the TLS port, and a handshake flood from one IP (refused at the accept
+    past --tcp-accept-rate). Each one is closed and counted;
+  - a close of the server's (the idle timeout) sends close_notify;
   - SIGHUP reload: a TLS connection made before it keeps working after it, a new one sees the
     new certificate (its SHA-256 fingerprint), a broken file keeps the old one;
   - --listen-tls without a certificate is refused at start.
@@ -38,7 +40,9 @@ from turn_relay_test import Node, relay_case, uclient  # noqa: E402
 from turn_tcp_test import binding, lossless, tcp_port_free  # noqa: E402
 
 HANDSHAKE_MS = 1500
+IDLE_MS = 4000
 PER_IP = 8
+ACCEPT_RATE = 20  # new connections per IP per second, bursts of 40
 FLOOD_IPS = ["127.0.0.20", "127.0.0.21", "127.0.0.22"]  # PER_IP stalled handshakes each
 
 
@@ -131,7 +135,8 @@ def main():
                              "--user", "alice:alice-pw", "--rest-secret", "s3cret",
                              "--allow-peer", "127.0.0.0/8", "--allow-peer", "::1", "--workers", "2",
                              "--relay-ports", f"{relay_lo}-{relay_lo + 99}", "--user-quota", "0",
-                             "--tcp-max-per-ip", str(PER_IP), "--tcp-handshake-timeout", str(HANDSHAKE_MS)],
+                             "--tcp-max-per-ip", str(PER_IP), "--tcp-handshake-timeout", str(HANDSHAKE_MS),
+                             "--tcp-idle-timeout", str(IDLE_MS), "--tcp-accept-rate", str(ACCEPT_RATE)],
                 f"itest-tls-{a.io}-{os.getpid()}")
     server = ("127.0.0.1", tport)
     try:
@@ -241,6 +246,36 @@ def main():
         other = TlsTurnClient(server, "x", "y", ca_first, local=("127.0.0.20", 0))
         check(other.exchange(binding())[0] == 2, "a flooding IP gets served again once its stalled ones are gone")
         other.sock.close()
+        # A handshake flood: one IP opens connections as fast as it can, each sending a
+        # ClientHello (a key exchange and a signature for the server) and closing. Past the
+        # burst the IP's new connections are refused at the accept, before any TLS work.
+        hello = client_hello()[2].read()
+        st = node.stats()
+        rate_before, per_ip_before = st["tcp_refused_rate"], st["tcp_refused_per_ip"]
+        t1 = time.time()
+        refused = 0
+        for _ in range(150):
+            h = raw_connection(server, ("127.0.0.30", 0))
+            try:
+                h.sendall(hello)
+                refused += not read_some(h, 1)
+            except OSError:
+                refused += 1
+            h.close()
+        spent = time.time() - t1
+        allowed = 2 * ACCEPT_RATE + ACCEPT_RATE * spent
+        st = node.settled_stats()
+        counted = st["tcp_refused_rate"] - rate_before
+        # (one whose earlier connection the server has not seen closed yet may meet the per-IP
+        # limit first)
+        per_ip = st["tcp_refused_per_ip"] - per_ip_before
+        check(counted > 0 and counted + per_ip >= 150 - allowed - 1 and refused >= (counted + per_ip) * 0.9,
+              f"150 handshakes from one IP in {spent:.1f} s: {counted} refused at the accept "
+              f"(rate {ACCEPT_RATE}/s, bursts of {2 * ACCEPT_RATE}), {refused} got no ServerHello")
+        time.sleep(1)
+        again = TlsTurnClient(server, "x", "y", ca_first, local=("127.0.0.30", 0))
+        check(again.exchange(binding())[0] == 2, "... served again once its bucket refills")
+        again.sock.close()
         # Garbage inside the session: a record that does not decrypt.
         bad = TlsTurnClient(server, "x", "y", ca_first, local=("127.0.0.12", 0))
         bad.exchange(binding())
@@ -264,6 +299,31 @@ def main():
                                             f"(+{d['tcp_closed_by_peer']})")
         check(s["tcp_active"] == 0 and s["allocations"] == 0,
               f"all closed at the end: {s['tcp_active']} connections, {s['allocations']} allocations")
+
+        print("== a close of ours is announced with close_notify")
+        before = node.stats()
+        idle = client_context(ca_first).wrap_socket(raw_connection(server, ("127.0.0.15", 0)),
+                                                    server_hostname="localhost", suppress_ragged_eofs=False)
+        idle.sendall(binding())
+        idle.settimeout(2)
+        check(len(idle.recv(2048)) > 20, "a TLS client without an allocation gets its Binding answered")
+        t2 = time.time()
+        idle.settimeout(IDLE_MS / 1000 + 5)
+        try:
+            end = "close_notify" if idle.recv(2048) == b"" else "data"
+        except ssl.SSLEOFError:
+            end = "EOF without close_notify"
+        except (OSError, ssl.SSLError) as e:
+            end = f"{type(e).__name__}"
+        waited = time.time() - t2
+        check(end == "close_notify" and waited >= IDLE_MS / 1000 * 0.9,
+              f"closed by the idle timeout after {waited:.1f} s with {end}")
+        idle.close()
+        s = node.settled_stats()
+        check(s["tls_close_notify_sent"] - before["tls_close_notify_sent"] >= 1 and
+              s["tcp_idle_timeouts"] - before["tcp_idle_timeouts"] >= 1,
+              f"counted: +{s['tls_close_notify_sent'] - before['tls_close_notify_sent']} close_notify sent, "
+              f"+{s['tcp_idle_timeouts'] - before['tcp_idle_timeouts']} idle timeouts")
 
         print("== certificate reload on SIGHUP")
         old = TlsTurnClient(server, "alice", "alice-pw", ca_first, local=("127.0.0.13", 0))

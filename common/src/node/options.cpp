@@ -34,6 +34,8 @@ const char* node_options_help() {
   --tls-key FILE            PEM private key of --tls-cert
   --tcp-max-connections N   TCP (and TLS) connections per worker [4096]
   --tcp-max-per-ip N        TCP connections per source IP, 0 = unlimited [64]
+  --tcp-accept-rate N       new TCP/TLS connections per source IP per second, bursts of 2N;
+                            0 = unlimited [50]
   --tcp-handshake-timeout MS  first STUN message due, and longest wait inside a frame [10000]
   --tcp-idle-timeout MS     close a TCP connection without an allocation idle this long [60000]
   --tcp-send-cap BYTES      bytes queued to a TCP client that does not read before it is
@@ -148,6 +150,9 @@ std::optional<NodeOptions> parse_node_options(int argc, char** argv, std::string
         return bad(v);
     } else if (flag == "--tcp-max-per-ip") {
       if (!parse_number(v, o.tcp_max_per_ip))
+        return bad(v);
+    } else if (flag == "--tcp-accept-rate") {
+      if (!parse_number(v, o.tcp_accept_rate))
         return bad(v);
     } else if (flag == "--tcp-handshake-timeout") {
       if (!parse_number(v, o.tcp_handshake_timeout_ms) || o.tcp_handshake_timeout_ms == 0)

@@ -1,32 +1,78 @@
 #include "ringlane/dataplane/turn/connections.hpp"
 
+#include <algorithm>
+#include <iterator>
+
 namespace ringlane::turn {
 
-bool ConnectionsPerIp::acquire(const IpAddress& ip, std::uint32_t limit) {
+ConnectionsPerIp::Acquire ConnectionsPerIp::acquire(const IpAddress& ip, std::uint32_t limit,
+                                                    std::uint32_t rate, std::uint64_t now_ms) {
   std::lock_guard lock(mutex_);
-  std::uint32_t& n = counts_[ip];
-  if (limit != 0 && n >= limit) {
-    if (n == 0) {
-      counts_.erase(ip);
-    }
-    return false;
+  if (entries_.size() >= sweep_at_) {
+    sweep(rate, now_ms);
   }
-  ++n;
-  return true;
+  const std::uint64_t full = std::uint64_t{rate} * 2 * 1000;
+  auto emplaced = entries_.try_emplace(ip);
+  auto it = emplaced.first;
+  bool fresh = emplaced.second;
+  Entry& e = it->second;
+  if (fresh) {
+    e.tokens_milli = full;
+    e.at_ms = now_ms;
+  }
+  auto refuse = [&](Acquire why) {
+    if (fresh) {
+      entries_.erase(it);
+    }
+    return why;
+  };
+  if (limit != 0 && e.open >= limit) {
+    return refuse(Acquire::kLimit);
+  }
+  if (rate != 0) {
+    // `rate` connections a second is `rate` thousandths of one a millisecond.
+    if (now_ms > e.at_ms) {
+      e.tokens_milli = std::min(full, e.tokens_milli + (now_ms - e.at_ms) * rate);
+      e.at_ms = now_ms;
+    }
+    if (e.tokens_milli < 1000) {
+      return refuse(Acquire::kRate);
+    }
+    e.tokens_milli -= 1000;
+  }
+  ++e.open;
+  return Acquire::kOk;
+}
+
+void ConnectionsPerIp::sweep(std::uint32_t rate, std::uint64_t now_ms) {
+  const std::uint64_t full = std::uint64_t{rate} * 2 * 1000;
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    const Entry& e = it->second;
+    bool refilled =
+        rate == 0 || e.tokens_milli + (now_ms - std::min(now_ms, e.at_ms)) * rate >= full;
+    it = e.open == 0 && refilled ? entries_.erase(it) : std::next(it);
+  }
+  // Sweeping again only once the table has doubled keeps the cost per accept constant.
+  sweep_at_ = std::max<std::size_t>(1024, entries_.size() * 2);
 }
 
 void ConnectionsPerIp::release(const IpAddress& ip) {
   std::lock_guard lock(mutex_);
-  auto it = counts_.find(ip);
-  if (it != counts_.end() && --it->second == 0) {
-    counts_.erase(it);
+  auto it = entries_.find(ip);
+  if (it != entries_.end() && it->second.open > 0) {
+    --it->second.open;
   }
 }
 
 std::uint32_t ConnectionsPerIp::count(const IpAddress& ip) const {
   std::lock_guard lock(mutex_);
-  auto it = counts_.find(ip);
-  return it == counts_.end() ? 0 : it->second;
+  auto it = entries_.find(ip);
+  return it == entries_.end() ? 0 : it->second.open;
+}
+
+std::size_t ConnectionsPerIp::tracked() const {
+  std::lock_guard lock(mutex_);
+  return entries_.size();
 }
 
 ConnectionTable::ConnectionTable(ConnectionLimits limits, std::shared_ptr<ConnectionsPerIp> per_ip,
@@ -44,15 +90,21 @@ ConnectionTable::~ConnectionTable() {
   }
 }
 
-ConnectionTable::Admit ConnectionTable::admit(const Endpoint& peer) {
+ConnectionTable::Admit ConnectionTable::admit(const Endpoint& peer, std::uint64_t now_ms) {
   if (live_ + reserved_ >= limits_.max_connections) {
     ++counters_->refused_total;
     return Admit::kTotal;
   }
   // An IPv4 client on a dual-stack socket is the same client as on an IPv4 one.
-  if (!per_ip_->acquire(peer.ip.unmapped(), limits_.max_per_ip)) {
-    ++counters_->refused_per_ip;
-    return Admit::kPerIp;
+  switch (per_ip_->acquire(peer.ip.unmapped(), limits_.max_per_ip, limits_.accept_rate, now_ms)) {
+    case ConnectionsPerIp::Acquire::kOk:
+      break;
+    case ConnectionsPerIp::Acquire::kLimit:
+      ++counters_->refused_per_ip;
+      return Admit::kPerIp;
+    case ConnectionsPerIp::Acquire::kRate:
+      ++counters_->refused_rate;
+      return Admit::kRate;
   }
   ++reserved_;
   return Admit::kOk;

@@ -293,6 +293,27 @@ TEST(TlsContext, BadFilesAreClearErrors) {
   EXPECT_EQ(ERR_peek_error(), 0u);  // nothing left on this thread's queue
 }
 
+TEST(TlsContext, SecondsLeftOfACertificate) {
+  TempDir dir;
+  std::string cert = dir.file("c.pem");
+  std::string key = dir.file("k.pem");
+  std::string error;
+  EXPECT_FALSE(certificate_seconds_left(cert));  // no file
+  ASSERT_TRUE(write_self_signed_certificate(cert, key, error)) << error;
+  auto left = certificate_seconds_left(cert);
+  ASSERT_TRUE(left);
+  EXPECT_GT(*left, 364 * 86400);
+  EXPECT_LE(*left, 365 * 86400);
+  // Valid from a day ago for -1 days: expired a day ago.
+  ASSERT_TRUE(write_self_signed_certificate(cert, key, error, -1)) << error;
+  left = certificate_seconds_left(cert);
+  ASSERT_TRUE(left);
+  EXPECT_LT(*left, -86000);
+  std::ofstream(cert) << "-----BEGIN CERTIFICATE-----\nnot base64 at all\n";
+  EXPECT_FALSE(certificate_seconds_left(cert));
+  EXPECT_EQ(ERR_peek_error(), 0u);
+}
+
 TEST_F(TlsEndpointTest, GarbageFailsTheHandshakeWithoutACrash) {
   std::mt19937 rng(7);
   for (int trial = 0; trial < 200; ++trial) {

@@ -21,6 +21,7 @@ struct NodeOptions {
   bool listen_tcp_given = false;
   std::uint32_t tcp_max_connections = 4096;  // per worker
   std::uint32_t tcp_max_per_ip = 64;         // per source IP, all workers
+  std::uint32_t tcp_accept_rate = 50;        // new connections per source IP per second
   std::uint32_t tcp_handshake_timeout_ms = 10'000;
   std::uint32_t tcp_idle_timeout_ms = 60'000;  // connections without an allocation
   std::uint32_t tcp_send_cap = 256 * 1024;     // bytes queued towards one client

@@ -15,7 +15,7 @@
 namespace ringlane {
 
 inline constexpr std::uint64_t kStatsMagic = 0x52474C4E53544154ull;  // "RGLNSTAT"
-inline constexpr std::uint32_t kStatsVersion = 7;
+inline constexpr std::uint32_t kStatsVersion = 8;
 
 struct WorkerStats {
   std::uint64_t heartbeat_ms = 0;  // monotonic time of the last publish
@@ -149,6 +149,7 @@ void for_each_stat(const WorkerStats& s, F&& f) {
   f("tcp_active", c.active);
   f("tcp_refused_total", c.refused_total);
   f("tcp_refused_per_ip", c.refused_per_ip);
+  f("tcp_refused_rate", c.refused_rate);
   f("tcp_accept_errors", c.accept_errors);
   f("tcp_closed_by_peer", c.closed_by_peer);
   f("tcp_handshake_timeouts", c.handshake_timeouts);
@@ -179,6 +180,7 @@ void for_each_stat(const WorkerStats& s, F&& f) {
   f("tls_failures", c.tls_failures);
   f("tls_closed_by_peer", c.tls_closed_by_peer);
   f("tls_write_refused", c.tls_write_refused);
+  f("tls_close_notify_sent", c.tls_close_notify_sent);
 }
 
 // The writer's side: creates the region and hands each worker its block.

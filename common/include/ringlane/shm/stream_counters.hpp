@@ -11,6 +11,7 @@ struct StreamCounters {
   std::uint64_t active = 0;              // gauge: connections open now
   std::uint64_t refused_total = 0;       // over the worker's connection limit
   std::uint64_t refused_per_ip = 0;      // over the per-source-IP limit
+  std::uint64_t refused_rate = 0;        // over the per-source-IP rate of new connections
   std::uint64_t accept_errors = 0;       // accept() failed (EMFILE, ENFILE, ...)
   std::uint64_t closed_by_peer = 0;      // EOF or a reset from the client
   std::uint64_t handshake_timeouts = 0;  // no complete first message, or a frame left partial
@@ -43,6 +44,7 @@ struct StreamCounters {
   std::uint64_t tls_failures = 0;            // a bad record after the handshake (closed)
   std::uint64_t tls_closed_by_peer = 0;      // close_notify from the client
   std::uint64_t tls_write_refused = 0;       // a frame for a connection not yet established
+  std::uint64_t tls_close_notify_sent = 0;   // close_notify sent on a close of ours
 };
 
 }  // namespace ringlane::turn

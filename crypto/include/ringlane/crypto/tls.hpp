@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -45,10 +46,14 @@ class TlsServerContext {
   std::string fingerprint_;
 };
 
-// Makes a self-signed ECDSA P-256 certificate (CN and SAN localhost, 127.0.0.1, ::1; valid a
-// year) and writes it and its key as PEM, the key with mode 0600. False with `error` if not.
+// Makes a self-signed ECDSA P-256 certificate (CN and SAN localhost, 127.0.0.1, ::1; valid for
+// `days` from now, a year unless told) and writes it and its key as PEM, the key with mode
+// 0600. False with `error` if not.
 bool write_self_signed_certificate(const std::string& cert_file, const std::string& key_file,
-                                   std::string& error);
+                                   std::string& error, long days = 365);
+// Seconds until the (first) certificate in the PEM file `cert_file` expires, negative once it
+// has; nullopt when the file cannot be read or holds no certificate.
+std::optional<std::int64_t> certificate_seconds_left(const std::string& cert_file);
 
 enum class TlsState : std::uint8_t { kHandshaking, kEstablished, kClosed, kFailed };
 const char* to_string(TlsState s);

@@ -139,6 +139,7 @@ class Worker final : public turn::RelayPorts, public io::Handler, public sfu::Ou
   void deliver_copy(turn::Connection& c, Bytes frame);
   void doom(turn::Connection& c, turn::CloseReason reason);
   void close_doomed();
+  void say_close_notify(turn::Connection& c);
   void close_connection(turn::Connection& c);
 
   WorkerConfig config_;

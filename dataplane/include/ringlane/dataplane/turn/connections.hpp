@@ -31,6 +31,10 @@ namespace ringlane::turn {
 struct ConnectionLimits {
   std::uint32_t max_connections = 4096;  // per worker
   std::uint32_t max_per_ip = 64;         // per source IP, across the workers of a process
+  // New connections per source IP per second (bursts of twice that), across the workers: a
+  // client that opens and closes connections in a loop (a TLS ClientHello flood costs a key
+  // exchange and a signature each) is refused past it. 0 = unlimited.
+  std::uint32_t accept_rate = 50;
   // Slowloris: the first complete STUN message must arrive this soon after the accept, and no
   // frame may stay partial for longer.
   std::uint32_t handshake_timeout_ms = 10'000;
@@ -43,17 +47,32 @@ struct ConnectionLimits {
   std::size_t max_frame = 1916;
 };
 
-// Connections per source IP across workers. Touched on accept and close only, never on the
-// packet path, so a mutex is fine (as for UserQuota).
+// Connections per source IP across workers, and the rate at which each IP opens them (a token
+// bucket per IP). Touched on accept and close only, never on the packet path, so a mutex is
+// fine (as for UserQuota).
 class ConnectionsPerIp {
  public:
-  bool acquire(const IpAddress& ip, std::uint32_t limit);
+  enum class Acquire : std::uint8_t { kOk, kLimit, kRate };
+  // `limit` open connections at most (0 = unlimited); `rate` new ones per second with bursts
+  // of 2 * rate (0 = unlimited).
+  Acquire acquire(const IpAddress& ip, std::uint32_t limit, std::uint32_t rate,
+                  std::uint64_t now_ms);
   void release(const IpAddress& ip);
   std::uint32_t count(const IpAddress& ip) const;
+  // IPs remembered: with connections open, or a bucket not yet full again.
+  std::size_t tracked() const;
 
  private:
+  struct Entry {
+    std::uint32_t open = 0;
+    std::uint64_t tokens_milli = 0;  // thousandths of a connection
+    std::uint64_t at_ms = 0;         // when tokens_milli was last brought up to date
+  };
+  // Forgets the IPs with nothing open whose bucket has refilled (they are as new ones).
+  void sweep(std::uint32_t rate, std::uint64_t now_ms);
   mutable std::mutex mutex_;
-  std::unordered_map<IpAddress, std::uint32_t, IpAddressHash> counts_;
+  std::unordered_map<IpAddress, Entry, IpAddressHash> entries_;
+  std::size_t sweep_at_ = 1024;  // the table size that triggers the next sweep
 };
 
 enum class CloseReason : std::uint8_t {
@@ -84,10 +103,10 @@ class ConnectionTable {
   ConnectionTable(const ConnectionTable&) = delete;
   ConnectionTable& operator=(const ConnectionTable&) = delete;
 
-  enum class Admit : std::uint8_t { kOk, kTotal, kPerIp };
+  enum class Admit : std::uint8_t { kOk, kTotal, kPerIp, kRate };
   // Whether a new connection from `peer` may come in; a refusal is counted. On kOk the caller
   // must insert() it (or give the slot back with refund()).
-  Admit admit(const Endpoint& peer);
+  Admit admit(const Endpoint& peer, std::uint64_t now_ms);
   void refund(const Endpoint& peer);
   Connection& insert(SocketId id, const Endpoint& peer, std::uint64_t now_ms,
                      std::unique_ptr<crypto::TlsEndpoint> tls = nullptr);
