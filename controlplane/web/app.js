@@ -312,6 +312,7 @@ async function publisherStats(r) {
     packetsSent: s.packetsSent ?? 0,
     bytesSent: s.bytesSent ?? 0,
     framesEncoded: s.framesEncoded ?? 0,
+    scalabilityMode: s.scalabilityMode ?? null,
     frameWidth: s.frameWidth ?? 0,
     frameHeight: s.frameHeight ?? 0,
     framesPerSecond: s.framesPerSecond ?? 0,

@@ -171,7 +171,7 @@ std::vector<std::uint8_t> encode(const TrackAdd& m) {
   for (const auto& rid : m.rids) {
     w.text(rid);
   }
-  w.u8(m.red_payload_type).u8(m.remb ? 1 : 0);
+  w.u8(m.red_payload_type).u8(m.remb ? 1 : 0).u8(m.dependency_descriptor_extension);
   return w.take();
 }
 std::optional<TrackAdd> decode_track_add(Payload p) {
@@ -198,8 +198,8 @@ std::optional<TrackAdd> decode_track_add(Payload p) {
     }
   }
   std::uint8_t remb = 0;
-  r.u8(m.red_payload_type) && r.u8(remb);
-  if (m.red_payload_type > 127 || remb > 1) {
+  r.u8(m.red_payload_type) && r.u8(remb) && r.u8(m.dependency_descriptor_extension);
+  if (m.red_payload_type > 127 || remb > 1 || m.dependency_descriptor_extension > 14) {
     return std::nullopt;
   }
   m.remb = remb != 0;
@@ -266,21 +266,34 @@ std::vector<std::uint8_t> encode(const RouteReport& m) {
       .u32(m.jitter_ms)
       .u32(m.estimate_bps)
       .u32(m.rtt_ms)
+      .u8(m.temporal)
+      .u8(m.temporal_target)
+      .u32(m.preference_changes)
+      .u32(m.keyframe_switches)
       .take();
 }
 std::optional<RouteReport> decode_route_report(Payload p) {
-  Reader r(p);
-  RouteReport m;
-  std::uint8_t kind = 0;
-  r.session(m.subscriber) && r.u32(m.ssrc) && r.u8(kind) && r.u8(m.layer) && r.u8(m.target) &&
-      r.u32(m.bitrate_bps) && r.u32(m.frame_rate_milli) && r.u32(m.layer_ups) &&
-      r.u32(m.layer_downs) && r.u32(m.freezes) && r.u8(m.fraction_lost) && r.u32(m.jitter_ms) &&
-      r.u32(m.estimate_bps) && r.u32(m.rtt_ms);
-  if (kind > 1) {
-    return std::nullopt;
+  // With the trailing layer fields, or without them (an older data plane: not reported).
+  for (bool layers : {true, false}) {
+    Reader r(p);
+    RouteReport m;
+    std::uint8_t kind = 0;
+    r.session(m.subscriber) && r.u32(m.ssrc) && r.u8(kind) && r.u8(m.layer) && r.u8(m.target) &&
+        r.u32(m.bitrate_bps) && r.u32(m.frame_rate_milli) && r.u32(m.layer_ups) &&
+        r.u32(m.layer_downs) && r.u32(m.freezes) && r.u8(m.fraction_lost) && r.u32(m.jitter_ms) &&
+        r.u32(m.estimate_bps) && r.u32(m.rtt_ms) &&
+        (!layers || (r.u8(m.temporal) && r.u8(m.temporal_target) && r.u32(m.preference_changes) &&
+                     r.u32(m.keyframe_switches)));
+    if (!r.done()) {
+      continue;
+    }
+    if (kind > 1) {
+      return std::nullopt;
+    }
+    m.kind = static_cast<MediaKind>(kind);
+    return m;
   }
-  m.kind = static_cast<MediaKind>(kind);
-  return finish(r, m);
+  return std::nullopt;
 }
 
 std::vector<std::uint8_t> encode(const TrackPriority& m) {

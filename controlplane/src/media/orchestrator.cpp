@@ -1,6 +1,7 @@
 #include "ringlane/controlplane/media/orchestrator.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include "ids.hpp"
 #include "ringlane/common/log.hpp"
@@ -411,6 +412,8 @@ Reply Orchestrator::publish(const std::string& room, const std::string& identity
           add.mid_extension = id;
         } else if (e.uri == "urn:ietf:params:rtp-hdrext:ssrc-audio-level") {
           add.audio_level_extension = id;
+        } else if (e.uri == sdp::kDependencyDescriptorUri) {
+          add.dependency_descriptor_extension = id;
         }
       }
       // REMB where the answer took goog-remb (negotiate.cpp: only without transport-cc).
@@ -1044,6 +1047,9 @@ double p95(std::vector<double> v) {
 std::string Orchestrator::quality_metrics() const {
   auto now = std::chrono::steady_clock::now();
   std::string layer = "# TYPE ringlane_sfu_route_layer gauge\n";
+  std::string target = "# TYPE ringlane_sfu_route_layer_target gauge\n";
+  std::string temporal = "# TYPE ringlane_sfu_route_temporal_layer gauge\n";
+  std::string temporal_target = "# TYPE ringlane_sfu_route_temporal_layer_target gauge\n";
   std::string bitrate = "# TYPE ringlane_sfu_route_bitrate_bps gauge\n";
   std::string fps = "# TYPE ringlane_sfu_route_frame_rate gauge\n";
   std::string switches = "# TYPE ringlane_sfu_route_layer_switches_total counter\n";
@@ -1086,14 +1092,24 @@ std::string Orchestrator::quality_metrics() const {
           video_bitrates.push_back(m.bitrate_bps);
           video_fps.push_back(m.frame_rate_milli / 1000.0);
           if (m.target != 0xFF) {
-            // The layer sent now (-1 while waiting for the first keyframe) and the switches.
+            // The layer sent now (simulcast, or VP9's spatial layer; -1 while waiting for the
+            // first keyframe), the allocation's, and the switches: down and up for the
+            // bandwidth, by the subscriber's wish, and those made at a keyframe they waited for.
             layer += "ringlane_sfu_route_layer" + l +
                      (m.layer == 0xFF ? std::string("-1") : std::to_string(m.layer)) + "\n";
+            target += "ringlane_sfu_route_layer_target" + l + std::to_string(m.target) + "\n";
             std::string base = l.substr(0, l.size() - 2);
-            switches += "ringlane_sfu_route_layer_switches_total" + base + ",reason=\"down\"} " +
-                        std::to_string(m.layer_downs) + "\n";
-            switches += "ringlane_sfu_route_layer_switches_total" + base + ",reason=\"up\"} " +
-                        std::to_string(m.layer_ups) + "\n";
+            for (auto [reason, n] : {std::pair{"down", m.layer_downs}, std::pair{"up", m.layer_ups},
+                                     std::pair{"preference", m.preference_changes},
+                                     std::pair{"keyframe_wait", m.keyframe_switches}}) {
+              switches += "ringlane_sfu_route_layer_switches_total" + base + ",reason=\"" + reason +
+                          "\"} " + std::to_string(n) + "\n";
+            }
+          }
+          if (m.temporal != 0xFF) {
+            temporal += "ringlane_sfu_route_temporal_layer" + l + std::to_string(m.temporal) + "\n";
+            temporal_target += "ringlane_sfu_route_temporal_layer_target" + l +
+                               std::to_string(m.temporal_target) + "\n";
           }
         } else {
           audio_loss.push_back(m.fraction_lost / 256.0);
@@ -1133,7 +1149,8 @@ std::string Orchestrator::quality_metrics() const {
         "95th percentile over routes of a one-way estimate (ms): half the subscriber's round trip "
         "plus the jitter it reports",
         p95(latency));
-  return layer + bitrate + fps + switches + freezes + loss + jitter + estimate + rtt + kpi;
+  return layer + target + temporal + temporal_target + bitrate + fps + switches + freezes + loss +
+         jitter + estimate + rtt + kpi;
 }
 
 std::string Orchestrator::metrics() const {

@@ -139,6 +139,10 @@ bool Parser::attribute(std::string_view value) {
     }
     return true;
   }
+  if (name == "extmap-allow-mixed") {
+    session_.extmap_allow_mixed = true;
+    return true;
+  }
   if (in_media_) {
     if (name == "rtcp-mux") {
       media().rtcp_mux = true;

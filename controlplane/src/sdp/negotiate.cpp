@@ -30,8 +30,10 @@ bool answered_extension(const Extension& e, std::string_view kind) {
   if (kind == "audio") {
     return e.uri == "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
   }
-  // The rids name simulcast layers (RFC 8853 §5.1, RFC 8852).
-  return e.uri == "urn:3gpp:video-orientation" || e.uri == kRidUri || e.uri == kRepairedRidUri;
+  // The rids name simulcast layers (RFC 8853 §5.1, RFC 8852); the dependency descriptor AV1's
+  // spatial and temporal layers (track_of keeps it for AV1 only).
+  return e.uri == "urn:3gpp:video-orientation" || e.uri == kRidUri || e.uri == kRepairedRidUri ||
+         e.uri == kDependencyDescriptorUri;
 }
 
 // RFC 8853 §5.1: the rids a simulcast section sends (alternatives "a,b" give their first, a
@@ -141,7 +143,10 @@ PublishedTrack track_of(const Media& m, const Choice& choice) {
     t.ssrc = m.ssrcs[0];
   }
   for (const Extension& e : m.extensions) {
-    if (answered_extension(e, m.kind)) {
+    // The SFU reads the dependency descriptor of AV1 alone; other codecs' layers come from their
+    // payload descriptors, which its drops keep consistent (a receiver would trust the DD).
+    bool dd_ok = e.uri != kDependencyDescriptorUri || iequals(choice.codec->name, "AV1");
+    if (answered_extension(e, m.kind) && dd_ok) {
       t.extensions.push_back(e);
     }
   }
@@ -252,15 +257,26 @@ std::optional<PublishAnswer> answer_publish(const Session& offer, const LocalIce
   if (!group.empty()) {
     writer::line(out, {"a=group:BUNDLE", group});
   }
+  std::string sections;
+  bool dependency_descriptor = false;
   for (std::size_t i = 0; i < offer.media.size(); ++i) {
     const Media& m = offer.media[i];
     if (choices[i].codec == nullptr) {
-      writer::rejected(out, m);
+      writer::rejected(sections, m);
       continue;
     }
     answer.tracks.push_back(track_of(m, choices[i]));
-    write_accepted(out, m, answer.tracks.back(), local, setups[i]);
+    write_accepted(sections, m, answer.tracks.back(), local, setups[i]);
+    dependency_descriptor =
+        dependency_descriptor ||
+        writer::has_extension(answer.tracks.back().extensions, kDependencyDescriptorUri);
   }
+  // RFC 8285 §6: two-byte header elements allowed, which a keyframe's dependency descriptor
+  // needs (libwebrtc sends none without it).
+  if (offer.extmap_allow_mixed && dependency_descriptor) {
+    writer::line(out, {"a=extmap-allow-mixed"});
+  }
+  out += sections;
   return answer;
 }
 

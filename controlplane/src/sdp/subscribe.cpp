@@ -209,6 +209,12 @@ std::string offer_subscribe(const std::vector<OfferedTrack>& tracks, const Local
   }
   writer::line(out, {group});
   writer::line(out, {streams});
+  // RFC 8285 §6: a forwarded dependency descriptor may come in a two-byte header element.
+  if (std::any_of(tracks.begin(), tracks.end(), [](const OfferedTrack& t) {
+        return t.active && writer::has_extension(t.extensions, kDependencyDescriptorUri);
+      })) {
+    writer::line(out, {"a=extmap-allow-mixed"});
+  }
   for (const OfferedTrack& t : tracks) {
     // RFC 5763 §5: the offerer says actpass; the subscriber picks (Chromium answers active).
     // Reduced-size RTCP on video only, as Chromium offers it.
@@ -252,6 +258,10 @@ std::optional<std::uint8_t> subscriber_extension_id(const std::string& uri) {
   }
   if (uri == kTransportCcUri) {
     return 3;
+  }
+  // Forwarded as the publisher wrote it (AV1 RTP payload format, Appendix A): Chromium's id.
+  if (uri == kDependencyDescriptorUri) {
+    return 12;
   }
   return std::nullopt;
 }
@@ -410,6 +420,16 @@ std::optional<ViewAnswer> answer_subscribe(const Session& offer,
     writer::line(out, {"a=group:BUNDLE", group});
   }
   writer::line(out, {streams});
+  bool dependency_descriptor = false;
+  for (std::size_t i = 0; i < offer.media.size(); ++i) {
+    dependency_descriptor =
+        dependency_descriptor ||
+        (chosen[i] != tracks.size() &&
+         writer::has_extension(answered[i].extensions, kDependencyDescriptorUri));
+  }
+  if (offer.extmap_allow_mixed && dependency_descriptor) {
+    writer::line(out, {"a=extmap-allow-mixed"});
+  }
   for (std::size_t i = 0; i < offer.media.size(); ++i) {
     const Media& m = offer.media[i];
     if (chosen[i] == tracks.size()) {

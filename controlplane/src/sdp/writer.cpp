@@ -148,6 +148,11 @@ bool forwarded_feedback(std::string_view fb) {
   return fb == "nack" || fb == "nack pli" || fb == "ccm fir";
 }
 
+bool has_extension(const std::vector<Extension>& extensions, std::string_view uri) {
+  return std::any_of(extensions.begin(), extensions.end(),
+                     [&](const Extension& e) { return e.uri == uri; });
+}
+
 std::string section_name(const Media& m) {
   return "the " + m.kind + " m-section (mid " + m.mid + ")";
 }

@@ -45,6 +45,9 @@ bool forwardable(const Codec& c, std::string_view kind);
 // The RTCP feedback we answer and offer for video (RFC 4585 §4.2, RFC 5104 §7.1): NACK, PLI, FIR.
 bool forwarded_feedback(std::string_view fb);
 
+// Whether `extensions` has one with this URI.
+bool has_extension(const std::vector<Extension>& extensions, std::string_view uri);
+
 // "the video m-section (mid 1)", for messages about one section of an offer.
 std::string section_name(const Media& m);
 

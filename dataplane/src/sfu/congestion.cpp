@@ -18,6 +18,7 @@ namespace {
 // next probe is what finds out; at 32 s a shaped browser took longer than a person waits.
 constexpr std::uint64_t kProbeEveryMs = 2000;
 constexpr std::uint64_t kProbeBackoffMaxMs = 6000;
+constexpr std::uint64_t kProbeAgainMs = 500;  // after a probe that found room
 // A probe asks for what the held-back layers need plus headroom, at most this many times the
 // estimate (a blind jump far above it would only fill the queue).
 constexpr double kProbeHeadroom = 1.3;
@@ -58,18 +59,27 @@ void Engine::on_transport_feedback(Session& subscriber, const rtcp::Feedback& fb
 
 void Engine::probe(Session& subscriber, std::uint64_t target_bps, const Now& now) {
   BandwidthEstimator* bwe = subscriber.bwe.get();
-  if (bwe == nullptr || bwe->probing() || now.mono_ms < subscriber.next_probe_ms) {
+  if (bwe == nullptr || bwe->probing()) {
     return;
   }
   BandwidthEstimatorStats st = bwe->stats();
   if (st.probes != subscriber.probes_seen) {
-    // The last probe has concluded: back off when it found the link full.
+    // The last probe has concluded: back off when it found the link full. One that found room
+    // is followed kProbeAgainMs later, not after the backoff the full ones before it set: a cap
+    // just lifted is climbed probe by probe (each at most doubles the estimate), as libwebrtc's
+    // probe controller probes further at once while its probes succeed.
     subscriber.probes_seen = st.probes;
     subscriber.probe_interval_ms =
         st.last_probe_saturated
             ? std::min(kProbeBackoffMaxMs,
                        std::max(kProbeEveryMs, subscriber.probe_interval_ms * 2))
             : kProbeEveryMs;
+    if (!st.last_probe_saturated) {
+      subscriber.next_probe_ms = std::min(subscriber.next_probe_ms, now.mono_ms + kProbeAgainMs);
+    }
+  }
+  if (now.mono_ms < subscriber.next_probe_ms) {
+    return;
   }
   std::uint64_t estimate = bwe->estimate_bps();
   auto target = static_cast<std::uint64_t>(static_cast<double>(target_bps) * kProbeHeadroom);

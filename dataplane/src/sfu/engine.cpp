@@ -508,6 +508,11 @@ bool Engine::add_track(const shm::TrackAdd& m) {
       t.token = next_token_++;
       t.cache = std::make_unique<RetransmitStore::Index>();
     }
+    if (t.kind == shm::MediaKind::kVideo && t.codec == shm::Codec::kAv1 &&
+        m.dependency_descriptor_extension != 0) {
+      t.dependency_extension = m.dependency_descriptor_extension;
+      t.dependency = std::make_unique<rtp::DependencyState>();
+    }
     s->tracks.push_back(std::move(t));
   }
   ++counters_.tracks;
@@ -584,6 +589,15 @@ bool Engine::route_layer(const shm::RouteLayer& m, const Now& now) {
   if (r == nullptr) {
     return false;
   }
+  // What the route gets now, in the layers the track has: a change of it below is the wish's.
+  auto chosen = [&] {
+    if (head->layers > 1) {
+      return static_cast<int>(r->target) * 8 + r->temporal_target;
+    }
+    return std::min(r->spatial_target, head->svc_top_spatial) * 8 +
+           std::min(r->temporal_target, head->svc_top_temporal);
+  };
+  int before = chosen();
   r->max_spatial = m.max_spatial;
   r->paused = m.paused;
   r->max_temporal = m.max_temporal;
@@ -594,7 +608,13 @@ bool Engine::route_layer(const shm::RouteLayer& m, const Now& now) {
     r->spatial_target = m.max_spatial;
   }
   if (head->layers > 1 || head->svc_layered) {
+    r->by_preference = true;
     allocate(*sub, now);
+    r->by_preference = false;
+    if (chosen() != before) {
+      ++r->preference_changes;
+      ++counters_.layer_preference;
+    }
   }
   return true;
 }

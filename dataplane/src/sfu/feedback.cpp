@@ -191,6 +191,7 @@ void Engine::on_nack(Session& subscriber, Session& publisher, Track& track,
   // worth: the retransmission comes back through on_rtp and reaches every subscriber.
   std::array<std::uint16_t, 32> missed;
   std::size_t n_missed = 0;
+  bool expired = false;  // a packet named is past repair: too old to resend, or not known
   for (std::uint16_t seq : lost) {
     if (std::find(done.begin(), done.begin() + static_cast<std::ptrdiff_t>(n), seq) !=
         done.begin() + static_cast<std::ptrdiff_t>(n)) {
@@ -221,7 +222,14 @@ void Engine::on_nack(Session& subscriber, Session& publisher, Track& track,
       source = layer == Route::kNoLayer ? nullptr : publisher.track_by_key(track.key, layer);
     }
     // Numbered as it was sent: the packets dropped since (temporal and spatial layers above the
-    // route's) moved the numbering on.
+    // route's) moved the numbering on. Older than the numbering history (many drops since): the
+    // packet is not known, and another one under its number would break the decoder, so it is
+    // past repair.
+    if (!route->renumber_known(seq)) {
+      ++counters_.retransmit_missed;
+      expired = true;
+      continue;
+    }
     renumber = &route->renumber_at(seq, *renumber);
     auto original = static_cast<std::uint16_t>(seq - renumber->sequence);
     auto kept = source != nullptr && source->cache
@@ -237,12 +245,26 @@ void Engine::on_nack(Session& subscriber, Session& publisher, Track& track,
       route->resent(seq, now.mono_ms);
     } else {
       ++counters_.retransmit_missed;
+      if (!kept && source != nullptr && source->cache &&
+          store_->find(source->token, *source->cache, original, now.mono_ms, ~std::uint64_t{0})) {
+        expired = true;
+      }
       if (source != nullptr && source->ssrc != 0 && (upstream == nullptr || upstream == source) &&
           n_missed < missed.size()) {
         upstream = source;
         missed[n_missed++] = original;
       }
     }
+  }
+  // The SFU had the packet but it is past resending (a congested link delayed the NACK and the
+  // resends), or no longer knows which it was: the subscriber's decoder would wait for it until
+  // its own keyframe request (about 3 s in libwebrtc), so it gets a keyframe now, at most once
+  // per kRepairKeyframeMs.
+  constexpr std::uint64_t kRepairKeyframeMs = 1000;
+  if (expired && now.mono_ms - route->repair_keyframe_ms >= kRepairKeyframeMs) {
+    route->repair_keyframe_ms = now.mono_ms;
+    ++counters_.repair_keyframes;
+    request_keyframe(publisher, layer_for(publisher, track, subscriber, route->ssrc), now);
   }
   if (n_missed == 0 || upstream == nullptr || !publisher.connected()) {
     return;

@@ -68,6 +68,27 @@ void rewrite_extension_ids(std::uint8_t* block, std::size_t length, std::uint16_
 // block has none.
 bool write_transport_sequence(std::uint8_t* block, std::size_t length, std::uint16_t profile,
                               std::uint8_t id, std::uint16_t seq) {
+  if ((profile & rtp::RtpPacket::kTwoByteProfileMask) == rtp::RtpPacket::kTwoByteProfile) {
+    // RFC 8285 §4.3 (a keyframe's AV1 dependency descriptor needs it): id, length, value.
+    for (std::size_t i = 0; i < length;) {
+      if (block[i] == 0) {
+        ++i;
+        continue;
+      }
+      if (i + 2 > length || i + 2 + block[i + 1] > length) {
+        return false;
+      }
+      if (block[i] == id) {
+        if (block[i + 1] != 2) {
+          return false;
+        }
+        store_be16(block + i + 2, seq);
+        return true;
+      }
+      i += 2 + block[i + 1];
+    }
+    return false;
+  }
   if (profile != rtp::RtpPacket::kOneByteProfile) {
     return false;
   }
@@ -187,7 +208,7 @@ void Engine::on_rtp(Session& s, PacketBuffer& pkt, const Now& now) {
   }
 }
 
-void Engine::forward(Track& head, const Track& layer, std::span<std::uint8_t> rtp, const Now& now) {
+void Engine::forward(Track& head, Track& layer, std::span<std::uint8_t> rtp, const Now& now) {
   // Parsed once for all the copies (on_rtp validated it; an unwrapped RTX moved its payload).
   auto view = rtp::RtpPacket::parse(rtp);
   if (!view) {
@@ -204,7 +225,11 @@ void Engine::forward(Track& head, const Track& layer, std::span<std::uint8_t> rt
   bool simulcast = head.layers > 1;
   bool vp8 = head.codec == shm::Codec::kVp8;  // renumbered for simulcast and temporal drops
   bool video = head.kind == shm::MediaKind::kVideo;
-  Layering layers = video ? layering(head.codec, view->payload()) : Layering{};
+  // AV1 layers come from the Dependency Descriptor where it was negotiated; without it (or before
+  // its first structure) an AV1 packet goes to every route whole.
+  Layering layers = !video             ? Layering{}
+                    : layer.dependency ? dependency_layering(layer, *view)
+                                       : layering(head.codec, view->payload());
   if (layers.known && !simulcast) {
     // Per spatial x temporal layer, for the allocation (measure_layers).
     std::size_t sid = std::min<std::size_t>(layers.sid, Track::kSvcLayers - 1);

@@ -156,6 +156,10 @@ bool Engine::select_layer(Route& r, const Track& layer, const rtp::RtpPacket& vi
   r.renumber_from(r.switched_at);
   r.seen_in = false;  // the new layer numbers its packets its own way
   r.dropped_picture = false;
+  if (r.current != Route::kNoLayer) {
+    ++r.keyframe_switches;  // from one layer to another, at the keyframe it waited for
+    ++counters_.layer_keyframe_waits;
+  }
   r.current = layer.layer;
   ++counters_.layer_switches;
   return true;
@@ -199,7 +203,7 @@ const Renumber* Engine::select_svc(Route& r, const Layering& l, std::uint16_t se
   if (!newest) {
     // Late (reordered upstream): dropped by the same rule, and numbered as the packets around it
     // were, which the drops since have not moved.
-    if (l.known && (l.tid > r.temporal || (l.vp9 && l.sid > r.spatial))) {
+    if (l.known && (l.tid > r.temporal || ((l.vp9 || l.av1) && l.sid > r.spatial))) {
       return nullptr;
     }
     const Renumber* then = r.renumber_of_source(sequence);
@@ -213,21 +217,29 @@ const Renumber* Engine::select_svc(Route& r, const Layering& l, std::uint16_t se
         // A keyframe depends on nothing: every layer the route may have starts here (RFC 9628
         // §4: in _KEY modes the upper spatial layers refer to the lower only at a keyframe).
         r.temporal = r.temporal_target;
+        if (r.keyframe_seen && r.spatial_target > r.spatial) {
+          ++r.keyframe_switches;  // spatial layers up, at the keyframe they waited for
+          ++counters_.layer_keyframe_waits;
+        }
+        r.keyframe_seen = true;
         r.spatial = r.spatial_target;
       } else {
         r.temporal = std::min(r.temporal, r.temporal_target);
         r.spatial = std::min(r.spatial, r.spatial_target);
         // Up: RFC 7741 §4.2 Y, the frame depends only on TL0; RFC 9628 §4.2 U, a switching-up
         // point; and a VP9 TL0 picture, which no later picture looks past.
-        if (r.temporal < r.temporal_target && l.tid > r.temporal && l.tid <= r.temporal_target &&
-            l.sync) {
+        if (l.av1) {
+          // AV1: where the frame is a switching point (DTI S) of a higher decode target.
+          r.temporal = dependency_temporal(l, r.spatial, r.temporal, r.temporal_target);
+        } else if (r.temporal < r.temporal_target && l.tid > r.temporal &&
+                   l.tid <= r.temporal_target && l.sync) {
           r.temporal = l.tid;
         } else if (l.vp9 && l.tid == 0) {
           r.temporal = r.temporal_target;
         }
       }
     }
-    bool drop = l.tid > r.temporal || (l.vp9 && l.sid > r.spatial);
+    bool drop = l.tid > r.temporal || ((l.vp9 || l.av1) && l.sid > r.spatial);
     if (drop) {
       // Taken out of the route's numbering: the next packet forwarded follows the last one.
       --r.renumber.sequence;
@@ -244,7 +256,7 @@ const Renumber* Engine::select_svc(Route& r, const Layering& l, std::uint16_t se
     }
     // RFC 9628 §4.1: the marker ends the picture; without the upper spatial layers the end of
     // the highest one forwarded does.
-    r.set_marker = l.vp9 && l.end && l.sid == r.spatial;
+    r.set_marker = (l.vp9 || l.av1) && l.end && l.sid == r.spatial;
   }
   r.note_numbering(static_cast<std::uint16_t>(sequence + r.renumber.sequence));
   return &r.renumber;
@@ -363,6 +375,9 @@ void Engine::allocate(Session& sub, const Now& now) {
   std::stable_sort(
       wants.begin(), wants.begin() + static_cast<std::ptrdiff_t>(n),
       [](const Want& a, const Want& b) { return a.head->priority > b.head->priority; });
+  std::stable_sort(
+      svc.begin(), svc.begin() + static_cast<std::ptrdiff_t>(n_svc),
+      [](const SvcWant& a, const SvcWant& b) { return a.track->priority > b.track->priority; });
   std::uint64_t floors = 0;
   for (std::size_t i = 0; i < n; ++i) {
     floors += wants[i].floor_bps;
@@ -393,9 +408,13 @@ void Engine::allocate(Session& sub, const Now& now) {
     left -= std::min(left, spent > w.floor_bps ? spent - w.floor_bps : 0);
     if (layer != r.target) {
       if (layer < r.target) {
+        r.down_ms = now.mono_ms;
+      }
+      if (r.by_preference) {
+        // Counted by route_layer as the subscriber's wish.
+      } else if (layer < r.target) {
         ++counters_.layer_down;
         ++r.downs;
-        r.down_ms = now.mono_ms;
       } else {
         ++counters_.layer_up;
         ++r.ups;
@@ -441,12 +460,30 @@ void Engine::allocate(Session& sub, const Now& now) {
     held_back = held_back || rank(spatial, temporal) < rank(ws, wt);
     left -= std::min(left, spent > w.floor_bps ? spent - w.floor_bps : 0);
     if (rank(spatial, temporal) != rank(cur_s, cur_t)) {
-      if (rank(spatial, temporal) < rank(cur_s, cur_t)) {
-        ++counters_.layer_down;
-        ++r.downs;
+      bool down = rank(spatial, temporal) < rank(cur_s, cur_t);
+      if (down) {
         r.down_ms = now.mono_ms;
+      }
+      if (r.by_preference) {
+        // Counted by route_layer as the subscriber's wish.
+      } else if (down) {
+        ++counters_.layer_down;
+        ++counters_.svc_layer_down;
+        ++r.downs;
+        // Down because the link is losing packets (a queue overflowed before the estimate fell):
+        // what was lost of the pictures before the switch is repaired late or not at all, and
+        // the subscriber's decoder would wait for them until its own keyframe request (about
+        // 3 s in libwebrtc). A keyframe now lets it go on from the lower layers at once.
+        constexpr double kLossyDown = 0.1;
+        if (sub.bwe && sub.bwe->stats().loss_fraction > kLossyDown &&
+            now.mono_ms - r.repair_keyframe_ms >= 1000) {
+          r.repair_keyframe_ms = now.mono_ms;
+          ++counters_.repair_keyframes;
+          request_keyframe(*w.publisher, *w.track, now);
+        }
       } else {
         ++counters_.layer_up;
+        ++counters_.svc_layer_up;
         ++r.ups;
       }
       r.spatial_target = spatial;
@@ -482,6 +519,11 @@ void Engine::allocate(Session& sub, const Now& now) {
     for (std::size_t i = 0; i < n; ++i) {
       std::fprintf(stderr, " | route %u current %d target %d", wants[i].route->ssrc,
                    wants[i].route->current, wants[i].route->target);
+    }
+    for (std::size_t i = 0; i < n_svc; ++i) {
+      const Route& r = *svc[i].route;
+      std::fprintf(stderr, " | svc route %u spatial %d target %d temporal %d target %d", r.ssrc,
+                   r.spatial, r.spatial_target, r.temporal, r.temporal_target);
     }
     std::fprintf(stderr, "\n");
   }

@@ -41,7 +41,15 @@ void Engine::report_routes(const Now& now) {
       if (head->layers > 1) {
         m.layer = r->current;
         m.target = r->target;
+      } else if (head->svc_layered && !r->paused) {
+        // Layers inside the stream, counted in those the track has (kAllLayers: all of them).
+        m.layer = std::min(r->spatial, head->svc_top_spatial);
+        m.target = std::min(r->spatial_target, head->svc_top_spatial);
+        m.temporal = std::min(r->temporal, head->svc_top_temporal);
+        m.temporal_target = std::min(r->temporal_target, head->svc_top_temporal);
       }
+      m.preference_changes = r->preference_changes;
+      m.keyframe_switches = r->keyframe_switches;
       m.bitrate_bps = static_cast<std::uint32_t>(
           std::min<std::uint64_t>(r->report_bytes * 8 * 1000 / elapsed, 0xFFFFFFFF));
       m.frame_rate_milli =

@@ -15,6 +15,7 @@
 #include "ringlane/crypto/dtls.hpp"
 #include "ringlane/crypto/srtp.hpp"
 #include "ringlane/dataplane/packet.hpp"
+#include "ringlane/dataplane/rtp/dependency_descriptor.hpp"
 #include "ringlane/shm/media.hpp"
 #include "twcc_recorder.hpp"
 
@@ -95,7 +96,15 @@ struct Route {
   std::uint32_t ups = 0;
   std::uint32_t downs = 0;
   std::uint32_t freezes = 0;
-  std::uint64_t forwarded_ms = 0;  // the last packet forwarded (not resent)
+  // Layer changes by why (RouteReport): the subscriber's own wish (shm::RouteLayer; `ups` and
+  // `downs` are the bandwidth's), and switches made at the keyframe they waited for (a simulcast
+  // layer, a VP9 spatial layer up). `by_preference`: the allocation runs for a new wish.
+  std::uint32_t preference_changes = 0;
+  std::uint32_t keyframe_switches = 0;
+  bool by_preference = false;
+  bool keyframe_seen = false;  // select_svc: a keyframe came through (layers up from then)
+  std::uint64_t repair_keyframe_ms = 0;  // the last keyframe asked for what a NACK could not get
+  std::uint64_t forwarded_ms = 0;        // the last packet forwarded (not resent)
   // From the subscriber's receiver reports.
   std::uint8_t fraction_lost = 0;
   std::uint32_t jitter = 0;  // RTP units
@@ -166,6 +175,15 @@ struct Route {
     }
     return fallback;
   }
+  // Whether the history still holds the renumbering a packet sent as `sequence` went out with
+  // (always, until it has wrapped): when not, which packet the subscriber names is not known.
+  bool renumber_known(std::uint16_t sequence) const {
+    if (numberings_count <= kNumberings) {
+      return true;
+    }
+    const Numbering& oldest = numberings[numberings_count % kNumberings];
+    return static_cast<std::uint16_t>(sequence - oldest.from) < 0x8000;
+  }
   // The renumbering of a late source packet `original` (older than highest_in); nullptr when
   // older than the history holds.
   const Renumber* renumber_of_source(std::uint16_t original) const {
@@ -221,6 +239,10 @@ struct Track {
   std::uint8_t svc_top_spatial = 0;
   std::uint8_t svc_top_temporal = 0;
   bool svc_layered = false;  // a TID or SID seen
+  // AV1 with the Dependency Descriptor negotiated (its id, 0: not): the latest template structure
+  // and active decode targets of this SSRC's stream (made with the track, av1_layers.cpp).
+  std::uint8_t dependency_extension = 0;
+  std::unique_ptr<rtp::DependencyState> dependency;
   std::vector<Route> routes;
   std::uint64_t last_keyframe_request_ms = 0;
   bool keyframe_requested = false;  // one is owed once the publisher's keys are up

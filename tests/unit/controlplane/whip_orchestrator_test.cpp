@@ -461,6 +461,9 @@ TEST_F(WhipOrchestrator, SimulcastTrackReachesTheWorkerWithItsRids) {
   report.bitrate_bps = 150000;
   report.frame_rate_milli = 24000;
   report.layer_downs = 2;
+  report.temporal = 1;
+  report.temporal_target = 2;
+  report.keyframe_switches = 3;
   report.estimate_bps = 280000;
   report.rtt_ms = 40;
   report.jitter_ms = 5;
@@ -473,6 +476,15 @@ TEST_F(WhipOrchestrator, SimulcastTrackReachesTheWorkerWithItsRids) {
   EXPECT_NE(metrics.find("ringlane_sfu_route_layer{room=\"r1\",participant=\"" + viewer + "\""),
             std::string::npos);
   EXPECT_NE(metrics.find(",reason=\"down\"} 2\n"), std::string::npos);
+  EXPECT_NE(metrics.find(",reason=\"keyframe_wait\"} 3\n"), std::string::npos);
+  EXPECT_NE(metrics.find(",reason=\"preference\"} 0\n"), std::string::npos);
+  EXPECT_NE(metrics.find("ringlane_sfu_route_temporal_layer{room=\"r1\",participant=\"" + viewer +
+                         "\",publisher=\"cam\",track=\"" + track + "\",kind=\"video\"} 1\n"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("ringlane_sfu_route_temporal_layer_target{room=\"r1\""),
+            std::string::npos);
+  EXPECT_NE(metrics.find("ringlane_sfu_route_layer_target{room=\"r1\""), std::string::npos);
   EXPECT_NE(metrics.find("ringlane_sfu_subscriber_estimate_bps{room=\"r1\",participant=\"" +
                          viewer + "\"} 280000\n"),
             std::string::npos);

@@ -360,7 +360,9 @@ TEST_F(FeedbackTest, NackWithoutRtxGetsThePacketAndWhatIsNotKeptGoesUpstream) {
   EXPECT_EQ(counters().retransmitted, 2u);
   EXPECT_EQ(counters().retransmit_throttled, 1u);
 
-  // Kept packets age out: a second later the store no longer answers.
+  // Kept packets age out: a second later the store no longer answers. B's decoder would wait for
+  // that packet in vain (until its own keyframe request, seconds later): the publisher is asked
+  // for the packet and for a keyframe, the keyframe at most once a second per route.
   advance(1001 - 130);
   std::vector<std::uint8_t> late(64);
   const std::uint16_t again[] = {1000};
@@ -368,8 +370,20 @@ TEST_F(FeedbackTest, NackWithoutRtxGetsThePacketAndWhatIsNotKeptGoesUpstream) {
   send_rtcp(b_, late);
   EXPECT_TRUE(rtp_at(b_).empty());
   EXPECT_EQ(counters().retransmit_missed, 2u);
-  EXPECT_EQ(rtcp_at(a_).size(), 1u);
+  auto up_late = rtcp_at(a_);
+  ASSERT_EQ(up_late.size(), 2u);
+  std::size_t plis = 0;
+  for (const auto& r : up_late) {
+    auto pli = rtcp::parse_feedback(view(r));
+    plis += pli && r.type == rtcp::kPsfb && pli->fmt == rtcp::kFmtPli && pli->media_ssrc == kVideo;
+  }
+  EXPECT_EQ(plis, 1u);
+  EXPECT_EQ(counters().repair_keyframes, 1u);
   EXPECT_EQ(counters().nack_forwarded, 2u);
+  advance(300);
+  send_rtcp(b_, late);
+  EXPECT_EQ(rtcp_at(a_).size(), 1u);  // the NACK upstream, no second keyframe yet
+  EXPECT_EQ(counters().repair_keyframes, 1u);
 }
 
 // RFC 4585 §3.5.1: a gap in what the publisher sends is NACKed at once, at most 32 packets.

@@ -553,7 +553,8 @@ TEST_F(SimulcastTest, RouteLayerSwitchesAtTheNewLayersKeyframe) {
   ASSERT_NO_FATAL_FAILURE(steady());
   ASSERT_TRUE(route_layer(0));
   EXPECT_EQ(at_a().plis, std::vector<std::uint32_t>{kLayerSsrc[0]});
-  EXPECT_EQ(counters().layer_down, 1u);
+  EXPECT_EQ(counters().layer_preference, 1u);  // the subscriber's wish, not its bandwidth
+  EXPECT_EQ(counters().layer_down, 0u);
   steps(4, "ddd");
   auto v = video_at_b();
   ASSERT_EQ(v.size(), 4u);
@@ -580,6 +581,7 @@ TEST_F(SimulcastTest, RouteLayerSwitchesAtTheNewLayersKeyframe) {
   expect_transport_numbered();
   EXPECT_EQ(all_at_b_.size(), before_.size() + v.size() + after.size() + 6u + 4u + 11u);
   EXPECT_EQ(counters().layer_switches, 2u);
+  EXPECT_EQ(counters().layer_keyframe_waits, 1u);  // 2 -> 0 at its keyframe; the first is no switch
 }
 
 // A subscriber's PLI asks the publisher for a keyframe of the layer the route is going to.

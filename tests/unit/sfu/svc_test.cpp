@@ -539,6 +539,61 @@ TEST_F(SvcTest, TruncatedVp9DescriptorsDoNotBreakTheNumbering) {
 
 // The ring's RouteLayer carries max_temporal as a trailing byte: an encoder from before it (no
 // such byte) means every temporal layer; a value past the last layer index is refused.
+// A NACK of a packet sent before more drops than the route's numbering history holds (a link
+// that delays NACKs for a second, a route limited to TID 0): the SFU no longer knows which packet
+// that number was, so it resends none (another packet under that number would break B's
+// decoder) and asks for a keyframe instead; a packet within the history is still resent.
+TEST_F(SvcTest, NackOlderThanTheNumberingHistoryGetsAKeyframeNotAnotherPacket) {
+  ASSERT_NO_FATAL_FAILURE(start(shm::Codec::kVp8));
+  vp8_frame(0, false, true);
+  ASSERT_TRUE(route_layer(2, 0));
+  // Frames at 200 a second (within the store's second), TID 0 and 1 in turn: each TID 1 frame is
+  // a drop, and a new numbering after it.
+  auto fast = [&](std::uint8_t tid) {
+    pid_ = static_cast<std::uint16_t>((pid_ + 1) & 0x7FFF);
+    ts_ += kFrameTicks;
+    tl0_ = static_cast<std::uint8_t>(tl0_ + (tid == 0 ? 1 : 0));
+    for (int i = 0; i < 2; ++i) {
+      send(vp8(i == 0, false, pid_, tl0_, tid, tid == 1), i == 1);
+    }
+    advance(5);
+  };
+  fast(0);
+  auto old = at(b_);
+  ASSERT_FALSE(old.empty());
+  constexpr std::size_t kRuns = 64 + 8;  // Route::kNumberings, and more
+  for (std::size_t i = 0; i < kRuns; ++i) {
+    fast(1);
+    fast(0);
+  }
+  // B loses the second packet of the last frame but one (numbered on from `old`, no gaps).
+  auto lost = static_cast<std::uint16_t>(old.back().sequence + 2 * kRuns - 2);
+  auto recent = at(b_, {lost});
+  ASSERT_EQ(recent.size(), 2 * kRuns - 1);
+  std::uint16_t lost_source = recent[recent.size() - 3].source + 1;  // its frame's first, + 1
+  rtcp_at(a_);
+  auto nack = [&](std::uint16_t seq) {
+    std::vector<std::uint8_t> fb(16);
+    std::vector<std::uint16_t> names = {seq};
+    fb.resize(rtcp::build_nack(fb, 0xB0B0, kSubVideo, names));
+    send_rtcp(b_, fb);
+  };
+  nack(old.back().sequence);
+  EXPECT_TRUE(at(b_).empty()) << "another packet under the number B asked for";
+  bool pli = false;
+  for (const auto& r : rtcp_at(a_)) {
+    auto fb = r.type == rtcp::kPsfb ? rtcp::parse_feedback(view(r)) : std::nullopt;
+    pli = pli || (fb && fb->fmt == rtcp::kFmtPli && fb->media_ssrc == kVideo);
+  }
+  EXPECT_TRUE(pli);
+  EXPECT_EQ(counters().repair_keyframes, 1u);
+  nack(lost);
+  auto resent = at(b_);
+  ASSERT_EQ(resent.size(), 1u);
+  EXPECT_EQ(resent[0].source, lost_source);
+  EXPECT_EQ(resent[0].sequence, lost);
+}
+
 TEST(RouteLayerCommand, TemporalIsATrailingByteOlderEncodersLeaveOut) {
   shm::RouteLayer m{shm::SessionId{7}, 0x2222, 1, false, 0};
   auto bytes = shm::encode(m);

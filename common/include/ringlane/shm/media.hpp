@@ -92,6 +92,9 @@ struct TrackAdd {
   // The publisher negotiated goog-remb and not transport-cc: the SFU sends it REMB
   // (draft-alvestrand-rmcat-remb) with a receive-side estimate (one per session).
   bool remb = false;
+  // Video: the AV1 Dependency Descriptor (AV1 RTP payload format, Appendix A) id, 0 when not
+  // negotiated; with it the SFU forwards AV1 spatial and temporal layers selectively.
+  std::uint8_t dependency_descriptor_extension = 0;
 };
 inline constexpr std::size_t kMaxMid = 32;
 
@@ -210,6 +213,14 @@ struct RouteReport {
   // of its feedback (0: not known).
   std::uint32_t estimate_bps = 0;
   std::uint32_t rtt_ms = 0;
+  // Layers inside the stream (VP9 SVC: `layer` and `target` are its spatial layers; VP8 and VP9
+  // temporal layers): the temporal layer sent now and the allocation's (0xFF: not layered), and
+  // the route's changes by the subscriber's wish and its switches made at the keyframe they
+  // waited for (layer_ups/downs: the bandwidth's). Trailing: an older data plane leaves them out.
+  std::uint8_t temporal = 0xFF;
+  std::uint8_t temporal_target = 0xFF;
+  std::uint32_t preference_changes = 0;
+  std::uint32_t keyframe_switches = 0;
 };
 
 std::vector<std::uint8_t> encode(const SessionCreate& m);

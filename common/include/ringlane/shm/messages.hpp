@@ -5,7 +5,7 @@
 
 namespace ringlane::shm {
 
-inline constexpr std::uint16_t kMessageVersion = 2;
+inline constexpr std::uint16_t kMessageVersion = 3;  // 3: TrackAdd's dependency descriptor id
 
 enum class Command : std::uint16_t {
   // A TURN policy in pieces: Begin {u64 generation, u32 total bytes}, Chunk {bytes...},

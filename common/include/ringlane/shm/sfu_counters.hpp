@@ -68,13 +68,22 @@ struct Counters {
   // Simulcast and congestion control.
   std::uint64_t layers_learned = 0;  // a simulcast layer's SSRC (or RTX SSRC) found by its rid
   std::uint64_t layer_switches = 0;  // a route began forwarding another layer (on its keyframe)
-  std::uint64_t layer_up = 0;        // the allocation raised a route's target layer
-  std::uint64_t layer_down = 0;      // ... or lowered it
-  std::uint64_t twcc_sent = 0;       // transport-cc feedback sent to publishers
-  std::uint64_t remb_sent = 0;       // REMB to publishers without transport-cc
-  std::uint64_t twcc_received = 0;   // transport-cc feedback from subscribers, fed to estimates
-  std::uint64_t probes = 0;          // probe clusters started towards subscribers
-  std::uint64_t padding_sent = 0;    // padding packets of those probes
+  std::uint64_t layer_up = 0;        // the allocation raised a route's target layer (bandwidth)
+  std::uint64_t layer_down = 0;      // ... or lowered it (a wish is layer_preference)
+  // VP9 SVC and temporal layers inside one stream: the allocation raised or lowered a route's
+  // spatial x temporal target for its bandwidth (counted in layer_up/down too).
+  std::uint64_t svc_layer_up = 0;
+  std::uint64_t svc_layer_down = 0;
+  std::uint64_t layer_preference = 0;      // a route's layers changed by its subscriber's wish
+  std::uint64_t layer_keyframe_waits = 0;  // switches made at the keyframe they waited for
+  // Keyframes asked for a subscriber whose losses are past repair: a NACK of a packet too old to
+  // resend (or no longer known), or VP9 spatial layers down on a link losing packets.
+  std::uint64_t repair_keyframes = 0;
+  std::uint64_t twcc_sent = 0;      // transport-cc feedback sent to publishers
+  std::uint64_t remb_sent = 0;      // REMB to publishers without transport-cc
+  std::uint64_t twcc_received = 0;  // transport-cc feedback from subscribers, fed to estimates
+  std::uint64_t probes = 0;         // probe clusters started towards subscribers
+  std::uint64_t padding_sent = 0;   // padding packets of those probes
   std::uint64_t freezes = 0;        // > 500 ms without a packet to a subscriber, the source sending
   std::uint64_t route_reports = 0;  // RouteReport events to the control plane
   std::uint64_t dynacast_changes = 0;  // LayersActive events: layers turned off or on

@@ -18,6 +18,10 @@ inline constexpr std::string_view kMidUri = "urn:ietf:params:rtp-hdrext:sdes:mid
 inline constexpr std::string_view kRidUri = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
 inline constexpr std::string_view kRepairedRidUri =
     "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";  // RFC 8852 §3.1-3.2
+// AV1 RTP payload format, Appendix A: the SFU reads AV1's layers from it. Longer than a one-byte
+// header element holds on keyframes, so it goes with a=extmap-allow-mixed (RFC 8285 §6).
+inline constexpr std::string_view kDependencyDescriptorUri =
+    "https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension";
 inline constexpr std::string_view kTransportCcUri =
     "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 
@@ -74,6 +78,8 @@ struct Session {
   std::uint64_t origin_version = 0;
   std::string ice_ufrag, ice_pwd, fingerprint, setup;  // session-level
   bool ice_lite = false;
+  // RFC 8285 §6 a=extmap-allow-mixed, at the session level or in any media section.
+  bool extmap_allow_mixed = false;
   std::vector<std::string> bundle;  // mids of the first a=group:BUNDLE
   std::vector<Media> media;
 

@@ -20,6 +20,7 @@
 #include "ringlane/crypto/dtls.hpp"
 #include "ringlane/dataplane/io/backend.hpp"
 #include "ringlane/dataplane/packet.hpp"
+#include "ringlane/dataplane/rtp/dependency_descriptor.hpp"
 #include "ringlane/dataplane/rtp/packet.hpp"
 #include "ringlane/dataplane/rtp/red.hpp"
 #include "ringlane/dataplane/rtp/rtcp.hpp"
@@ -84,7 +85,8 @@ class Engine {
   void on_rtcp(Session& s, PacketBuffer& pkt, const Now& now);
   // Copies a packet of `layer` (a track, or one layer of a simulcast track) to the routes of
   // `head` (the same track, or the simulcast track's layer 0).
-  void forward(Track& head, const Track& layer, std::span<std::uint8_t> rtp, const Now& now);
+  // (`layer` keeps the AV1 dependency structure its packets carry.)
+  void forward(Track& head, Track& layer, std::span<std::uint8_t> rtp, const Now& now);
   // One copy of plain RTP packet `rtp` to a route, renumbered by `renumber` (VP8 descriptor
   // too when `vp8`); as an RTX packet (RFC 4588) when `as_rtx`. The sequence number and
   // timestamp it went out with in `sent` (when not nullptr).
@@ -118,8 +120,20 @@ class Engine {
     bool keyframe = false;
     bool has_picture_id = false;
     std::uint16_t picture_id = 0;
+    // AV1 with a Dependency Descriptor (spatial layers as VP9's, `end` its end_of_frame): the
+    // decode targets this frame is a switching point of, in the track's structure.
+    bool av1 = false;
+    std::uint32_t switch_targets = 0;
+    const rtp::DependencyStructure* structure = nullptr;
   };
   static Layering layering(shm::Codec codec, Bytes payload);
+  // The layering of an AV1 packet from its Dependency Descriptor (av1_layers.cpp), which also
+  // keeps `t`'s structure up to date; not known without the extension or a structure.
+  static Layering dependency_layering(Track& t, const rtp::RtpPacket& p);
+  // The temporal layer a route at (`spatial`, `temporal`) may have from this AV1 frame on: the
+  // highest up to `target` whose decode target the frame is a switching point of.
+  static std::uint8_t dependency_temporal(const Layering& l, std::uint8_t spatial,
+                                          std::uint8_t temporal, std::uint8_t target);
   // Whether a packet of a single-stream track goes to route `r` as far as its temporal and VP9
   // spatial layers go (the renumbering it goes out with, nullptr: dropped for this route; the
   // sequence numbers and VP8 picture ids of what is dropped are taken out of the route's).
