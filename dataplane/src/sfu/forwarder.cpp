@@ -4,6 +4,7 @@
 // per packet; all the copies of one receive batch leave in the backend's one submit. Video
 // packets are also kept (retransmit_store.hpp) to answer NACKs.
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "ringlane/dataplane/rtp/codec.hpp"
@@ -61,58 +62,6 @@ void rewrite_extension_ids(std::uint8_t* block, std::size_t length, std::uint16_
       i += 2 + len;
     }
   }
-}
-
-// Writes a transport-wide sequence number (draft-holmer-rmcat-transport-wide-cc-extensions-01
-// §2: a one-byte-header element of 2 bytes) into the element with id `id`; false when the
-// block has none.
-bool write_transport_sequence(std::uint8_t* block, std::size_t length, std::uint16_t profile,
-                              std::uint8_t id, std::uint16_t seq) {
-  if ((profile & rtp::RtpPacket::kTwoByteProfileMask) == rtp::RtpPacket::kTwoByteProfile) {
-    // RFC 8285 §4.3 (a keyframe's AV1 dependency descriptor needs it): id, length, value.
-    for (std::size_t i = 0; i < length;) {
-      if (block[i] == 0) {
-        ++i;
-        continue;
-      }
-      if (i + 2 > length || i + 2 + block[i + 1] > length) {
-        return false;
-      }
-      if (block[i] == id) {
-        if (block[i + 1] != 2) {
-          return false;
-        }
-        store_be16(block + i + 2, seq);
-        return true;
-      }
-      i += 2 + block[i + 1];
-    }
-    return false;
-  }
-  if (profile != rtp::RtpPacket::kOneByteProfile) {
-    return false;
-  }
-  std::size_t i = 0;
-  while (i < length) {
-    std::uint8_t b = block[i];
-    if (b == 0) {
-      ++i;
-      continue;
-    }
-    std::size_t len = (b & 0x0F) + 1u;
-    if ((b >> 4) == 15 || i + 1 + len > length) {
-      return false;
-    }
-    if ((b >> 4) == id) {
-      if (len != 2) {
-        return false;
-      }
-      store_be16(block + i + 1, seq);
-      return true;
-    }
-    i += 1 + len;
-  }
-  return false;
 }
 
 // RFC 4588 §4: an RTX packet carries the original sequence number (OSN) in front of the
@@ -358,9 +307,12 @@ bool Engine::send_copy(Route& r, const rtp::RtpPacket& view, bool as_rtx, const 
     // The subscriber's transport is numbered by the SFU, not by the publisher (whose numbers
     // say nothing of this link): its feedback then drives this subscriber's estimate.
     if (sub.transport_cc_out != 0) {
-      numbered =
-          write_transport_sequence(d + offset, view.extension_block().size(),
-                                   view.extension_profile(), sub.transport_cc_out, transport_seq);
+      // The copy's extension ids are the subscriber's now: its own element takes the number
+      // (RtpPacket reads both header forms, RFC 8285 §4.2/§4.3).
+      std::array<std::uint8_t, 2> be{static_cast<std::uint8_t>(transport_seq >> 8),
+                                     static_cast<std::uint8_t>(transport_seq)};
+      auto copy_view = rtp::RtpPacket::parse(MutableBytes(d, length));
+      numbered = copy_view && copy_view->set_extension(sub.transport_cc_out, be);
     }
   }
   auto n = sub.srtp_out->protect_rtp(MutableBytes(d, copy.capacity - copy.offset), length);
