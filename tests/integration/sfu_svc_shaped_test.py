@@ -14,8 +14,9 @@ stands still for more than 1 s, neither subscriber asks for more than a few keyf
 error makes Chromium ask for one), and s1 decodes under the cap. /metrics must report the
 spatial and temporal layer each subscriber gets of the track (s1 below s2 under the cap) and
 count s1's switches by reason (bandwidth down, bandwidth up, keyframe wait); `ringlane stats`
-the SVC switches.
-Skips (77) without Chromium, chromedriver, ip or tc, or when Chromium cannot encode VP9 SVC.
+the SVC switches. Then 2% random loss (nftables) on s1's downlink for 15 s: s1 stays above the
+lowest spatial layer, NACKs and keeps decoding, and s2 stays on the top width.
+Skips (77) without Chromium, chromedriver, ip, tc or nft, or when Chromium cannot encode VP9 SVC.
 
 Usage: sfu_svc_shaped_test.py --ringlane PATH [--io uring|mmsg]
 """
@@ -25,13 +26,14 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sfu_adaptive_test import CAP_KBIT, Watch, metric, shape, unshape  # noqa: E402
+from sfu_adaptive_test import CAP_KBIT, Watch, lose, metric, shape, unlose, unshape  # noqa: E402
 from sfu_browser_test import (Pages, browser_test_args, dataplane_counters, free_port_pair,  # noqa: E402
                               netns_main, start_node, stop, wait_until)
 from testlib import FAILURES, check, free_port, wait_http  # noqa: E402
 from webdriver import FAKE_MEDIA_FLAGS, Browser  # noqa: E402
 
 TARGET_DOWN_S, TARGET_UP_S, TARGET_STALL_S = 5, 15, 1.0
+LOSS_STALL_S = 2.0  # s1 under 2% loss: a loss NACK cannot repair in time waits for a keyframe
 MAX_PLIS = 5  # keyframe requests a subscriber may send over the run (start, switches)
 SKIPPED = []
 
@@ -175,6 +177,34 @@ def run(a, tmp, log):
               f"(took {took if took is None else round(took, 1)} s; widths {watch.widths('s1', t_free)})")
         watch.run(3)
 
+        # 2% random loss on s1's downlink (the mediasoup bug where one bad link lowered everyone's
+        # estimate, as a regression test): NACK repairs it, s1 stays off the lowest spatial
+        # layer and keeps decoding, s2 is not touched.
+        lose(port, 2)
+        t_loss = time.time()
+        try:
+            watch.run(15)
+        finally:
+            unlose()
+        t_clean = time.time()
+        lossy = watch.since("s1", t_loss)
+        low = top // 4  # L3T3: the spatial layers are 1/4, 1/2 and all of the width
+        print(f"  measured: with 2% loss s1's widths {watch.widths('s1', t_loss)}, nackCount "
+              f"{lossy[0][3] if lossy else '?'} -> {lossy[-1][3] if lossy else '?'}, longest stall "
+              f"{watch.stall_between('s1', t_loss, t_clean):.2f} s; s2's widths "
+              f"{watch.widths('s2', t_loss)}", flush=True)
+        check(lossy and min(x[1] for x in lossy) > low,
+              f"with 2% loss s1 stays above the lowest spatial layer ({low} wide; widths "
+              f"{watch.widths('s1', t_loss)})")
+        check(lossy and lossy[-1][3] > lossy[0][3], f"s1 NACKs what it lost (nackCount "
+              f"{lossy[0][3] if lossy else '?'} -> {lossy[-1][3] if lossy else '?'})")
+        stall = watch.stall_between("s1", t_loss, t_clean)
+        check(stall <= LOSS_STALL_S, f"s1 keeps decoding under loss (longest stall {stall:.2f} s, at most "
+                                     f"{LOSS_STALL_S} s)")
+        under_loss = [x[1] for x in watch.samples["s2"] if t_loss <= x[0] <= t_clean]
+        check(under_loss and under_loss.count(top) / len(under_loss) >= 0.9,
+              f"s2 on the top width while s1 loses packets (widths {sorted(set(under_loss))})")
+
         stall = watch.longest_stall("s2", t_top)
         print(f"  measured: s2's longest stall {stall:.2f} s; s1's from the cap to its removal "
               f"{watch.stall_between('s1', t_cap, t_free):.2f} s, after it {watch.longest_stall('s1', t_free):.2f} s",
@@ -205,7 +235,7 @@ def run(a, tmp, log):
         c = dataplane_counters(a.ringlane, name)
         print("  measured: data plane " + ", ".join(f"{k[4:]} {c.get(k)}" for k in (
             "sfu_pli_received", "sfu_pli_sent", "sfu_nack_received", "sfu_retransmitted", "sfu_retransmit_missed",
-            "sfu_retransmit_throttled", "sfu_nack_forwarded", "sfu_repair_keyframes", "sfu_layer_down", "sfu_layer_up")), flush=True)
+            "sfu_retransmit_throttled", "sfu_nack_forwarded", "sfu_repair_keyframes", "sfu_layer_down", "sfu_layer_up", "sfu_layer_down_kept")), flush=True)
         wanted = ["sfu_svc_layer_down", "sfu_svc_layer_up", "sfu_layer_keyframe_waits", "sfu_probes"]
         check(all(c.get(k, 0) > 0 for k in wanted) and c.get("sfu_layer_preference", -1) == 0,
               "`ringlane stats` counts the SVC switches (" + ", ".join(f"{k[4:]} {c.get(k)}" for k in
@@ -226,7 +256,7 @@ def main():
         logs.append(os.path.join(tmp, "ringlane.log"))
         run(a, tmp, logs[0])
 
-    code = netns_main(a, __file__, "rl-svcbw", go, timeout=150, needs=("chromedriver", "ip", "tc"))
+    code = netns_main(a, __file__, "rl-svcbw", go, timeout=200, needs=("chromedriver", "ip", "tc", "nft"))
     if SKIPPED and code == 0:
         print(f"skip: {SKIPPED[0]}")
         return 77

@@ -23,6 +23,14 @@ constexpr std::uint64_t kLayerIdleMs = 1000;
 constexpr std::uint64_t kUpHoldMs = 3000;
 // A keyframe of the target that does not come is asked for again after this long.
 constexpr std::uint64_t kLayerAskAgainMs = 1000;
+// GCC answers an overuse with 0.85x the acknowledged rate (bandwidth_estimator.cpp), and on a
+// link with room that is what the SFU sent: a receiver's CPU stall, which looks like a queue for a
+// moment, brings the estimate just under the layers it carries. An estimate at least this share of
+// what the subscriber's layers cost, on a link that loses nearly nothing, keeps them (a layer left
+// for nothing costs a keyframe and kUpHoldMs); a real fall goes below it, or loses packets (a
+// link that carries a little less than the layers fills its queue until it drops).
+constexpr double kKeepShare = 0.75;
+constexpr double kKeepMaxLoss = 0.02;
 
 bool active(const Track* t, std::uint64_t now_ms) {
   return t != nullptr && t->ssrc != 0 && t->last_packet_ms != 0 &&
@@ -344,6 +352,7 @@ void Engine::allocate(Session& sub, const Now& now) {
   std::array<SvcWant, 32> svc;
   std::size_t n_svc = 0;
   std::uint64_t fixed = 0;
+  std::uint64_t carried = 0;  // what the routes' current targets cost, the fixed part with them
   for (const Subscription& x : sub.subscriptions) {
     Session* pub = find(x.publisher);
     Track* head = pub != nullptr ? pub->track_by_key(x.publisher_ssrc) : nullptr;
@@ -360,6 +369,9 @@ void Engine::allocate(Session& sub, const Now& now) {
         std::uint64_t low = choose_svc(*head, 0, 0, 0, s0, t0);
         fixed += low;
         svc[n_svc++] = SvcWant{pub, head, r, low};
+        std::uint64_t now_bps =
+            choose_svc(*head, r->spatial_target, r->temporal_target, ~std::uint64_t{0}, s0, t0);
+        carried += now_bps - low;  // the lowest is in `fixed`
         continue;
       }
       fixed += head->bitrate_bps;
@@ -370,7 +382,15 @@ void Engine::allocate(Session& sub, const Now& now) {
     }
     std::uint8_t low = choose_layer(*pub, *head, *r, 0, now);
     wants[n++] = Want{pub, head, r, cost(pub->track_by_key(head->key, low))};
+    if (r->current != Route::kNoLayer) {
+      carried += cost(pub->track_by_key(head->key, r->target));
+    }
   }
+  carried += fixed;
+  // The layers stay where they are (no step down for the estimate) on a fall no deeper than an
+  // overuse of a link with room makes, with hardly any loss.
+  bool keep = sub.bwe && sub.bwe->stats().loss_fraction <= kKeepMaxLoss &&
+              static_cast<double>(budget) >= kKeepShare * static_cast<double>(carried);
   // Higher priorities (the active speaker) take from what is left first.
   std::stable_sort(
       wants.begin(), wants.begin() + static_cast<std::ptrdiff_t>(n),
@@ -401,6 +421,12 @@ void Engine::allocate(Session& sub, const Now& now) {
     if (layer > r.target && r.current != Route::kNoLayer && r.down_ms != 0 &&
         now.mono_ms - r.down_ms < kUpHoldMs) {
       layer = r.target;  // up only once the last fall has held
+    }
+    if (layer < r.target && keep && !r.by_preference && r.current != Route::kNoLayer &&
+        r.target <= r.max_spatial &&
+        active(w.publisher->track_by_key(w.head->key, r.target), now.mono_ms)) {
+      layer = r.target;
+      ++counters_.layer_down_kept;
     }
     held_back = held_back || layer < wanted;
     wanted_total += cost(w.publisher->track_by_key(w.head->key, wanted));
@@ -456,6 +482,14 @@ void Engine::allocate(Session& sub, const Now& now) {
       std::uint8_t cs = 0;
       std::uint8_t ct = 0;
       spent = choose_svc(*w.track, spatial, temporal, ~std::uint64_t{0}, cs, ct);
+    } else if (rank(spatial, temporal) < rank(cur_s, cur_t) && keep && !r.by_preference &&
+               cur_s <= r.max_spatial && cur_t <= r.max_temporal) {
+      spatial = cur_s;
+      temporal = cur_t;
+      std::uint8_t cs = 0;
+      std::uint8_t ct = 0;
+      spent = choose_svc(*w.track, spatial, temporal, ~std::uint64_t{0}, cs, ct);
+      ++counters_.layer_down_kept;
     }
     held_back = held_back || rank(spatial, temporal) < rank(ws, wt);
     left -= std::min(left, spent > w.floor_bps ? spent - w.floor_bps : 0);

@@ -196,7 +196,15 @@ class SvcBandwidthTest : public EngineTest {
     take(b_, rtp::PacketKind::kRtcp);  // sender reports: not looked at
     while (!in_flight_.empty() && in_flight_.front().arrival_us <= now_us) {
       Flight& f = in_flight_.front();
-      twcc_.on_packet(f.seq, f.arrival_us);
+      // A lagging receiver reads (and stamps) each packet later than the one before, then
+      // catches up: the stamps never go back.
+      std::int64_t stamp = f.arrival_us;
+      if (stamp >= lag_from_us_ && stamp < lag_to_us_) {
+        stamp += lag_us_ * (stamp - lag_from_us_) / (lag_to_us_ - lag_from_us_);
+      }
+      stamp = std::max(stamp, last_stamp_us_);
+      last_stamp_us_ = stamp;
+      twcc_.on_packet(f.seq, stamp);
       f.packet.ms = now_.mono_ms;
       if (f.packet.ssrc != kSubRtx && f.packet.ssrc != kSubRtx2) {
         arrived_.push_back(f.packet);
@@ -282,8 +290,20 @@ class SvcBandwidthTest : public EngineTest {
     std::uint16_t seq;
     Arrived packet;
   };
+  // The receiver's CPU is short for `ms`: it reads what arrives later and later, up to `lag_ms`
+  // behind at the end, then all that waited at once.
+  void lag(std::uint64_t ms, std::int64_t lag_ms) {
+    lag_from_us_ = static_cast<std::int64_t>(now_.mono_ms) * 1000;
+    lag_to_us_ = lag_from_us_ + static_cast<std::int64_t>(ms) * 1000;
+    lag_us_ = lag_ms * 1000;
+  }
+
   double bps_ = 5e6;
   std::int64_t link_free_us_ = 0;
+  std::int64_t lag_from_us_ = 0;
+  std::int64_t lag_to_us_ = 0;
+  std::int64_t lag_us_ = 0;
+  std::int64_t last_stamp_us_ = 0;
   std::deque<Flight> in_flight_;
   TwccRecorder twcc_;
   std::vector<Publisher> publishers_;
@@ -400,6 +420,48 @@ TEST_F(SvcBandwidthTest, LayersFollowTheEstimateDownAtOnceUpAfterTheHoldAtAKeyfr
   EXPECT_GE(counters().layer_keyframe_waits, 1u);
   EXPECT_EQ(counters().layer_preference, 0u);
   EXPECT_GE(reports(kSubVideo, lifted_at).back().r.keyframe_switches, 1u);
+}
+
+// A link with room, and a receiver whose CPU is short now and then (a browser on a loaded
+// machine): its reads fall behind and catch up, which looks like a queue that built and drained;
+// the delay-based
+// estimate answers with 0.85x what was acknowledged, just under what the top layers cost. The
+// layers stay (counted in layer_down_kept); a cap, which loses packets and brings the estimate
+// far lower, still takes them down at once.
+TEST_F(SvcBandwidthTest, ReceiverStallsDoNotTakeTheLayersDown) {
+  ASSERT_NO_FATAL_FAILURE(start({kVideo}));
+  ASSERT_NO_FATAL_FAILURE(run(15000));
+  auto open = reports(kSubVideo, now_.mono_ms - 1000);
+  ASSERT_FALSE(open.empty());
+  ASSERT_EQ(open.back().r.target, 2) << "estimate " << open.back().r.estimate_bps;
+  std::uint64_t from = now_.mono_ms;
+  std::uint32_t lowest = ~0u;
+  for (int i = 0; i < 6; ++i) {
+    lag(300, 60);
+    ASSERT_NO_FATAL_FAILURE(run(2500));
+  }
+  for (const auto& r : reports(kSubVideo, from)) {
+    EXPECT_EQ(r.r.target, 2) << "at " << r.ms << ", estimate " << r.r.estimate_bps;
+    lowest = std::min(lowest, r.r.estimate_bps);
+  }
+  EXPECT_EQ(top_sid(arrived(kSubVideo, now_.mono_ms - 1000)), 2);
+  // The stalls did bring the estimate under the top layers' cost: the layers were kept, not
+  // left alone by an estimate that never fell.
+  EXPECT_LT(static_cast<double>(lowest), cost(2, 2)) << "the stalls never looked like overuse";
+  EXPECT_GE(counters().layer_down_kept, 1u);
+  EXPECT_EQ(counters().svc_layer_down, 0u);
+
+  std::uint64_t capped_at = now_.mono_ms;
+  bps_ = 250e3;
+  ASSERT_NO_FATAL_FAILURE(run(3000));
+  std::optional<std::uint64_t> down_at;
+  for (const auto& r : reports(kSubVideo, capped_at)) {
+    if (!down_at && r.r.target < 2) {
+      down_at = r.ms;
+    }
+  }
+  ASSERT_TRUE(down_at) << "the layers never went down under the cap";
+  EXPECT_LE(*down_at - capped_at, 2000u);
 }
 
 // Two SVC tracks to one subscriber whose link carries one of them whole: the one with the

@@ -79,6 +79,9 @@ struct Counters {
   // Keyframes asked for a subscriber whose losses are past repair: a NACK of a packet too old to
   // resend (or no longer known), or VP9 spatial layers down on a link losing packets.
   std::uint64_t repair_keyframes = 0;
+  // A step down the estimate asked for, not taken: it fell no deeper than an overuse of a link
+  // with room makes (0.85x what was sent), with hardly any loss (counted per route and allocation).
+  std::uint64_t layer_down_kept = 0;
   std::uint64_t twcc_sent = 0;      // transport-cc feedback sent to publishers
   std::uint64_t remb_sent = 0;      // REMB to publishers without transport-cc
   std::uint64_t twcc_received = 0;  // transport-cc feedback from subscribers, fed to estimates
