@@ -5,10 +5,13 @@
 // &simulcast=0 publishes one encoding instead of three, &svc=L3T3_KEY publishes one encoding with
 // that scalabilityMode (spatial/temporal layers inside it, e.g. with &video_codec=VP9),
 // &width=W&height=H asks the camera for
-// that size (default 640x360), &publish=0 joins to watch only (no camera, no microphone).
+// that size (default 640x360), &publish=0 joins to watch only (no camera, no microphone),
+// &adaptive=0 takes every video at the most the bandwidth allows, whatever its tile's size
+// (by default a tile's size picks the layer: Room.observeSize).
 import { Room } from './ringlane.js';
 
 const params = new URLSearchParams(location.search);
+const adaptive = params.get('adaptive') !== '0';
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -77,6 +80,7 @@ function play(video) {
 }
 
 function removeTile(identity) {
+  tiles.get(identity)?.unobserve?.();
   tiles.get(identity)?.figure.remove();
   tiles.delete(identity);
 }
@@ -104,13 +108,24 @@ function wire(r) {
     t.stream.addTrack(track);
     const info = r.participants.get(identity)?.tracks.get(trackId);
     if (info) markMuted(identity, kind, info.muted);
+    if (kind === 'video' && adaptive) {
+      // The tile's size picks the layer: a small tile gets a small one.
+      t.unobserve?.();
+      t.unobserve = r.observeSize(trackId, t.video);
+    }
     play(t.video);
   });
   r.addEventListener('track_ended', (e) => {
     const { identity, trackId, kind, track } = e.detail;
     record('track_ended', { identity, trackId, kind });
-    tiles.get(identity)?.stream.removeTrack(track);
+    const t = tiles.get(identity);
+    t?.stream.removeTrack(track);
+    if (kind === 'video') {
+      t?.unobserve?.();
+      if (t) t.unobserve = null;
+    }
   });
+  r.addEventListener('layer', (e) => record('layer', e.detail));
   r.addEventListener('track_muted', (e) => {
     const { identity, kind, muted } = e.detail;
     record('track_muted', e.detail);

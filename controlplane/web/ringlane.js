@@ -36,6 +36,31 @@ export class RoomError extends Error {
   }
 }
 
+// What each video section sends, lowest layer first, as {mid: [{width, height}, ...]}, for the
+// subscribers' rendered sizes (observeSize): simulcast encodings by their scaleResolutionDownBy,
+// SVC spatial layers by the scalabilityMode (L3T3: a quarter, a half, all; the 'h' modes step
+// by 1.5). From the camera's size now: the encoder may still scale down under load.
+function layerSizes(pc, svc) {
+  const out = {};
+  for (const transceiver of pc.getTransceivers()) {
+    const track = transceiver.sender.track;
+    if (transceiver.mid == null || track?.kind !== 'video') continue;
+    const { width, height } = track.getSettings?.() ?? {};
+    if (!width || !height) continue;
+    const encodings = transceiver.sender.getParameters().encodings ?? [];
+    let scales = encodings.length > 1 ? encodings.map((e) => e.scaleResolutionDownBy ?? 1) : [1];
+    const mode = /^[LS]([1-3])T[1-3](h?)/.exec(encodings[0]?.scalabilityMode ?? svc ?? '');
+    if (encodings.length <= 1 && mode) {
+      const step = mode[2] ? 1.5 : 2;
+      scales = Array.from({ length: Number(mode[1]) }, (_, i) => step ** (Number(mode[1]) - 1 - i));
+    }
+    out[transceiver.mid] = scales.slice(0, 3).map((k) => ({
+      width: Math.round(width / k), height: Math.round(height / k),
+    }));
+  }
+  return out;
+}
+
 // The m-sections of an SDP by mid: the msid (RFC 8830: stream id = the publisher's identity,
 // track id = the server's track id), the direction, and whether the port is 0 (rejected).
 function sectionsByMid(sdp) {
@@ -139,6 +164,30 @@ export class Room extends EventTarget {
     const msg = { type: 'layer', track, spatial, paused };
     if (temporal !== undefined) msg.temporal = temporal;
     return this._request(msg);
+  }
+
+  // Adaptive stream: tells the server the size `element` shows received track `trackId` at
+  // (device pixels; 0 x 0 while it is not shown) each time it changes, and the server sends
+  // the smallest layer that covers it (with setLayer's wish, the lower of the two). Returns a
+  // function that stops it.
+  observeSize(trackId, element) {
+    let timer = null;
+    const report = () => {
+      timer = null;
+      if (!this._joined || this._left) return;
+      const ratio = window.devicePixelRatio || 1;
+      const width = Math.min(16384, Math.round(element.clientWidth * ratio));
+      const height = Math.min(16384, Math.round(element.clientHeight * ratio));
+      this._request({ type: 'layer', track: trackId, width, height })
+        .then((reply) => this._emit('layer', reply), () => {});
+    };
+    // Resizes come in bursts (a window dragged, tiles reflowing): one report per 250 ms at most.
+    const observer = new ResizeObserver(() => { timer ??= setTimeout(report, 250); });
+    observer.observe(element);
+    return () => {
+      observer.disconnect();
+      clearTimeout(timer);
+    };
   }
 
   // Only needed with autoSubscribe: false.
@@ -488,7 +537,8 @@ export class Room extends EventTarget {
     await pc.setLocalDescription(await pc.createOffer({ iceRestart }));
     let reply;
     try {
-      reply = await this._request({ type: 'publish', sdp: pc.localDescription.sdp });
+      const layers = layerSizes(pc, this._svc);
+      reply = await this._request({ type: 'publish', sdp: pc.localDescription.sdp, layers });
     } catch (err) {
       if (epoch === this._epoch && pc.signalingState === 'have-local-offer') {
         await pc.setLocalDescription({ type: 'rollback' });

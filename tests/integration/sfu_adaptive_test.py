@@ -174,7 +174,7 @@ def run(a, tmp, log):
         base = f"http://127.0.0.1:{http_port}/?room={room}&autojoin=1"
         pages.open("pub", f"{base}&name=pub&width=960&height=540")
         for n in ("s1", "s2"):
-            pages.open(n, f"{base}&name={n}&publish=0")
+            pages.open(n, f"{base}&name={n}&publish=0&adaptive=0")  # the tile size limits nothing here
         for n in ("pub", "s1", "s2"):
             wait_until(lambda n=n: (pages.state(n) or {}).get("joined"), 20)
             check((pages.state(n) or {}).get("joined"), f"{n}'s page joined {room}")

@@ -81,7 +81,7 @@ def publish(pages, base, publisher, subscribers, mode, width=WIDTH):
     goto(pages, publisher, f"{base}&name={publisher}&width={width}&height={width * 9 // 16}"
                            f"&video_codec=AV1&simulcast=0&svc={mode}")
     for n in subscribers:
-        goto(pages, n, f"{base}&name={n}&publish=0")
+        goto(pages, n, f"{base}&name={n}&publish=0&adaptive=0")  # the tile size limits nothing here
     for n in (publisher, *subscribers):
         wait_until(lambda n=n: (pages.state(n) or {}).get("joined"), 20)
         check((pages.state(n) or {}).get("joined"), f"{n}'s page joined")

@@ -304,7 +304,8 @@ Reply Orchestrator::restart_ice(const std::string& room, const std::string& iden
 }
 
 Reply Orchestrator::publish(const std::string& room, const std::string& identity,
-                            const std::string& text) {
+                            const std::string& text,
+                            const std::vector<signaling::SectionLayers>& layers) {
   Room* r = nullptr;
   Participant* p = find(room, identity, &r);
   if (p == nullptr) {
@@ -375,7 +376,21 @@ Reply Orchestrator::publish(const std::string& room, const std::string& identity
   for (const auto& a : answer->tracks) {
     auto kept = std::find_if(p->tracks.begin(), p->tracks.end(),
                              [&](const PubTrack& t) { return t.desc.mid == a.mid; });
+    auto sized = std::find_if(layers.begin(), layers.end(),
+                              [&](const signaling::SectionLayers& l) { return l.mid == a.mid; });
     if (kept != p->tracks.end()) {
+      if (sized != layers.end() && sized->sizes != kept->sizes) {
+        // The publisher's layers changed size (a new camera): the subscribers' rendered sizes
+        // map anew.
+        kept->sizes = sized->sizes;
+        for (auto& [name, other] : r->members) {
+          for (const auto& o : other.out) {
+            if (o.publisher == identity && o.track_id == kept->id && o.routed && o.rendered) {
+              push_layer(*r, other, o);
+            }
+          }
+        }
+      }
       json::object o;
       o["track"] = kept->id;
       o["mid"] = a.mid;
@@ -387,6 +402,9 @@ Reply Orchestrator::publish(const std::string& room, const std::string& identity
     t.id = "TR_" + ice_token(12);
     t.desc = a;
     t.order = ++publish_counter_;
+    if (sized != layers.end() && a.kind == "video") {
+      t.sizes = sized->sizes;
+    }
     if (a.ssrc != 0) {
       shm::TrackAdd add;
       add.session = shm::SessionId{p->pub.session};
@@ -641,18 +659,51 @@ bool Orchestrator::route(const std::string& room, Room& r, Participant& p, OutTr
     return false;
   }
   o.routed = true;
-  if (o.max_spatial != 2 || o.paused || o.max_temporal != shm::RouteLayer::kAllTemporal) {
+  if (o.max_spatial != 2 || o.paused || o.max_temporal != shm::RouteLayer::kAllTemporal ||
+      o.rendered) {
     push_layer(r, p, o);
   }
   return true;
 }
 
+std::uint8_t spatial_for_size(const std::vector<signaling::LayerSize>& sizes, std::uint32_t width,
+                              std::uint32_t height) {
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    if (sizes[i].width >= width && sizes[i].height >= height) {
+      return static_cast<std::uint8_t>(i);
+    }
+  }
+  return static_cast<std::uint8_t>(sizes.empty() ? 2 : sizes.size() - 1);
+}
+
+Orchestrator::Wanted Orchestrator::wanted(const Room& r, const OutTrack& o) const {
+  Wanted w{o.max_spatial, o.paused};
+  if (!o.rendered) {
+    return w;
+  }
+  if (o.render_width == 0 || o.render_height == 0) {
+    w.paused = true;  // not shown
+    return w;
+  }
+  auto pub = r.members.find(o.publisher);
+  if (pub == r.members.end()) {
+    return w;
+  }
+  for (const auto& t : pub->second.tracks) {
+    if (t.id == o.track_id && !t.sizes.empty()) {
+      w.spatial = std::min(w.spatial, spatial_for_size(t.sizes, o.render_width, o.render_height));
+    }
+  }
+  return w;
+}
+
 void Orchestrator::push_layer(Room& r, const Participant& p, const OutTrack& o) {
+  Wanted w = wanted(r, o);
   shm::RouteLayer m;
   m.subscriber = shm::SessionId{p.sub.session};
   m.ssrc = o.offered.ssrc;
-  m.max_spatial = o.max_spatial;
-  m.paused = o.paused;
+  m.max_spatial = w.spatial;
+  m.paused = w.paused;
   m.max_temporal = o.max_temporal;
   if (!link_.push(r.worker, shm::Command::kRouteLayer, shm::encode(m))) {
     ++push_failures_;
@@ -685,6 +736,37 @@ Reply Orchestrator::layer(const std::string& room, const std::string& identity,
         ok.body["temporal"] = o.max_temporal;
       }
       ok.body["paused"] = paused;
+      return ok;
+    }
+  }
+  return Reply::error("unknown_track", "not receiving a track \"" + track + "\"");
+}
+
+Reply Orchestrator::render_size(const std::string& room, const std::string& identity,
+                                const std::string& track, std::uint32_t width,
+                                std::uint32_t height) {
+  Room* r = nullptr;
+  Participant* p = find(room, identity, &r);
+  if (p == nullptr) {
+    return Reply::error("not_joined", "not in a room");
+  }
+  for (auto& o : p->out) {
+    if (o.track_id == track && o.offered.active) {
+      bool changed = !o.rendered || o.render_width != width || o.render_height != height;
+      o.rendered = true;
+      o.render_width = width;
+      o.render_height = height;
+      if (o.routed && changed) {
+        push_layer(*r, *p, o);
+      }
+      Wanted w = wanted(*r, o);
+      Reply ok;
+      ok.body["type"] = "layer";
+      ok.body["track"] = track;
+      ok.body["width"] = width;
+      ok.body["height"] = height;
+      ok.body["spatial"] = w.spatial;  // what the wish and the size allow together
+      ok.body["paused"] = w.paused;
       return ok;
     }
   }

@@ -34,6 +34,20 @@ bool string_field(const json::object& o, std::string_view key, std::size_t max,
   return true;
 }
 
+// Video sizes (`layer` width/height, `publish` layers): 0 up to 16K, in pixels.
+constexpr std::uint32_t kMaxPixels = 16384;
+constexpr std::size_t kMaxLayerSections = 16;
+
+std::optional<std::uint32_t> pixels(const json::value& v) {
+  if (v.is_uint64() && v.get_uint64() <= kMaxPixels) {
+    return static_cast<std::uint32_t>(v.get_uint64());
+  }
+  if (v.is_int64() && v.get_int64() >= 0 && v.get_int64() <= kMaxPixels) {
+    return static_cast<std::uint32_t>(v.get_int64());
+  }
+  return std::nullopt;
+}
+
 // The optional fields of the SFU's messages, each bounded and of its one type.
 std::variant<ClientMessage, ParseError> parse_media_fields(const json::object& o, ClientMessage m) {
   std::optional<std::string> sdp;
@@ -75,6 +89,47 @@ std::variant<ClientMessage, ParseError> parse_media_fields(const json::object& o
       return fail("bad_message", "\"temporal\" must be 0, 1 or 2", m.id);
     }
     m.temporal = v->is_uint64() ? v->get_uint64() : static_cast<std::uint64_t>(v->get_int64());
+  }
+  for (auto [key, out] : {std::pair{"width", &m.width}, std::pair{"height", &m.height}}) {
+    if (const json::value* v = o.if_contains(key)) {
+      std::optional<std::uint32_t> n = pixels(*v);
+      if (!n) {
+        return fail("bad_message",
+                    std::string("\"") + key + "\" must be 0-" + std::to_string(kMaxPixels) +
+                        " (device pixels)",
+                    m.id);
+      }
+      *out = *n;
+    }
+  }
+  if (const json::value* v = o.if_contains("layers")) {
+    // {"<mid>": [{"width": W, "height": H}, ...], ...}: each video section's layers, lowest first.
+    const json::object* sections = v->if_object();
+    if (sections == nullptr || sections->size() > kMaxLayerSections) {
+      return fail("bad_message", "\"layers\" must be an object of at most 16 sections", m.id);
+    }
+    for (const auto& [mid, list] : *sections) {
+      const json::array* a = list.if_array();
+      if (mid.size() > kMaxNameBytes || a == nullptr || a->empty() || a->size() > 3) {
+        return fail("bad_message",
+                    "\"layers\" maps a mid to 1-3 layers, each {\"width\", \"height\"}", m.id);
+      }
+      SectionLayers section{std::string(mid), {}};
+      for (const json::value& e : *a) {
+        const json::object* size = e.if_object();
+        const json::value* w = size != nullptr ? size->if_contains("width") : nullptr;
+        const json::value* h = size != nullptr ? size->if_contains("height") : nullptr;
+        std::optional<std::uint32_t> wp = w != nullptr ? pixels(*w) : std::nullopt;
+        std::optional<std::uint32_t> hp = h != nullptr ? pixels(*h) : std::nullopt;
+        if (!wp || !hp) {
+          return fail("bad_message",
+                      "a layer is {\"width\", \"height\"}, each 0-" + std::to_string(kMaxPixels),
+                      m.id);
+        }
+        section.sizes.push_back(LayerSize{*wp, *hp});
+      }
+      m.layers.push_back(std::move(section));
+    }
   }
   if (const json::value* v = o.if_contains("seq")) {
     if (!v->is_uint64() && !(v->is_int64() && v->get_int64() >= 0)) {

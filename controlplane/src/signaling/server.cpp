@@ -454,7 +454,7 @@ void SignalingServer::media(Session& s, const ClientMessage& m) {
     if (m.sdp.empty()) {
       return s.send_error("bad_message", "publish needs \"sdp\" (the client's offer)", false, m.id);
     }
-    reply = media_->publish(s.room_, s.identity_, m.sdp);
+    reply = media_->publish(s.room_, s.identity_, m.sdp, m.layers);
   } else if (t == "unpublish") {
     reply = media_->unpublish(s.room_, s.identity_, m.track);
   } else if (t == "answer") {
@@ -477,13 +477,24 @@ void SignalingServer::media(Session& s, const ClientMessage& m) {
   } else if (t == "restart_ice") {
     reply = media_->restart_ice(s.room_, s.identity_);
   } else if (t == "layer") {
-    if (m.track.empty() || (!m.spatial && !m.temporal && !m.paused)) {
+    bool wish = m.spatial || m.temporal || m.paused;
+    bool size = m.width && m.height;
+    if (m.track.empty() || (!wish && !size) || (m.width.has_value() != m.height.has_value())) {
       return s.send_error("bad_message",
-                          "layer needs \"track\" and \"spatial\", \"temporal\" or \"paused\"",
+                          "layer needs \"track\" and \"spatial\", \"temporal\" or \"paused\", "
+                          "or \"width\" and \"height\"",
                           false, m.id);
     }
-    reply = media_->layer(s.room_, s.identity_, m.track, m.spatial.value_or(2),
-                          m.paused.value_or(false), m.temporal);
+    if (wish) {
+      reply = media_->layer(s.room_, s.identity_, m.track, m.spatial.value_or(2),
+                            m.paused.value_or(false), m.temporal);
+    }
+    if (size && reply.code.empty()) {
+      // The rendered size, on its own or with a wish: it limits what the wish allows.
+      reply =
+          media_->render_size(s.room_, s.identity_, m.track, static_cast<std::uint32_t>(*m.width),
+                              static_cast<std::uint32_t>(*m.height));
+    }
   } else if (t == "candidate") {
     return;  // ICE-lite: the server learns the client's address from its checks
   } else {

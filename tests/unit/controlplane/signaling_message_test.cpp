@@ -57,6 +57,41 @@ TEST(SignalingMessage, RefusesBadMediaFields) {
   EXPECT_EQ(error_of(big).code, "bad_message");
 }
 
+// The rendered size of a received track, and the publisher's layer sizes by m-section.
+TEST(SignalingMessage, LayerSizes) {
+  auto size = std::get<ClientMessage>(
+      parse_client_message(R"({"type":"layer","track":"TR_a","width":640,"height":360})"));
+  EXPECT_EQ(size.width, 640u);
+  EXPECT_EQ(size.height, 360u);
+  EXPECT_FALSE(size.spatial);
+  auto pub = std::get<ClientMessage>(parse_client_message(
+      R"({"type":"publish","sdp":"v=0","layers":{"1":[{"width":240,"height":135},)"
+      R"({"width":960,"height":540}],"3":[{"width":0,"height":0}]}})"));
+  ASSERT_EQ(pub.layers.size(), 2u);
+  EXPECT_EQ(pub.layers[0].mid, "1");
+  EXPECT_EQ(pub.layers[0].sizes, (std::vector<LayerSize>{{240, 135}, {960, 540}}));
+  EXPECT_EQ(pub.layers[1].sizes, (std::vector<LayerSize>{{0, 0}}));
+  for (const char* bad : {
+           R"({"type":"layer","track":"t","width":-1,"height":1})",
+           R"({"type":"layer","track":"t","width":16385,"height":1})",
+           R"({"type":"layer","track":"t","width":"640","height":1})",
+           R"({"type":"layer","track":"t","width":1.5,"height":1})",
+           R"({"type":"publish","sdp":"v=0","layers":[]})",
+           R"({"type":"publish","sdp":"v=0","layers":{"1":[]}})",
+           R"({"type":"publish","sdp":"v=0","layers":{"1":{"width":1,"height":1}}})",
+           R"({"type":"publish","sdp":"v=0","layers":{"1":[{"width":1}]}})",
+           R"({"type":"publish","sdp":"v=0","layers":{"1":[{"width":1,"height":1},)"
+           R"({"width":1,"height":1},{"width":1,"height":1},{"width":1,"height":1}]}})",
+       }) {
+    EXPECT_EQ(error_of(bad).code, "bad_message") << bad;
+  }
+  std::string many = R"({"type":"publish","sdp":"v=0","layers":{)";
+  for (int i = 0; i < 17; ++i) {
+    many += (i ? "," : "") + ("\"" + std::to_string(i) + "\":[{\"width\":1,\"height\":1}]");
+  }
+  EXPECT_EQ(error_of(many + "}}").code, "bad_message");
+}
+
 TEST(SignalingMessage, RefusesWithCodes) {
   EXPECT_EQ(error_of("{").code, "bad_json");
   EXPECT_EQ(error_of("").code, "bad_json");

@@ -539,5 +539,75 @@ TEST_F(WhipOrchestrator, AudioLevelsNameTheActiveSpeakerAndPrioritizeItsVideo) {
   EXPECT_EQ(link.of(shm::Command::kTrackPriority).size(), 1u);
 }
 
+// Adaptive stream: the publisher tells the sizes of its layers with the publish, a subscriber the
+// size it renders a track at; the worker is told the smallest layer that covers it, the lower of
+// that and the subscriber's wish, and nothing while it is not shown.
+TEST_F(WhipOrchestrator, RenderedSizeChoosesTheSmallestLayerThatCoversIt) {
+  EXPECT_EQ(spatial_for_size({}, 100, 100), 2) << "sizes unknown: no limit";
+  const std::vector<signaling::LayerSize> sizes = {{240, 135}, {480, 270}, {960, 540}};
+  EXPECT_EQ(spatial_for_size(sizes, 240, 135), 0);
+  EXPECT_EQ(spatial_for_size(sizes, 241, 100), 1);
+  EXPECT_EQ(spatial_for_size(sizes, 400, 300), 2) << "taller than the middle layer";
+  EXPECT_EQ(spatial_for_size(sizes, 1920, 1080), 2) << "none covers it: the largest";
+
+  orchestrator->join("r1", 0, "bob", true);
+  Reply pub = orchestrator->publish("r1", "bob", corpus("chromium_simulcast_offer.sdp"),
+                                    {signaling::SectionLayers{"1", sizes}});
+  ASSERT_TRUE(pub.code.empty()) << pub.message;
+  std::string track;
+  for (const auto& t : pub.body.at("tracks").as_array()) {
+    if (t.at("kind").as_string() == "video") {
+      track = std::string(t.at("track").as_string());
+    }
+  }
+  ASSERT_FALSE(track.empty());
+  ASSERT_TRUE(orchestrator->whep_view("r1", "viewer", "V", viewer_offer(), "").code.empty());
+  const std::string viewer = "whep/V";
+  auto told = [&]() -> std::optional<shm::RouteLayer> {
+    auto layers = link.of(shm::Command::kRouteLayer);
+    if (layers.empty()) {
+      return std::nullopt;
+    }
+    return shm::decode_route_layer(layers.back().payload);
+  };
+  struct Case {
+    std::uint32_t width, height;
+    std::uint8_t spatial;
+    bool paused;
+  };
+  for (Case c : {Case{400, 225, 1, false}, Case{200, 112, 0, false}, Case{1280, 720, 2, false},
+                 Case{0, 0, 2, true}, Case{640, 360, 2, false}}) {
+    link.pushed.clear();
+    Reply r = orchestrator->render_size("r1", viewer, track, c.width, c.height);
+    ASSERT_TRUE(r.code.empty()) << r.message;
+    EXPECT_EQ(r.body.at("spatial").to_number<int>(), c.spatial) << c.width << "x" << c.height;
+    EXPECT_EQ(r.body.at("paused").as_bool(), c.paused) << c.width << "x" << c.height;
+    auto m = told();
+    ASSERT_TRUE(m) << "the worker is told at " << c.width << "x" << c.height;
+    EXPECT_EQ(m->max_spatial, c.spatial);
+    EXPECT_EQ(m->paused, c.paused);
+  }
+  // The same size again tells the worker nothing new.
+  link.pushed.clear();
+  ASSERT_TRUE(orchestrator->render_size("r1", viewer, track, 640, 360).code.empty());
+  EXPECT_FALSE(told());
+  // A wish for less than the size allows wins; for more, the size does.
+  ASSERT_TRUE(orchestrator->layer("r1", viewer, track, 0, false).code.empty());
+  EXPECT_EQ(told()->max_spatial, 0);
+  ASSERT_TRUE(orchestrator->render_size("r1", viewer, track, 200, 112).code.empty());
+  ASSERT_TRUE(orchestrator->layer("r1", viewer, track, 2, false).code.empty());
+  EXPECT_EQ(told()->max_spatial, 0);
+  // The publisher's camera changes size: the same tile maps anew.
+  link.pushed.clear();
+  const std::vector<signaling::LayerSize> small = {{80, 45}, {160, 90}, {320, 180}};
+  ASSERT_TRUE(orchestrator
+                  ->publish("r1", "bob", corpus("chromium_simulcast_offer.sdp"),
+                            {signaling::SectionLayers{"1", small}})
+                  .code.empty());
+  ASSERT_TRUE(told());
+  EXPECT_EQ(told()->max_spatial, 2);
+  EXPECT_EQ(orchestrator->render_size("r1", viewer, "TR_none", 1, 1).code, "unknown_track");
+}
+
 }  // namespace
 }  // namespace ringlane::control::media

@@ -21,10 +21,16 @@
 #include "ringlane/common/endpoint.hpp"
 #include "ringlane/controlplane/media/link.hpp"
 #include "ringlane/controlplane/sdp/negotiate.hpp"
+#include "ringlane/controlplane/signaling/message.hpp"
 #include "ringlane/shm/media.hpp"
 #include "ringlane/shm/messages.hpp"
 
 namespace ringlane::control::media {
+
+// The smallest of a track's layers (sizes lowest first) that covers a rendered width x height,
+// or the largest when none does; 2 (no limit) when the sizes are not known.
+std::uint8_t spatial_for_size(const std::vector<signaling::LayerSize>& sizes, std::uint32_t width,
+                              std::uint32_t height);
 
 // The outcome of a request: an error (code set) or a reply body to send (empty: none).
 struct Reply {
@@ -89,7 +95,10 @@ class Orchestrator {
   // participants (room, identity) to tell, who publish again and get new offers.
   std::vector<std::pair<std::string, std::string>> reset();
 
-  Reply publish(const std::string& room, const std::string& identity, const std::string& sdp);
+  // `layers`: the sizes of each video section's layers as the publisher encodes them (PROTOCOL.md
+  // `publish`), for the subscribers' rendered sizes; none given, those do not limit the layer.
+  Reply publish(const std::string& room, const std::string& identity, const std::string& sdp,
+                const std::vector<signaling::SectionLayers>& layers = {});
   Reply unpublish(const std::string& room, const std::string& identity, const std::string& track);
   Reply answer(const std::string& room, const std::string& identity, std::uint64_t seq,
                const std::string& sdp);
@@ -103,6 +112,12 @@ class Orchestrator {
   Reply layer(const std::string& room, const std::string& identity, const std::string& track,
               std::uint64_t spatial, bool paused,
               std::optional<std::uint64_t> temporal = std::nullopt);
+  // The size a subscriber renders a track at (PROTOCOL.md `layer` width/height): with the
+  // publisher's layer sizes, the smallest layer that covers it is the most the subscriber gets
+  // (with its `layer` wish, the lower of the two); 0 x 0 (not shown): none. Kept across
+  // renegotiations.
+  Reply render_size(const std::string& room, const std::string& identity, const std::string& track,
+                    std::uint32_t width, std::uint32_t height);
   Reply unsubscribe(const std::string& room, const std::string& identity, const std::string& track);
   // ICE restarts (RFC 8445 §9) keep the session, its DTLS keys and tracks; the server takes new
   // credentials too. A publisher restarts by publishing an offer with new credentials; the
@@ -175,6 +190,7 @@ class Orchestrator {
     sdp::PublishedTrack desc;
     bool muted = false;
     std::uint64_t order = 0;  // publish_counter_ when published: WHEP shows the latest
+    std::vector<signaling::LayerSize> sizes;  // its layers as encoded, lowest first (publish)
   };
   struct OutTrack {
     sdp::OfferedTrack offered;
@@ -184,6 +200,14 @@ class Orchestrator {
     std::uint8_t max_spatial = 2;  // `layer`
     bool paused = false;
     std::uint8_t max_temporal = shm::RouteLayer::kAllTemporal;  // `layer`: all when not given
+    bool rendered = false;  // `layer` width/height: the size it is shown at
+    std::uint32_t render_width = 0;
+    std::uint32_t render_height = 0;
+  };
+  // What the worker is told a route may have: the wish, lowered by the rendered size.
+  struct Wanted {
+    std::uint8_t spatial;
+    bool paused;
   };
   struct Participant {
     std::string identity;
@@ -218,6 +242,7 @@ class Orchestrator {
   bool restart_peer(const Room& r, Peer& peer);
   void add_out(Participant& subscriber, const Participant& publisher, const PubTrack& t);
   void push_layer(Room& r, const Participant& p, const OutTrack& o);
+  Wanted wanted(const Room& r, const OutTrack& o) const;
   void renegotiate(const std::string& room, Room& r, Participant& p);
   void remove_track(const std::string& room, Room& r, Participant& p, const std::string& id);
   void broadcast(const std::string& room, const Room& r, const std::string& except,

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 namespace ringlane::control::signaling {
 
@@ -24,6 +25,18 @@ enum class ClientType {
   kMedia,
 };
 
+// A layer of a published video track as its publisher encodes it (PROTOCOL.md `publish`
+// `layers`): a simulcast encoding, or a spatial layer of SVC, lowest first.
+struct LayerSize {
+  std::uint32_t width = 0;
+  std::uint32_t height = 0;
+  bool operator==(const LayerSize&) const = default;
+};
+struct SectionLayers {
+  std::string mid;  // the offer's m-section
+  std::vector<LayerSize> sizes;
+};
+
 struct ClientMessage {
   ClientType type = ClientType::kPing;
   std::string id;  // the request id as JSON text ("7", "\"abc\""), echoed in the reply; or empty
@@ -38,6 +51,11 @@ struct ClientMessage {
   std::optional<std::uint64_t> spatial;   // layer: the highest spatial layer wanted (0 lowest)
   std::optional<std::uint64_t> temporal;  // layer: the highest temporal layer wanted (0 lowest)
   std::optional<bool> paused;             // layer: none at all
+  // layer: the size the subscriber renders the track at (its video element's, in device pixels;
+  // 0 x 0: not shown), which the server maps to the smallest layer that covers it.
+  std::optional<std::uint64_t> width;
+  std::optional<std::uint64_t> height;
+  std::vector<SectionLayers> layers;  // publish
   std::optional<std::uint64_t> seq;
   std::optional<bool> auto_subscribe;  // join
 };
