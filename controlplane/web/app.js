@@ -27,7 +27,10 @@ const state = {
 };
 let room = null;
 let localStream = null;
-const tiles = new Map(); // identity -> {figure, video, stream, caption}
+const tiles = new Map(); // identity (or screenTile(identity)) -> {figure, video, stream, caption}
+let screenTrack = null; // what this page shares as a screen
+// A participant's screen share has a tile of its own beside its camera's.
+const screenTile = (identity) => `${identity}\u0000screen`;
 
 function record(type, detail) {
   state.events.push({ type, ...detail, at: Date.now() });
@@ -47,17 +50,18 @@ function setStatus(text, isError = false) {
 
 // --- tiles ---
 
-function tile(identity, self = false) {
-  let t = tiles.get(identity);
+function tile(identity, self = false, screen = false) {
+  const key = screen ? screenTile(identity) : identity;
+  let t = tiles.get(key);
   if (t) return t;
   const figure = document.createElement('figure');
-  figure.className = self ? 'tile self' : 'tile';
+  figure.className = ['tile', self && 'self', screen && 'screen'].filter(Boolean).join(' ');
   const video = document.createElement('video');
   video.autoplay = true;
   video.playsInline = true;
   video.muted = self;
   const caption = document.createElement('figcaption');
-  caption.textContent = self ? `${identity} (you)` : identity;
+  caption.textContent = self ? `${identity} (you)` : screen ? `${identity}'s screen` : identity;
   // What this tile receives (or, for yourself, sends at most): resolution, frame rate, bitrate.
   const quality = document.createElement('span');
   quality.className = 'quality';
@@ -66,7 +70,7 @@ function tile(identity, self = false) {
   else $('grid').append(figure);
   t = { figure, video, stream: new MediaStream(), caption, quality, bytes: null };
   video.srcObject = t.stream;
-  tiles.set(identity, t);
+  tiles.set(key, t);
   return t;
 }
 
@@ -80,9 +84,11 @@ function play(video) {
 }
 
 function removeTile(identity) {
-  tiles.get(identity)?.unobserve?.();
-  tiles.get(identity)?.figure.remove();
-  tiles.delete(identity);
+  for (const key of [identity, screenTile(identity)]) {
+    tiles.get(key)?.unobserve?.();
+    tiles.get(key)?.figure.remove();
+    tiles.delete(key);
+  }
 }
 
 function markMuted(identity, kind, muted) {
@@ -102,9 +108,9 @@ function wire(r) {
     removeTile(e.detail.identity);
   });
   r.addEventListener('track', (e) => {
-    const { identity, trackId, kind, track } = e.detail;
-    record('track', { identity, trackId, kind });
-    const t = tile(identity);
+    const { identity, trackId, kind, track, source } = e.detail;
+    record('track', { identity, trackId, kind, source });
+    const t = tile(identity, false, source === 'screen');
     t.stream.addTrack(track);
     const info = r.participants.get(identity)?.tracks.get(trackId);
     if (info) markMuted(identity, kind, info.muted);
@@ -118,6 +124,13 @@ function wire(r) {
   r.addEventListener('track_ended', (e) => {
     const { identity, trackId, kind, track } = e.detail;
     record('track_ended', { identity, trackId, kind });
+    const screen = tiles.get(screenTile(identity));
+    if (screen?.stream.getTracks().includes(track)) {
+      screen.unobserve?.();
+      screen.figure.remove();
+      tiles.delete(screenTile(identity));
+      return;
+    }
     const t = tiles.get(identity);
     t?.stream.removeTrack(track);
     if (kind === 'video') {
@@ -221,6 +234,33 @@ async function join() {
   }
 }
 
+// The screen share: its own tile here too, beside the camera's.
+async function share(track) {
+  screenTrack?.stop();
+  screenTrack = track;
+  const t = tile(state.identity, true, true);
+  t.caption.textContent = 'your screen';
+  for (const old of t.stream.getTracks()) t.stream.removeTrack(old);
+  t.stream.addTrack(track);
+  play(t.video);
+  setPressed('screen', true);
+  track.addEventListener('ended', () => {
+    if (screenTrack === track) unshare().catch(() => {});
+  }, { once: true });
+  return room.shareScreen(track);
+}
+
+async function unshare() {
+  const track = screenTrack;
+  screenTrack = null;
+  setPressed('screen', false);
+  const t = tiles.get(screenTile(state.identity));
+  t?.figure.remove();
+  tiles.delete(screenTile(state.identity));
+  await room?.stopScreen();
+  track?.stop();
+}
+
 async function leave(announce = true) {
   const r = room;
   room = null;
@@ -231,7 +271,9 @@ async function leave(announce = true) {
   Object.assign(state, { joined: false, publisher: 'closed', subscriber: 'closed' });
   $('call').hidden = true;
   $('join-form').hidden = false;
-  for (const id of ['mic', 'camera']) setPressed(id, false);
+  for (const id of ['mic', 'camera', 'screen']) setPressed(id, false);
+  screenTrack?.stop();
+  screenTrack = null;
   if (announce) {
     record('left', {});
     setStatus('left the room');
@@ -241,7 +283,11 @@ async function leave(announce = true) {
 function setPressed(id, pressed) {
   const b = $(id);
   b.setAttribute('aria-pressed', String(pressed));
-  const labels = { mic: ['Mute mic', 'Unmute mic'], camera: ['Stop camera', 'Start camera'] };
+  const labels = {
+    mic: ['Mute mic', 'Unmute mic'],
+    camera: ['Stop camera', 'Start camera'],
+    screen: ['Share screen', 'Stop sharing'],
+  };
   b.textContent = labels[id][pressed ? 1 : 0];
 }
 
@@ -299,6 +345,7 @@ async function remoteStats(r) {
     identity: e.identity,
     trackId: e.trackId,
     kind: e.kind,
+    source: e.source,
     codec: codecOf(report, s),
     framesDecoded: s.framesDecoded ?? 0,
     frameWidth: s.frameWidth ?? 0,
@@ -362,6 +409,18 @@ window.ringlaneTest = {
   setLayer: (track, spatial, paused = false, temporal = undefined) => (room
     ? room.setLayer(track, { spatial, paused, temporal }).then((r) => r, (e) => String(e?.message ?? e))
     : 'no room'),
+  // Shares a second fake camera track (of width x height) as a screen (Room.shareScreen):
+  // headless Chromium has no screen to capture. The published tracks, or why not.
+  async shareScreen(width = 1280, height = 720) {
+    if (!room) return 'no room';
+    try {
+      const s = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: width }, height: { ideal: height } } });
+      return await share(s.getVideoTracks()[0]);
+    } catch (e) {
+      return String(e?.message ?? e);
+    }
+  },
+  stopScreen: () => (room ? unshare().then(() => true, (e) => String(e?.message ?? e)) : 'no room'),
   // An ICE restart of both peer connections (Room.restartIce): true, or why not.
   restartIce: () => (room ? room.restartIce().then(() => true, (e) => String(e?.message ?? e)) : 'no room'),
   // The SDP of both peer connections as the browser holds them (null before there is one).
@@ -400,7 +459,7 @@ async function showQuality() {
     t.quality.textContent = width ? `${width}x${height} · ${Math.round(fps)} fps · ${kbps} kbps` : '';
   };
   for (const s of sub?.list ?? []) {
-    const t = tiles.get(s.identity);
+    const t = tiles.get(s.source === 'screen' ? screenTile(s.identity) : s.identity);
     if (t && s.kind === 'video') show(t, s.frameWidth, s.frameHeight, s.framesPerSecond, s.bytesReceived);
   }
   const self = tiles.get(state.identity);
@@ -424,4 +483,10 @@ $('join-form').addEventListener('submit', (e) => {
 $('mic').addEventListener('click', () => toggle('mic', 'audio'));
 $('camera').addEventListener('click', () => toggle('camera', 'video'));
 $('leave').addEventListener('click', () => leave());
+$('screen').addEventListener('click', () => {
+  const work = screenTrack
+    ? unshare()
+    : navigator.mediaDevices.getDisplayMedia({ video: true }).then((s) => share(s.getVideoTracks()[0]));
+  work.catch((err) => fail(err.code ?? err.name ?? 'error', err.message));
+});
 if (params.get('autojoin') === '1') join();

@@ -40,7 +40,7 @@ export class RoomError extends Error {
 // subscribers' rendered sizes (observeSize): simulcast encodings by their scaleResolutionDownBy,
 // SVC spatial layers by the scalabilityMode (L3T3: a quarter, a half, all; the 'h' modes step
 // by 1.5). From the camera's size now: the encoder may still scale down under load.
-function layerSizes(pc, svc) {
+function layerSizes(pc, svc, screen) {
   const out = {};
   for (const transceiver of pc.getTransceivers()) {
     const track = transceiver.sender.track;
@@ -49,7 +49,8 @@ function layerSizes(pc, svc) {
     if (!width || !height) continue;
     const encodings = transceiver.sender.getParameters().encodings ?? [];
     let scales = encodings.length > 1 ? encodings.map((e) => e.scaleResolutionDownBy ?? 1) : [1];
-    const mode = /^[LS]([1-3])T[1-3](h?)/.exec(encodings[0]?.scalabilityMode ?? svc ?? '');
+    const asked = track === screen ? '' : svc; // the svc option is the camera's
+    const mode = /^[LS]([1-3])T[1-3](h?)/.exec(encodings[0]?.scalabilityMode ?? asked ?? '');
     if (encodings.length <= 1 && mode) {
       const step = mode[2] ? 1.5 : 2;
       scales = Array.from({ length: Number(mode[1]) }, (_, i) => step ** (Number(mode[1]) - 1 - i));
@@ -109,6 +110,7 @@ export class Room extends EventTarget {
     this._publisher = null;
     this._subscriber = null;
     this._stream = null;
+    this._screen = null; // the video track shared as a screen (shareScreen)
     this._published = new Map(); // server track id -> {kind, mid}
     this._muted = { audio: false, video: false };
     this._remote = new Map(); // remoteKey -> {identity, trackId, kind, mid, track, stream, transceiver}
@@ -164,6 +166,30 @@ export class Room extends EventTarget {
     const msg = { type: 'layer', track, spatial, paused };
     if (temporal !== undefined) msg.temporal = temporal;
     return this._request(msg);
+  }
+
+  // Shares a screen (a getDisplayMedia track, or any video track) beside what publish() sends,
+  // as its own track with source 'screen': the server puts it first in every subscriber's
+  // bandwidth (before the active speaker's video). It stops with stopScreen() or when the track
+  // ends (the browser's "Stop sharing").
+  async shareScreen(track) {
+    if (!this._joined || this._left) throw new RoomError('not_joined', 'join before sharing a screen');
+    this._stream ??= new MediaStream(); // a screen without a camera or microphone
+    if (this._screen) await this.stopScreen();
+    this._screen = track;
+    track.addEventListener('ended', () => {
+      if (this._screen === track) this.stopScreen().catch(() => {});
+    }, { once: true });
+    return this._publish();
+  }
+
+  async stopScreen() {
+    const track = this._screen;
+    this._screen = null;
+    const sender = track && this._publisher?.getSenders().find((s) => s.track === track);
+    if (!sender) return [];
+    this._publisher.removeTrack(sender);
+    return this._publish();
   }
 
   // Adaptive stream: tells the server the size `element` shows received track `trackId` at
@@ -466,10 +492,10 @@ export class Room extends EventTarget {
     this._emit('participant_left', { identity });
   }
 
-  _addTrack({ participant, track, kind, muted }) {
+  _addTrack({ participant, track, kind, muted, source }) {
     if (participant === this.identity) return;
     this._addParticipant(participant);
-    this.participants.get(participant).tracks.set(track, { kind, muted: !!muted });
+    this.participants.get(participant).tracks.set(track, { kind, muted: !!muted, source });
   }
 
   // `joined` lists who is here now: after a reconnect, the differences become events. A server
@@ -534,11 +560,26 @@ export class Room extends EventTarget {
       const transceiver = pc.addTransceiver(track, init);
       if (track.kind === 'video') this._preferVideoCodec(transceiver);
     }
+    if (this._screen && !sending.has(this._screen)) {
+      // Two layers (full and half size) where the camera has three: a screen is read at its full
+      // size, and a subscriber whose link cannot take it gets the half.
+      const init = { direction: 'sendonly', streams: [this._stream] };
+      if (this._simulcast) {
+        init.sendEncodings = [
+          { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 600_000 },
+          { rid: 'f', maxBitrate: 2_500_000 },
+        ];
+      }
+      this._preferVideoCodec(pc.addTransceiver(this._screen, init));
+    }
     await pc.setLocalDescription(await pc.createOffer({ iceRestart }));
     let reply;
     try {
-      const layers = layerSizes(pc, this._svc);
-      reply = await this._request({ type: 'publish', sdp: pc.localDescription.sdp, layers });
+      const layers = layerSizes(pc, this._svc, this._screen);
+      const screen = pc.getTransceivers()
+        .filter((t) => this._screen && t.sender.track === this._screen && t.mid != null)
+        .map((t) => t.mid);
+      reply = await this._request({ type: 'publish', sdp: pc.localDescription.sdp, layers, screen });
     } catch (err) {
       if (epoch === this._epoch && pc.signalingState === 'have-local-offer') {
         await pc.setLocalDescription({ type: 'rollback' });
@@ -630,7 +671,9 @@ export class Room extends EventTarget {
         if (e.track === track && this._remote.get(key) === entry) this._endRemote(key);
       });
       this._addParticipant(identity);
-      this._emit('track', { identity, trackId, kind: entry.kind, track, stream });
+      const source = this.participants.get(identity)?.tracks.get(trackId)?.source;
+      entry.source = source ?? (track.kind === 'video' ? 'camera' : 'microphone');
+      this._emit('track', { identity, trackId, kind: entry.kind, track, stream, source: entry.source });
     }
     for (const key of [...this._remote.keys()]) {
       if (!live.has(key)) this._endRemote(key);

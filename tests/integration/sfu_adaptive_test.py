@@ -49,14 +49,14 @@ def sh(*cmd):
         raise RuntimeError(f"{' '.join(cmd)}: {out.stderr.strip()}")
 
 
-def shape(port):
-    """300 kbit/s for UDP to `port` on lo (everything else unlimited), a 0.5 s queue."""
+def shape(port, kbit=CAP_KBIT):
+    """kbit/s (300) for UDP to `port` on lo (everything else unlimited), a 0.5 s queue."""
     sh("tc", "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "10")
     sh("tc", "class", "add", "dev", "lo", "parent", "1:", "classid", "1:10", "htb", "rate", "10gbit")
     sh("tc", "class", "add", "dev", "lo", "parent", "1:", "classid", "1:20", "htb",
-       "rate", f"{CAP_KBIT}kbit", "ceil", f"{CAP_KBIT}kbit", "burst", "6k")
+       "rate", f"{kbit}kbit", "ceil", f"{kbit}kbit", "burst", "6k")
     sh("tc", "qdisc", "add", "dev", "lo", "parent", "1:20", "handle", "20:", "bfifo",
-       "limit", str(CAP_KBIT * 1000 // 8 // 2))
+       "limit", str(kbit * 1000 // 8 // 2))
     sh("tc", "filter", "add", "dev", "lo", "protocol", "ip", "parent", "1:", "prio", "1", "u32",
        "match", "ip", "protocol", "17", "0xff", "match", "ip", "dport", str(port), "0xffff",
        "flowid", "1:20")

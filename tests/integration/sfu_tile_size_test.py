@@ -121,8 +121,12 @@ def run(a, tmp, log):
               f"the tile back to its size decodes the top layer again, the publisher encoding it "
               f"(took {took if took is None else round(took, 1)} s; widths {watch.widths('s1', t_big)}; "
               f"active {active()})")
-        prefs = metric(http_port, "ringlane_sfu_route_layer_switches_total", participant="s1", kind="video",
-                       reason="preference")
+        def preference_switches():
+            return metric(http_port, "ringlane_sfu_route_layer_switches_total", participant="s1", kind="video",
+                          reason="preference")
+        # The workers report every 2 s.
+        prefs = wait_until(lambda: (lambda n: n if n is not None and n >= 2 else None)(preference_switches()), 5,
+                           step=0.5) or preference_switches()
         check(prefs is not None and prefs >= 2, f"/metrics counts the size changes as preference ({prefs})")
 
         # 4. Hidden: nothing sent; shown: decoding goes on.

@@ -23,14 +23,19 @@ shm::Codec codec_of(const std::string& name) {
 }
 
 json::object track_json(const std::string& participant, const std::string& id,
-                        const std::string& kind, bool muted) {
+                        const std::string& kind, bool muted, bool screen) {
   json::object o;
   o["participant"] = participant;
   o["track"] = id;
   o["kind"] = kind;
   o["muted"] = muted;
+  o["source"] = screen ? "screen" : kind == "video" ? "camera" : "microphone";
   return o;
 }
+
+// A screen share's video goes first in every subscriber's bandwidth: above the active speaker's
+// (1) and everyone else's (0).
+constexpr std::uint8_t kScreenPriority = 2;
 
 }  // namespace
 
@@ -97,7 +102,7 @@ json::array Orchestrator::join(const std::string& room, unsigned worker,
         continue;
       }
       for (const auto& t : other.tracks) {
-        tracks.push_back(track_json(name, t.id, t.desc.kind, t.muted));
+        tracks.push_back(track_json(name, t.id, t.desc.kind, t.muted, t.screen));
         if (p.auto_subscribe) {
           std::size_t before = p.out.size();
           add_out(p, other, t);
@@ -115,7 +120,7 @@ json::array Orchestrator::join(const std::string& room, unsigned worker,
       continue;
     }
     for (const auto& t : other.tracks) {
-      tracks.push_back(track_json(name, t.id, t.desc.kind, t.muted));
+      tracks.push_back(track_json(name, t.id, t.desc.kind, t.muted, t.screen));
       if (auto_subscribe) {
         add_out(p, other, t);
       }
@@ -304,8 +309,8 @@ Reply Orchestrator::restart_ice(const std::string& room, const std::string& iden
 }
 
 Reply Orchestrator::publish(const std::string& room, const std::string& identity,
-                            const std::string& text,
-                            const std::vector<signaling::SectionLayers>& layers) {
+                            const std::string& text, const signaling::PublishHints& hints) {
+  const auto& layers = hints.layers;
   Room* r = nullptr;
   Participant* p = find(room, identity, &r);
   if (p == nullptr) {
@@ -405,6 +410,8 @@ Reply Orchestrator::publish(const std::string& room, const std::string& identity
     if (sized != layers.end() && a.kind == "video") {
       t.sizes = sized->sizes;
     }
+    t.screen = a.kind == "video" &&
+               std::find(hints.screen.begin(), hints.screen.end(), a.mid) != hints.screen.end();
     if (a.ssrc != 0) {
       shm::TrackAdd add;
       add.session = shm::SessionId{p->pub.session};
@@ -442,6 +449,10 @@ Reply Orchestrator::publish(const std::string& room, const std::string& identity
         ++push_failures_;
         continue;
       }
+      shm::TrackPriority first{add.session, add.ssrc, kScreenPriority};
+      if (t.screen && !link_.push(r->worker, shm::Command::kTrackPriority, shm::encode(first))) {
+        ++push_failures_;
+      }
     }
     json::object o;
     o["track"] = t.id;
@@ -450,7 +461,7 @@ Reply Orchestrator::publish(const std::string& room, const std::string& identity
     listed.push_back(std::move(o));
     p->tracks.push_back(t);
     broadcast(room, *r, identity, [&] {
-      json::object e = track_json(identity, t.id, a.kind, false);
+      json::object e = track_json(identity, t.id, a.kind, false, t.screen);
       e["type"] = "track_published";
       return e;
     }());
@@ -844,7 +855,7 @@ Reply Orchestrator::mute(const std::string& room, const std::string& identity,
     if (t.id == track) {
       t.muted = muted;
       changed_ = true;
-      json::object e = track_json(identity, t.id, t.desc.kind, muted);
+      json::object e = track_json(identity, t.id, t.desc.kind, muted, t.screen);
       e["type"] = "track_muted";
       broadcast(room, *r, identity, e);
       return {};
@@ -1085,8 +1096,8 @@ void Orchestrator::set_priority(Room& r, const std::string& identity, std::uint8
     return;
   }
   for (const auto& t : it->second.tracks) {
-    if (t.desc.kind != "video" || t.desc.ssrc == 0) {
-      continue;
+    if (t.desc.kind != "video" || t.desc.ssrc == 0 || t.screen) {
+      continue;  // a screen share keeps kScreenPriority
     }
     shm::TrackPriority m{shm::SessionId{it->second.pub.session}, t.desc.ssrc, priority};
     if (!link_.push(r.worker, shm::Command::kTrackPriority, shm::encode(m))) {

@@ -163,6 +163,12 @@ json::value Orchestrator::to_json() const {
         }
         o["rids"] = std::move(rids);
         o["order"] = t.order;
+        o["screen"] = t.screen;
+        json::array sizes;
+        for (const auto& size : t.sizes) {
+          sizes.push_back(json::array{size.width, size.height});
+        }
+        o["sizes"] = std::move(sizes);
         tracks.push_back(std::move(o));
       }
       m["tracks"] = std::move(tracks);
@@ -190,6 +196,11 @@ json::value Orchestrator::to_json() const {
         o["extensions"] = extensions_json(t.offered.extensions);
         o["max_spatial"] = t.max_spatial;
         o["paused"] = t.paused;
+        o["max_temporal"] = t.max_temporal;
+        if (t.rendered) {
+          o["render_width"] = t.render_width;
+          o["render_height"] = t.render_height;
+        }
         out.push_back(std::move(o));
       }
       m["out"] = std::move(out);
@@ -271,6 +282,18 @@ void Orchestrator::from_json(const json::value& v) {
           }
         }
         pt.order = num(t, "order");
+        pt.screen = flag(t, "screen");
+        for (const auto& sv : arr(t, "sizes")) {
+          // [width, height], as written: anything else is skipped.
+          const json::array* wh = sv.if_array();
+          auto pixels = [](const json::value& n) {
+            return static_cast<std::uint32_t>(
+                n.is_int64() ? std::clamp<std::int64_t>(n.get_int64(), 0, 16384) : 0);
+          };
+          if (wh != nullptr && wh->size() == 2 && pt.sizes.size() < 3) {
+            pt.sizes.push_back(signaling::LayerSize{pixels((*wh)[0]), pixels((*wh)[1])});
+          }
+        }
         p.tracks.push_back(std::move(pt));
       }
       for (const auto& ov : arr(m, "out")) {
@@ -298,6 +321,17 @@ void Orchestrator::from_json(const json::value& v) {
         o.max_spatial = static_cast<std::uint8_t>(
             t.contains("max_spatial") ? std::min<std::uint64_t>(num(t, "max_spatial"), 2) : 2);
         o.paused = flag(t, "paused");
+        if (t.contains("max_temporal")) {
+          o.max_temporal = static_cast<std::uint8_t>(
+              std::min<std::uint64_t>(num(t, "max_temporal"), shm::RouteLayer::kAllTemporal));
+        }
+        o.rendered = t.contains("render_width") && t.contains("render_height");
+        if (o.rendered) {
+          o.render_width =
+              static_cast<std::uint32_t>(std::min<std::uint64_t>(num(t, "render_width"), 16384));
+          o.render_height =
+              static_cast<std::uint32_t>(std::min<std::uint64_t>(num(t, "render_height"), 16384));
+        }
         p.out.push_back(std::move(o));
       }
       // Until its client reconnects. A WHIP/WHEP resource has no connection to come back: it

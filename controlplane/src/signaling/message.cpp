@@ -128,7 +128,22 @@ std::variant<ClientMessage, ParseError> parse_media_fields(const json::object& o
         }
         section.sizes.push_back(LayerSize{*wp, *hp});
       }
-      m.layers.push_back(std::move(section));
+      m.hints.layers.push_back(std::move(section));
+    }
+  }
+  if (const json::value* v = o.if_contains("screen")) {
+    // ["<mid>", ...]: the video sections that share a screen (they go first in the bandwidth).
+    const json::array* mids = v->if_array();
+    bool ok = mids != nullptr && mids->size() <= kMaxLayerSections;
+    for (std::size_t i = 0; ok && i < mids->size(); ++i) {
+      const json::string* mid = (*mids)[i].if_string();
+      ok = mid != nullptr && mid->size() <= kMaxNameBytes;
+      if (ok) {
+        m.hints.screen.emplace_back(mid->data(), mid->size());
+      }
+    }
+    if (!ok) {
+      return fail("bad_message", "\"screen\" must be an array of at most 16 mids", m.id);
     }
   }
   if (const json::value* v = o.if_contains("seq")) {

@@ -454,7 +454,7 @@ void SignalingServer::media(Session& s, const ClientMessage& m) {
     if (m.sdp.empty()) {
       return s.send_error("bad_message", "publish needs \"sdp\" (the client's offer)", false, m.id);
     }
-    reply = media_->publish(s.room_, s.identity_, m.sdp, m.layers);
+    reply = media_->publish(s.room_, s.identity_, m.sdp, m.hints);
   } else if (t == "unpublish") {
     reply = media_->unpublish(s.room_, s.identity_, m.track);
   } else if (t == "answer") {

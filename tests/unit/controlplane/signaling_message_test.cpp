@@ -67,16 +67,21 @@ TEST(SignalingMessage, LayerSizes) {
   auto pub = std::get<ClientMessage>(parse_client_message(
       R"({"type":"publish","sdp":"v=0","layers":{"1":[{"width":240,"height":135},)"
       R"({"width":960,"height":540}],"3":[{"width":0,"height":0}]}})"));
-  ASSERT_EQ(pub.layers.size(), 2u);
-  EXPECT_EQ(pub.layers[0].mid, "1");
-  EXPECT_EQ(pub.layers[0].sizes, (std::vector<LayerSize>{{240, 135}, {960, 540}}));
-  EXPECT_EQ(pub.layers[1].sizes, (std::vector<LayerSize>{{0, 0}}));
+  ASSERT_EQ(pub.hints.layers.size(), 2u);
+  EXPECT_EQ(pub.hints.layers[0].mid, "1");
+  EXPECT_EQ(pub.hints.layers[0].sizes, (std::vector<LayerSize>{{240, 135}, {960, 540}}));
+  EXPECT_EQ(pub.hints.layers[1].sizes, (std::vector<LayerSize>{{0, 0}}));
+  auto screen = std::get<ClientMessage>(
+      parse_client_message(R"({"type":"publish","sdp":"v=0","screen":["2","3"]})"));
+  EXPECT_EQ(screen.hints.screen, (std::vector<std::string>{"2", "3"}));
   for (const char* bad : {
            R"({"type":"layer","track":"t","width":-1,"height":1})",
            R"({"type":"layer","track":"t","width":16385,"height":1})",
            R"({"type":"layer","track":"t","width":"640","height":1})",
            R"({"type":"layer","track":"t","width":1.5,"height":1})",
            R"({"type":"publish","sdp":"v=0","layers":[]})",
+           R"({"type":"publish","sdp":"v=0","screen":"1"})",
+           R"({"type":"publish","sdp":"v=0","screen":[1]})",
            R"({"type":"publish","sdp":"v=0","layers":{"1":[]}})",
            R"({"type":"publish","sdp":"v=0","layers":{"1":{"width":1,"height":1}}})",
            R"({"type":"publish","sdp":"v=0","layers":{"1":[{"width":1}]}})",

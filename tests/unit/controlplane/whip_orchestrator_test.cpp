@@ -2,11 +2,13 @@
 // commands they push, what signaling participants hear, their end (DELETE, a closed session),
 // and the state file that keeps them across a control plane restart.
 #include <gtest/gtest.h>
+
 #include <unistd.h>
 
 #include <algorithm>
 #include <boost/json.hpp>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -552,7 +554,7 @@ TEST_F(WhipOrchestrator, RenderedSizeChoosesTheSmallestLayerThatCoversIt) {
 
   orchestrator->join("r1", 0, "bob", true);
   Reply pub = orchestrator->publish("r1", "bob", corpus("chromium_simulcast_offer.sdp"),
-                                    {signaling::SectionLayers{"1", sizes}});
+                                    {{signaling::SectionLayers{"1", sizes}}, {}});
   ASSERT_TRUE(pub.code.empty()) << pub.message;
   std::string track;
   for (const auto& t : pub.body.at("tracks").as_array()) {
@@ -602,11 +604,80 @@ TEST_F(WhipOrchestrator, RenderedSizeChoosesTheSmallestLayerThatCoversIt) {
   const std::vector<signaling::LayerSize> small = {{80, 45}, {160, 90}, {320, 180}};
   ASSERT_TRUE(orchestrator
                   ->publish("r1", "bob", corpus("chromium_simulcast_offer.sdp"),
-                            {signaling::SectionLayers{"1", small}})
+                            {{signaling::SectionLayers{"1", small}}, {}})
                   .code.empty());
   ASSERT_TRUE(told());
   EXPECT_EQ(told()->max_spatial, 2);
   EXPECT_EQ(orchestrator->render_size("r1", viewer, "TR_none", 1, 1).code, "unknown_track");
+  // Kept across a control plane restart: the publisher's sizes and the size rendered.
+  ASSERT_TRUE(orchestrator->layer("r1", viewer, track, 2, false).code.empty());
+  ASSERT_TRUE(orchestrator->render_size("r1", viewer, track, 160, 90).code.empty());
+  orchestrator->save();
+  make();
+  ASSERT_GT(orchestrator->restore(), 0u);
+  link.pushed.clear();
+  Reply again = orchestrator->render_size("r1", viewer, track, 160, 90);
+  ASSERT_TRUE(again.code.empty()) << again.message;
+  EXPECT_EQ(again.body.at("spatial").to_number<int>(), 1);
+  EXPECT_FALSE(told()) << "the same size as before the restart: nothing new";
+}
+
+// A screen share (publish `screen`): announced with source "screen", first in the bandwidth
+// (priority 2, above the active speaker's 1) from the start, and the active speaker's priority
+// leaves it there.
+TEST_F(WhipOrchestrator, AScreenShareGoesFirstAndTheSpeakerDoesNotMoveIt) {
+  orchestrator->join("r1", 0, "bob", true);
+  orchestrator->join("r1", 0, "ann", true);
+  sent.clear();
+  link.pushed.clear();
+  Reply pub =
+      orchestrator->publish("r1", "ann", corpus("chromium_simulcast_offer.sdp"), {{}, {"1"}});
+  ASSERT_TRUE(pub.code.empty()) << pub.message;
+  shm::SessionId ann{};
+  std::uint32_t video = 0;
+  std::uint32_t audio = 0;
+  for (const auto& p : link.of(shm::Command::kTrackAdd)) {
+    auto t = shm::decode_track_add(p.payload);
+    (t->kind == shm::MediaKind::kVideo ? video : audio) = t->ssrc;
+    ann = t->session;
+  }
+  auto prio = link.of(shm::Command::kTrackPriority);
+  ASSERT_EQ(prio.size(), 1u);
+  auto tp = shm::decode_track_priority(prio[0].payload);
+  ASSERT_TRUE(tp);
+  EXPECT_EQ(tp->publisher, ann);
+  EXPECT_EQ(tp->ssrc, video);
+  EXPECT_EQ(tp->priority, 2);
+  std::map<std::string, std::string> sources;
+  for (const auto& [to, m] : sent) {
+    if (to == "bob" && m.at("type").as_string() == "track_published") {
+      sources[std::string(m.at("kind").as_string())] = m.at("source").as_string();
+    }
+  }
+  EXPECT_EQ(sources["video"], "screen");
+  EXPECT_EQ(sources["audio"], "microphone");
+  // ann speaks: the speaker's video would get 1, but hers is a screen share: it keeps 2.
+  link.pushed.clear();
+  sent.clear();
+  for (int i = 0; i < 4; ++i) {
+    orchestrator->on_audio_levels(0, shm::encode(shm::AudioLevels{{{ann, audio, 105}}}));
+  }
+  bool told = false;
+  for (const auto& [to, m] : sent) {
+    told = told || (to == "bob" && m.at("type").as_string() == "speakers");
+  }
+  EXPECT_TRUE(told) << "ann is the active speaker";
+  EXPECT_TRUE(link.of(shm::Command::kTrackPriority).empty());
+  // A restarted control plane still knows it for a screen share.
+  orchestrator->save();
+  make();
+  ASSERT_GT(orchestrator->restore(), 0u);
+  link.pushed.clear();
+  for (int i = 0; i < 8; ++i) {
+    orchestrator->on_audio_levels(0, shm::encode(shm::AudioLevels{{{ann, audio, 10}}}));
+    orchestrator->on_audio_levels(0, shm::encode(shm::AudioLevels{{{ann, audio, 110}}}));
+  }
+  EXPECT_TRUE(link.of(shm::Command::kTrackPriority).empty());
 }
 
 }  // namespace

@@ -95,10 +95,12 @@ class Orchestrator {
   // participants (room, identity) to tell, who publish again and get new offers.
   std::vector<std::pair<std::string, std::string>> reset();
 
-  // `layers`: the sizes of each video section's layers as the publisher encodes them (PROTOCOL.md
-  // `publish`), for the subscribers' rendered sizes; none given, those do not limit the layer.
+  // `hints` (PROTOCOL.md `publish`): the sizes of each video section's layers as the publisher
+  // encodes them, for the subscribers' rendered sizes (none given: those do not limit the
+  // layer); the sections that share a screen, whose video goes first in every subscriber's
+  // bandwidth (before the active speaker's) and is announced with source "screen".
   Reply publish(const std::string& room, const std::string& identity, const std::string& sdp,
-                const std::vector<signaling::SectionLayers>& layers = {});
+                const signaling::PublishHints& hints = {});
   Reply unpublish(const std::string& room, const std::string& identity, const std::string& track);
   Reply answer(const std::string& room, const std::string& identity, std::uint64_t seq,
                const std::string& sdp);
@@ -191,6 +193,7 @@ class Orchestrator {
     bool muted = false;
     std::uint64_t order = 0;  // publish_counter_ when published: WHEP shows the latest
     std::vector<signaling::LayerSize> sizes;  // its layers as encoded, lowest first (publish)
+    bool screen = false;                      // a screen share (publish `screen`)
   };
   struct OutTrack {
     sdp::OfferedTrack offered;

@@ -36,6 +36,11 @@ struct SectionLayers {
   std::string mid;  // the offer's m-section
   std::vector<LayerSize> sizes;
 };
+// What a publish tells of its sections beyond the SDP.
+struct PublishHints {
+  std::vector<SectionLayers> layers;  // `layers`: each video section's layer sizes
+  std::vector<std::string> screen;    // `screen`: the mids that carry a screen share
+};
 
 struct ClientMessage {
   ClientType type = ClientType::kPing;
@@ -55,7 +60,7 @@ struct ClientMessage {
   // 0 x 0: not shown), which the server maps to the smallest layer that covers it.
   std::optional<std::uint64_t> width;
   std::optional<std::uint64_t> height;
-  std::vector<SectionLayers> layers;  // publish
+  PublishHints hints;  // publish
   std::optional<std::uint64_t> seq;
   std::optional<bool> auto_subscribe;  // join
 };
