@@ -136,6 +136,10 @@ def run(a, tmp, log):
         check(decoding, f"both keep decoding under the cap ({late[0] if late else '?'} -> {late[-1] if late else '?'})")
         estimate = metric(http_port, "ringlane_sfu_subscriber_estimate_bps", participant="s1")
         print(f"  measured: s1's estimate {estimate}", flush=True)
+        shot = os.path.join(tmp, "sfu-screen-share-s1.png")
+        browser.switch_to(pages.handles["s1"])
+        browser.screenshot(shot)
+        print(f"  screenshot of s1's page under the cap: {shot}", flush=True)
         check(server.poll() is None, "ringlane run still running")
     finally:
         try:

@@ -107,6 +107,10 @@ def run(a, tmp, log):
         layer = metric(http_port, "ringlane_sfu_route_layer", participant="s1", kind="video")
         check(layer == 0, f"/metrics: s1's route on layer 0 ({layer})")
         watch.run(2)
+        shot = os.path.join(tmp, "sfu-tile-size-s1.png")
+        browser.switch_to(pages.handles["s1"])
+        browser.screenshot(shot)
+        print(f"  screenshot of s1's page with the small tile: {shot}", flush=True)
         stall = watch.longest_stall("s1", t_small)
         check(stall <= 1.0, f"s1 decodes across the switch down (longest stall {stall:.2f} s)")
 
