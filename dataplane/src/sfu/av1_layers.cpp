@@ -19,10 +19,11 @@ Engine::Layering Engine::dependency_layering(Track& t, const rtp::RtpPacket& p) 
     return l;
   }
   rtp::DependencyDescriptor d;
-  if (rtp::parse_dependency_descriptor(*ext, *t.dependency, d) != rtp::DependencyError::kNone ||
-      d.stale_structure) {
+  rtp::DependencyError e = rtp::parse_dependency_descriptor(*ext, *t.dependency, d);
+  if (e != rtp::DependencyError::kNone || d.stale_structure) {
     // Passed on whole, without layer decisions, as a malformed VP9 descriptor; so is a late copy
     // of an earlier keyframe's first packet (in the structure before the one in force).
+    counters_.dependency_malformed += e != rtp::DependencyError::kNone ? 1 : 0;
     return l;
   }
   const rtp::DependencyStructure& s = t.dependency->structure;

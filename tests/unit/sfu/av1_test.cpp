@@ -360,6 +360,7 @@ TEST_F(Av1Test, MalformedDescriptorsPassWithoutBreakingTheNumbering) {
             protect_rtp(a_, two_byte_packet(kVideo, kPt, seq, ts_, true, kDdIn, bad, payload)));
   }
   EXPECT_EQ(counters().rtp_in, in + 3);
+  EXPECT_EQ(counters().dependency_malformed, 3u);
   for (int i = 0; i < 8; ++i) {
     l1t3_unit();
   }

@@ -82,6 +82,9 @@ struct Counters {
   // A step down the estimate asked for, not taken: it fell no deeper than an overuse of a link
   // with room makes (0.85x what was sent), with hardly any loss (counted per route and allocation).
   std::uint64_t layer_down_kept = 0;
+  // AV1 Dependency Descriptors that did not parse (cut short, no structure yet, an unknown
+  // template): the packet is forwarded without layer decisions.
+  std::uint64_t dependency_malformed = 0;
   std::uint64_t twcc_sent = 0;      // transport-cc feedback sent to publishers
   std::uint64_t remb_sent = 0;      // REMB to publishers without transport-cc
   std::uint64_t twcc_received = 0;  // transport-cc feedback from subscribers, fed to estimates

@@ -15,7 +15,7 @@
 namespace ringlane {
 
 inline constexpr std::uint64_t kStatsMagic = 0x52474C4E53544154ull;  // "RGLNSTAT"
-inline constexpr std::uint32_t kStatsVersion = 10;
+inline constexpr std::uint32_t kStatsVersion = 11;
 
 struct WorkerStats {
   std::uint64_t heartbeat_ms = 0;  // monotonic time of the last publish
@@ -131,6 +131,7 @@ void for_each_stat(const WorkerStats& s, F&& f) {
   f("sfu_layer_keyframe_waits", m.layer_keyframe_waits);
   f("sfu_repair_keyframes", m.repair_keyframes);
   f("sfu_layer_down_kept", m.layer_down_kept);
+  f("sfu_dependency_malformed", m.dependency_malformed);
   f("sfu_twcc_sent", m.twcc_sent);
   f("sfu_remb_sent", m.remb_sent);
   f("sfu_twcc_received", m.twcc_received);

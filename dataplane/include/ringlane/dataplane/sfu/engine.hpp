@@ -129,7 +129,7 @@ class Engine {
   static Layering layering(shm::Codec codec, Bytes payload);
   // The layering of an AV1 packet from its Dependency Descriptor (av1_layers.cpp), which also
   // keeps `t`'s structure up to date; not known without the extension or a structure.
-  static Layering dependency_layering(Track& t, const rtp::RtpPacket& p);
+  Layering dependency_layering(Track& t, const rtp::RtpPacket& p);  // counts what does not parse
   // The temporal layer a route at (`spatial`, `temporal`) may have from this AV1 frame on: the
   // highest up to `target` whose decode target the frame is a switching point of.
   static std::uint8_t dependency_temporal(const Layering& l, std::uint8_t spatial,
