@@ -442,7 +442,13 @@ export class Room extends EventTarget {
       case 'offer':
         return this._answer(msg);
       case 'layers':
-        // Dynacast: encode only the simulcast layers some subscriber takes.
+        // Dynacast: encode only the simulcast layers some subscriber takes, or, for layers
+        // inside one stream (SVC), only the spatial layers up to `spatial`.
+        if (msg.spatial !== undefined) {
+          this._setSpatialLayers(msg.track, msg.spatial).catch(() => {});
+          this._emit('layers', { track: msg.track, spatial: msg.spatial });
+          break;
+        }
         this._setActiveLayers(msg.track, msg.active ?? []).catch(() => {});
         this._emit('layers', { track: msg.track, active: msg.active ?? [] });
         break;
@@ -612,6 +618,22 @@ export class Room extends EventTarget {
       }
     }
     if (changed) await sender.setParameters(params);
+  }
+
+  // SVC dynacast: the publisher's scalabilityMode with spatial layers 0..spatial of the svc
+  // option's (L3T3_KEY -> L2T3_KEY -> L1T3, the temporal layers kept).
+  async _setSpatialLayers(trackId, spatial) {
+    const mid = this._published.get(trackId)?.mid;
+    const sender = this._publisher?.getTransceivers().find((t) => t.mid === mid)?.sender;
+    const mode = /^([LS])([1-3])T([1-3])(.*)$/.exec(this._svc ?? '');
+    if (!sender || !mode) return;
+    const layers = Math.min(Number(mode[2]), spatial + 1);
+    const wanted = layers === 1 ? `L1T${mode[3]}` : `${mode[1]}${layers}T${mode[3]}${mode[4]}`;
+    const params = sender.getParameters();
+    const e = params.encodings?.[0];
+    if (!e || e.scalabilityMode === wanted) return;
+    e.scalabilityMode = wanted;
+    await sender.setParameters(params);
   }
 
   // The videoCodec option: its formats first (in the browser's order, e.g. VP9 profile 0 before

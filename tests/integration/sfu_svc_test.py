@@ -8,7 +8,9 @@ the full width, both decoding all along. Then s1 sends `layer {spatial: 2, tempo
 back to the full width (at the keyframe the SFU asks for) with only temporal layer 0, so it
 decodes clearly fewer frames than s2 over the same seconds (L3T3: TL0 is a quarter of them).
 No decode errors: framesDecoded keeps rising for both and the keyframe requests they send stay
-few.
+few. Then dynacast of spatial layers: both ask for spatial layer 0, and within 5 s (plus what
+the page takes) the publisher encodes L1T3 only; s2 asks for all, and the publisher encodes
+L3T3_KEY again and s2 decodes the full width.
 The publisher's encoder may scale itself down on a loaded machine, so "full width" is s2's.
 Skips (77) without Chromium, chromedriver or ip, or when Chromium cannot encode VP9 SVC.
 
@@ -26,6 +28,7 @@ from testlib import FAILURES, check, free_port, wait_http  # noqa: E402
 from webdriver import FAKE_MEDIA_FLAGS, Browser  # noqa: E402
 
 SKIPPED = []
+DYNACAST_S = 5  # a spatial layer nobody wants for this long is turned off at the publisher
 
 
 def video(pages, name, publisher="pub"):
@@ -153,8 +156,39 @@ def run(a, tmp, log):
         plis = {n: last[n].get("pliCount", 0) - plis0[n] for n in names}
         check(all(v <= 5 for v in plis.values()), f"the subscribers asked for few keyframes (no decode errors): {plis}")
 
+        # Dynacast of spatial layers: nobody wants more than spatial layer 0 for 5 s, so the
+        # publisher is told to encode only it (it lowers its scalabilityMode to L1T3); s2 wants
+        # all again, and the publisher encodes L3T3_KEY again, s2 back on the full width.
+        for n in names:
+            pages.run(n, "return window.ringlaneTest.setLayer(arguments[0], 0)", track)
+        t_ask = time.time()
+        def mode():
+            v = sent()
+            return v[0].get("scalabilityMode") if v else None
+        lowered = wait_until(lambda: mode() == "L1T3", DYNACAST_S + 5, step=0.5)
+        told = [e for e in pages.state("pub")["events"] if e["type"] == "layers"]
+        print(f"  measured: the publisher's scalabilityMode {mode()} {time.time() - t_ask:.1f} s after both asked "
+              f"for spatial layer 0; told {told[-1:]}", flush=True)
+        check(lowered and time.time() - t_ask <= DYNACAST_S + 5,
+              f"dynacast: the publisher encodes only spatial layer 0 when nobody wants more (scalabilityMode "
+              f"{mode()}, told {told[-1:]})")
+        seen = watch(pages, names, 3)
+        for n in names:
+            check(rising(seen[n]), f"{n} decodes the single spatial layer (framesDecoded "
+                                   f"{[s.get('framesDecoded') for _, s in seen[n][::4]]})")
+        pages.run("s2", "return window.ringlaneTest.setLayer(arguments[0], 2)", track)
+        t_ask = time.time()
+        raised = wait_until(lambda: mode() == "L3T3_KEY" and (video(pages, "s2") or {}).get("frameWidth", 0) >= 960,
+                            20, step=0.5)
+        print(f"  measured: back to {mode()}, s2 at {(video(pages, 's2') or {}).get('frameWidth')} wide "
+              f"{time.time() - t_ask:.1f} s after it asked", flush=True)
+        check(raised, f"s2 wants every spatial layer: the publisher encodes L3T3_KEY again and s2 decodes the full "
+                      f"width ({mode()}, {(video(pages, 's2') or {}).get('frameWidth')})")
+
         c = dataplane_counters(a.ringlane, name)
         check(c.get("sfu_rtp_forwarded", 0) > 0, f"the data plane forwarded ({c.get('sfu_rtp_forwarded')})")
+        check(c.get("sfu_dynacast_changes", 0) >= 2, f"the data plane counted both dynacast changes "
+                                                     f"({c.get('sfu_dynacast_changes')})")
         check(server.poll() is None, "ringlane run still running")
     finally:
         stop(server, browser)

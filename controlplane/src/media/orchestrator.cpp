@@ -1069,12 +1069,23 @@ void Orchestrator::on_layers_active(unsigned worker, std::span<const std::uint8_
         continue;
       }
       for (const auto& t : p.tracks) {
-        if (t.desc.ssrc != m->ssrc || t.desc.rids.empty() || !p.resource.empty()) {
+        if (t.desc.ssrc != m->ssrc || !p.resource.empty()) {
           continue;  // a WHIP publisher has no connection to be told on
         }
         json::object e;
         e["type"] = "layers";
         e["track"] = t.id;
+        if (t.desc.rids.empty()) {
+          // Layers inside one stream (SVC): the highest spatial layer to encode.
+          int spatial = 0;
+          while (spatial < 7 && ((m->mask >> (spatial + 1)) & 1u) != 0) {
+            ++spatial;
+          }
+          e["spatial"] = spatial;
+          send_(name, identity, json::serialize(e));
+          ++dynacast_told_;
+          continue;
+        }
         json::array active;
         for (std::size_t i = 0; i < t.desc.rids.size(); ++i) {
           if ((m->mask >> i) & 1u) {

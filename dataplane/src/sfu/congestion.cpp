@@ -240,6 +240,7 @@ void Engine::measure_layers(const Now& now) {
                 std::max(t.svc_top_temporal, static_cast<std::uint8_t>(i % Track::kSvcLayers));
           }
         }
+        t.svc_spatial_seen = std::max(t.svc_spatial_seen, t.svc_top_spatial);
       }
     }
   }

@@ -563,10 +563,52 @@ void Engine::allocate(Session& sub, const Now& now) {
   }
 }
 
+// Dynacast of the spatial layers inside one stream (VP9 or AV1 SVC): those above what any
+// route's subscriber wants (its `layer` wish or its tile's size) for kDynacastIdleMs are turned
+// off at the publisher (the event's mask: the spatial layers to keep encoding; the client lowers
+// its scalabilityMode), and on again at the next turn (each second) when a subscriber wants them.
+// A route held lower by its bandwidth alone keeps them: its estimate may come back, and going up
+// needs them flowing.
+void Engine::svc_dynacast(Session& pub, Track& t, const Now& now) {
+  std::uint8_t want = 0;
+  for (const Route& r : t.routes) {
+    if (!r.paused) {
+      want = std::max(want, std::min(r.max_spatial, t.svc_spatial_seen));
+    }
+  }
+  std::uint8_t on = t.svc_spatial_on == Track::kSvcAll ? t.svc_spatial_seen : t.svc_spatial_on;
+  // Each spatial layer from when nobody wanted it; the top ones go while they stay unwanted.
+  auto& since = t.svc_unwanted_since_ms;
+  for (std::uint8_t l = 0; l < since.size(); ++l) {
+    if (l <= want) {
+      since[l] = 0;
+    } else if (since[l] == 0) {
+      since[l] = now.mono_ms;
+    }
+  }
+  std::uint8_t next = on;
+  while (next > want && now.mono_ms - since[next] >= kDynacastIdleMs) {
+    --next;
+  }
+  if (want > on) {
+    next = want;  // on again at once
+  }
+  if (next != on) {
+    t.svc_spatial_on = next;
+    auto mask = static_cast<std::uint8_t>((1u << (next + 1)) - 1);
+    out_.event(shm::Event::kLayersActive, shm::encode(shm::LayersActive{pub.id, t.key, mask}));
+    ++counters_.dynacast_changes;
+  }
+}
+
 void Engine::dynacast(const Now& now) {
   for (auto& [id, sp] : sessions_) {
     Session& pub = *sp;
     for (auto& head : pub.tracks) {
+      if (head.layers <= 1 && head.svc_layered && head.svc_spatial_seen > 0) {
+        svc_dynacast(pub, head, now);
+        continue;
+      }
       if (head.layers <= 1 || head.layer != 0) {
         continue;
       }

@@ -612,5 +612,44 @@ TEST(RouteLayerCommand, TemporalIsATrailingByteOlderEncodersLeaveOut) {
   EXPECT_FALSE(shm::decode_route_layer(bytes));
 }
 
+// Dynacast of the spatial layers inside one stream: when no route's subscriber wants more than
+// spatial layer 0 for 5 s, the publisher is told to encode only it (mask 1); a subscriber that
+// wants all again turns them on at once (mask 7).
+TEST_F(SvcTest, Vp9SpatialLayersNobodyWantsAreTurnedOffAtThePublisher) {
+  ASSERT_NO_FATAL_FAILURE(start(shm::Codec::kVp9));
+  vp9_picture(0, false, true);
+  auto run = [&](std::uint64_t ms) {
+    for (std::uint64_t end = now_.mono_ms + ms; now_.mono_ms < end;) {
+      vp9_pattern(1);  // 33 ms on
+      timer();
+    }
+  };
+  run(2000);  // the layers measured: all three spatial layers flow
+  EXPECT_TRUE(out_.layers_active.empty()) << "everyone wants everything: nothing to tell";
+  ASSERT_TRUE(route_layer(0, 7));
+  ASSERT_TRUE(command(shm::Command::kRouteLayer,
+                      shm::encode(shm::RouteLayer{c_.session, kSubVideoC, 1, false, 7})));
+  run(3000);
+  EXPECT_TRUE(out_.layers_active.empty()) << "layer 2 unwanted for 3 s only";
+  ASSERT_TRUE(command(shm::Command::kRouteLayer,
+                      shm::encode(shm::RouteLayer{c_.session, kSubVideoC, 0, false, 7})));
+  run(3000);
+  // Layer 2 has gone unwanted for 6 s: off; layer 1 for 3 s: it stays.
+  ASSERT_EQ(out_.layers_active.size(), 1u);
+  EXPECT_EQ(out_.layers_active[0].publisher, a_.session);
+  EXPECT_EQ(out_.layers_active[0].ssrc, kVideo);
+  EXPECT_EQ(out_.layers_active[0].mask, 0b011);
+  run(2500);
+  ASSERT_EQ(out_.layers_active.size(), 2u) << "layer 1 off 5 s after nobody wanted it";
+  EXPECT_EQ(out_.layers_active[1].mask, 0b001);
+  run(2000);
+  EXPECT_EQ(out_.layers_active.size(), 2u) << "told once";
+  ASSERT_TRUE(route_layer(2, 7));
+  run(1100);
+  ASSERT_EQ(out_.layers_active.size(), 3u) << "back on at the next dynacast turn";
+  EXPECT_EQ(out_.layers_active[2].mask, 0b111);
+  EXPECT_EQ(counters().dynacast_changes, 3u);
+}
+
 }  // namespace
 }  // namespace ringlane::sfu::testing

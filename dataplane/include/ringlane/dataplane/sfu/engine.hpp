@@ -152,6 +152,7 @@ class Engine {
   void allocate(Session& subscriber, const Now& now);
   // Turns simulcast layers nobody takes off at their publisher, and on again (LayersActive).
   void dynacast(const Now& now);
+  void svc_dynacast(Session& publisher, Track& t, const Now& now);
   // The layer track a subscriber's copy of `head` comes from (head itself when plain).
   Track& layer_for(Session& publisher, Track& head, const Session& subscriber,
                    std::uint32_t subscriber_ssrc);
