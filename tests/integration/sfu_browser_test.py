@@ -203,6 +203,26 @@ def browser_test_args():
     return ap.parse_args()
 
 
+def browser_main(script, prefix, run_fn, timeout=220, needs=("chromedriver", "ip")):
+    """A browser test's main(): run_fn(a, tmp, log) inside a namespace with only lo (netns_main),
+    the node's log (`log`, in tmp) printed when a check failed."""
+    a = browser_test_args()
+
+    def go(tmp, logs):
+        logs.append(os.path.join(tmp, "ringlane.log"))
+        run_fn(a, tmp, logs[0])
+
+    return netns_main(a, script, prefix, go, timeout=timeout, needs=needs)
+
+
+def joined_all(pages, names, room, timeout=20):
+    """Each page in `names` has joined `room` (checked); False if one has not."""
+    for n in names:
+        wait_until(lambda n=n: (pages.state(n) or {}).get("joined"), timeout)
+        check((pages.state(n) or {}).get("joined"), f"{n}'s page joined {room}")
+    return not FAILURES
+
+
 def netns_main(a, script, prefix, run_fn, timeout=220, needs=("chromedriver", "ip")):
     """Runs `script` again inside a fresh network namespace with only lo (skip, 77, when a tool or
     the namespace is missing); inside it, calls run_fn(tmp, logs) and reports the checks,

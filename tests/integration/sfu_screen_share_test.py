@@ -23,8 +23,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sfu_adaptive_test import metric, shape, unshape  # noqa: E402
-from sfu_browser_test import (Pages, browser_test_args, free_port_pair, netns_main,  # noqa: E402
-                              start_node, stop, wait_until)
+from sfu_browser_test import (Pages, browser_main, free_port_pair, joined_all, start_node, stop,  # noqa: E402
+                              wait_until)
 from testlib import FAILURES, check, free_port, wait_http  # noqa: E402
 from webdriver import FAKE_MEDIA_FLAGS, Browser  # noqa: E402
 
@@ -73,10 +73,7 @@ def run(a, tmp, log):
         pages.open("cam", f"{base}&name=cam&width={CAM_W}&height={CAM_W * 9 // 16}")
         pages.open("s1", f"{base}&name=s1&publish=0&adaptive=0")  # the tile size limits nothing here
         pages.open("pres", f"{base}&name=pres&publish=0")
-        for n in ("cam", "s1", "pres"):
-            wait_until(lambda n=n: (pages.state(n) or {}).get("joined"), 20)
-            check((pages.state(n) or {}).get("joined"), f"{n}'s page joined {room}")
-        if FAILURES:
+        if not joined_all(pages, ("cam", "s1", "pres"), room):
             return
         cam = wait_until(lambda: (lambda v: v if v.get("camera", (0, 0))[0] >= CAM_W else None)(videos(pages)), 40,
                          step=0.5) or videos(pages)
@@ -149,15 +146,5 @@ def run(a, tmp, log):
         stop(server, browser)
 
 
-def main():
-    a = browser_test_args()
-
-    def go(tmp, logs):
-        logs.append(os.path.join(tmp, "ringlane.log"))
-        run(a, tmp, logs[0])
-
-    return netns_main(a, __file__, "rl-screen", go, timeout=200, needs=("chromedriver", "ip", "tc"))
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(browser_main(__file__, "rl-screen", run, timeout=200, needs=("chromedriver", "ip", "tc")))
