@@ -220,6 +220,13 @@ void Engine::on_nack(Session& subscriber, Session& publisher, Track& track,
       std::uint8_t layer = older ? Route::kNoLayer : before ? route->previous : route->current;
       renumber = before ? &route->previous_renumber : &route->renumber;
       source = layer == Route::kNoLayer ? nullptr : publisher.track_by_key(track.key, layer);
+      if (source == nullptr) {
+        // Past repair as a packet too old to resend: the decoder gets a keyframe instead of
+        // waiting for it until its own request (seconds, across a congested link).
+        ++counters_.retransmit_missed;
+        expired = true;
+        continue;
+      }
     }
     // Numbered as it was sent: the packets dropped since (temporal and spatial layers above the
     // route's) moved the numbering on. Older than the numbering history (many drops since): the

@@ -999,11 +999,19 @@ TEST_F(SimulcastTest, NackOfAPacketTwoSwitchesAgoIsNotAnsweredWithAnother) {
   step("kdd");
   steps(2, "ddd");
   ASSERT_EQ(video_at_b().size(), 8u);
+  at_a();
+  advance(250);  // past the 200 ms between keyframe requests of one layer
+  std::uint64_t missed = counters().retransmit_missed;
   send_rtcp(b_, nack(kSubVideo, {lost}));
   for (const Got& g : video_at_b()) {
     EXPECT_EQ(g.layer, 2);
     EXPECT_EQ(g.source_sequence, lost_source);
   }
+  // Past repair: B's decoder gets a keyframe of the layer it is on now, not a wait for its own
+  // keyframe request.
+  EXPECT_EQ(counters().retransmit_missed, missed + 1);
+  EXPECT_EQ(counters().repair_keyframes, 1u);
+  EXPECT_EQ(at_a().plis, std::vector<std::uint32_t>{kLayerSsrc[0]});
 }
 
 }  // namespace
