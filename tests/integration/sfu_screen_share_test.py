@@ -12,6 +12,7 @@ and announces with source "screen". "s1" watches both (subscribed to the camera 
    for both top layers. The screen share keeps its top width and the camera goes below its
    own, though the camera was subscribed first: without the screen's priority the camera's top
    layer would be allocated first and the screen would get its half.
+3. pres stops sharing: the track ends for s1 and the screen's tile goes; the camera goes on.
 
 Skips (77) without Chromium, chromedriver, ip or tc.
 Usage: sfu_screen_share_test.py --ringlane PATH [--io uring|mmsg]
@@ -137,6 +138,19 @@ def run(a, tmp, log):
         browser.switch_to(pages.handles["s1"])
         browser.screenshot(shot)
         print(f"  screenshot of s1's page under the cap: {shot}", flush=True)
+
+        # 3. pres stops sharing: the track ends for s1 and its tile goes; the camera goes on.
+        unshape()
+        stopped = pages.run("pres", "return window.ringlaneTest.stopScreen()")
+        check(stopped is True, f"pres stops sharing ({stopped})")
+        gone = wait_until(lambda: "pres's screen" not in pages.run(
+            "s1", "return [...document.querySelectorAll('#grid figcaption')].map((c) => c.textContent)"), 15)
+        check(gone, "the screen share's tile is gone from s1's page")
+        left = videos(pages)
+        time.sleep(1)
+        still = videos(pages)
+        check("screen" not in still and still.get("camera", (0, 0))[1] > left.get("camera", (0, 0))[1],
+              f"s1 receives the camera only, and still decodes it ({left} -> {still})")
         check(server.poll() is None, "ringlane run still running")
     finally:
         try:
