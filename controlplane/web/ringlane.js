@@ -186,9 +186,16 @@ export class Room extends EventTarget {
   async stopScreen() {
     const track = this._screen;
     this._screen = null;
-    const sender = track && this._publisher?.getSenders().find((s) => s.track === track);
-    if (!sender) return [];
-    this._publisher.removeTrack(sender);
+    const transceiver = track && this._publisher?.getTransceivers().find((t) => t.sender.track === track);
+    if (!transceiver) return [];
+    const id = [...this._published].find(([, p]) => p.mid === transceiver.mid)?.[0];
+    this._publisher.removeTrack(transceiver.sender);
+    if (!this._publisher.getSenders().some((s) => s.track)) {
+      // Nothing else is sent: an offer without media would be refused, so the track goes alone.
+      if (id) await this._request({ type: 'unpublish', track: id });
+      this._published.delete(id);
+      return [];
+    }
     return this._publish();
   }
 
