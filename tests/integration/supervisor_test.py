@@ -67,7 +67,10 @@ def main():
         out = subprocess.run(["turnutils_uclient", "-p", str(turn_port), "-e", "127.0.0.1", "-r", str(peer_port),
                               "-u", creds.get("username", "x"), "-w", creds.get("password", "x"), "-c", "-n", "10",
                               "-m", "2", "127.0.0.1"], capture_output=True, text=True, timeout=60).stdout
-        check("Total lost packets 0 " in out and "tot_recv_msgs=20" in out, "issued credentials relay 20/20")
+        relayed = "Total lost packets 0 " in out and "tot_recv_msgs=20" in out
+        check(relayed, "issued credentials relay 20/20")
+        if not relayed:
+            print("  uclient said (tail):\n" + "\n".join(out.splitlines()[-12:]), flush=True)
 
         os.kill(first[0], signal.SIGKILL)
         check(wait_status(http_port, "/readyz", 503, 5), "data plane killed: /readyz 503")
