@@ -34,8 +34,6 @@ bool string_field(const json::object& o, std::string_view key, std::size_t max,
   return true;
 }
 
-// Video sizes (`layer` width/height, `publish` layers): 0 up to 16K, in pixels.
-constexpr std::uint32_t kMaxPixels = 16384;
 constexpr std::size_t kMaxLayerSections = 16;
 
 std::optional<std::uint32_t> pixels(const json::value& v) {

@@ -244,7 +244,7 @@ struct Track {
   static constexpr std::uint8_t kSvcAll = 0xFF;
   std::uint8_t svc_spatial_seen = 0;
   std::uint8_t svc_spatial_on = kSvcAll;
-  std::array<std::uint64_t, 3> svc_unwanted_since_ms{};  // per spatial layer, 0: wanted
+  std::array<std::uint64_t, kSvcLayers> svc_unwanted_since_ms{};  // per spatial layer, 0: wanted
   // AV1 with the Dependency Descriptor negotiated (its id, 0: not): the latest template structure
   // and active decode targets of this SSRC's stream (made with the track, av1_layers.cpp).
   std::uint8_t dependency_extension = 0;
