@@ -61,7 +61,7 @@ class Load {
   explicit Load(Options o)
       : o_(std::move(o)),
         work_(asio::make_work_guard(io_)),
-        sender_(o_.video_kbps, o_.audio_bytes, o_.packet_bytes) {}
+        sender_(o_.video_kbps, o_.audio_bytes, o_.packet_bytes, o_.simulcast) {}
   int run();
 
  private:
@@ -86,6 +86,9 @@ class Load {
   void open_window(std::uint64_t now);
   void close_window(std::uint64_t now);
   void leave_all();
+  void on_tracks(Participant& p, const json::value* tracks);
+  void send_feedback(Participant& p, std::uint64_t now);
+  void switch_layers(Participant& p, std::uint64_t now);
   int report();
 
   Options o_;
@@ -100,6 +103,7 @@ class Load {
   double cpu0_ = 0, cpu_start_ = 0, cpu_stop_ = 0;
   Receiver rx_;
   bool setup_complete_ = false;
+  std::uint64_t next_feedback_ns_ = 0;
   std::unique_ptr<JanusVideoRoom> janus_;  // last: it refers to people_ and io_
 };
 
@@ -117,6 +121,8 @@ bool Load::prepare() {
   auto http = parse_url(first_url);
   bool loopback = http && http->host.rfind("127.", 0) == 0;
   unsigned publishers = o_.publishers.value_or(o_.participants);
+  rx_.simulcast = o_.simulcast;
+  rx_.own_sequence_numbers = o_.simulcast;  // the server's numbering spans its layer switches
   for (unsigned i = 0; i < o_.participants; ++i) {
     auto p = std::make_unique<Participant>();
     p->index = i;
@@ -170,13 +176,14 @@ bool Load::prepare() {
       epoll_ctl(epoll_, EPOLL_CTL_ADD, t->fd(), &ev);
       (which == 0 ? p->pub : p->sub) = std::move(t);
     }
-    for (int k = 0; k < 2; ++k) {
-      Outgoing& out = p->out[k];
-      out.ssrc = random_value<std::uint32_t>();
-      out.initial = random_value<std::uint16_t>();
-      out.counter = out.initial;
-      out.timestamp = random_value<std::uint32_t>();
+    for (Outgoing* out : {&p->out[0], &p->out[1], &p->lower[0], &p->lower[1]}) {
+      out->ssrc = random_value<std::uint32_t>();
+      out->initial = random_value<std::uint16_t>();
+      out->counter = out->initial;
+      out->timestamp = random_value<std::uint32_t>();
     }
+    p->twcc_seq = random_value<std::uint16_t>();
+    p->feedback_ssrc = random_value<std::uint32_t>();
     by_identity_[p->identity] = i;
     people_.push_back(std::move(p));
   }
@@ -326,10 +333,12 @@ void Load::on_message(Participant& p, const json::object& m) {
     send_join(p);
   } else if (type == "joined") {
     p.joined_ns = mono_ns();
+    on_tracks(p, m.if_contains("tracks"));
     if (p.publishes && o_.whip_url.empty()) {
       LocalDescription l{p.pub->ufrag(), p.pub->pwd(), p.cert->fingerprint(), p.identity,
                          p.pub->local()};
-      std::string offer = publish_offer(l, p.out[0].ssrc, p.out[1].ssrc, p.session_id);
+      std::string offer =
+          publish_offer(l, p.out[0].ssrc, p.out[1].ssrc, p.session_id, o_.simulcast);
       p.ws->send(json::object{{"type", "publish"}, {"id", 2}, {"sdp", offer}});
     }
   } else if (type == "answer") {
@@ -340,6 +349,10 @@ void Load::on_message(Participant& p, const json::object& m) {
       return p.fail("offer without seq");
     }
     on_offer(p, seq->to_number<std::uint64_t>(), text_of(m, "sdp"));
+  } else if (type == "track_published") {
+    json::array one{json::value(m)};
+    json::value v(std::move(one));
+    on_tracks(p, &v);
   } else if (type == "left") {
     p.left = true;
   } else if (type == "error") {
@@ -351,6 +364,72 @@ void Load::on_message(Participant& p, const json::object& m) {
     if (phase_ != Phase::kDone) {
       p.fail("error " + code + ": " + text_of(m, "message"));
     }
+  }
+}
+
+// Video tracks of the run's publishers (`joined.tracks`, `track_published`): what --switch-every
+// asks layers of.
+void Load::on_tracks(Participant& p, const json::value* tracks) {
+  if (!o_.simulcast || tracks == nullptr || !tracks->is_array()) {
+    return;
+  }
+  for (const auto& t : tracks->get_array()) {
+    if (!t.is_object()) {
+      continue;
+    }
+    const json::object& o = t.get_object();
+    auto who = by_identity_.find(text_of(o, "participant"));
+    if (text_of(o, "kind") == "video" && who != by_identity_.end() && who->second != p.index) {
+      p.video_tracks[text_of(o, "track")] = who->second;
+    }
+  }
+}
+
+// Transport-cc feedback (RTPFB FMT=15) for what the subscriber transport received, as a browser
+// sends it about every 50 ms: the server's estimate for this subscriber is built on it.
+void Load::send_feedback(Participant& p, std::uint64_t now) {
+  if (!p.twcc || !p.sub || !p.sub->connected()) {
+    return;
+  }
+  (void)now;
+  TxBuffer b;
+  for (int i = 0; i < 4 && p.twcc->pending(); ++i) {
+    std::uint32_t media = p.streams.empty() ? 0 : p.streams.begin()->first;
+    std::size_t n = p.twcc->build_feedback(
+        std::span(b.data.data(), ringlane::sfu::TwccRecorder::kMaxFeedbackSize), p.feedback_ssrc,
+        media);
+    if (n == 0 || !p.sub->send_rtcp(b.data, n)) {
+      return;
+    }
+    ++p.feedbacks_sent;
+  }
+}
+
+// --switch-every: each video this subscriber receives goes to the lowest layer, or back to the
+// highest, by a `layer` request; the switch is timed to the first packet of that layer
+// (Receiver::on_layer). One unanswered for 5 s is counted as a timeout.
+void Load::switch_layers(Participant& p, std::uint64_t now) {
+  for (const auto& [track, publisher] : p.video_tracks) {
+    std::uint32_t ssrc = 0;
+    for (const auto& [s, r] : p.streams) {
+      ssrc = r.video && r.publisher == publisher ? s : ssrc;
+    }
+    auto w = std::find_if(p.switches.begin(), p.switches.end(),
+                          [&](const LayerSwitch& x) { return x.track == track; });
+    if (w == p.switches.end()) {
+      w = p.switches.insert(p.switches.end(), LayerSwitch{track, ssrc});
+    }
+    w->ssrc = ssrc;
+    if (w->asked_ns != 0 && now - w->asked_ns > 5'000'000'000ull) {
+      ++p.switch_timeouts;
+      w->asked_ns = 0;
+    }
+    if (w->asked_ns != 0 || w->current >= kLayers || ssrc == 0) {
+      continue;
+    }
+    w->asked = w->current == 0 ? kLayers - 1 : 0;
+    w->asked_ns = now;
+    p.ws->send(json::object{{"type", "layer"}, {"id", 4}, {"track", track}, {"spatial", w->asked}});
   }
 }
 
@@ -392,6 +471,24 @@ std::string Load::answer_offer(Participant& p, const std::string& text) {
     r.video = o.kind == "video";
     r.payload_type = o.payload_type;
     p.streams.emplace(o.ssrc, std::move(r));
+  }
+  if (o_.simulcast) {
+    for (const auto& m : s->media) {
+      for (const auto& e : m.extensions) {
+        if (e.uri == sdp::kTransportCcUri) {
+          p.twcc_id = static_cast<std::uint8_t>(e.id);
+        }
+      }
+      for (const auto& g : m.ssrc_groups) {
+        if (g.semantics == "FID" && g.ssrcs.size() == 2 &&
+            std::find(p.rtx_ssrcs.begin(), p.rtx_ssrcs.end(), g.ssrcs[1]) == p.rtx_ssrcs.end()) {
+          p.rtx_ssrcs.push_back(g.ssrcs[1]);
+        }
+      }
+    }
+    if (p.twcc_id != 0 && !p.twcc) {
+      p.twcc = std::make_unique<ringlane::sfu::TwccRecorder>();
+    }
   }
   if (s->media.empty() || p.sub->started()) {
     return answer;
@@ -476,6 +573,11 @@ bool Load::steady() const {
 
 void Load::open_window(std::uint64_t now) {
   rx_.window_start = now + 1;  // what this loop turn already sent (stamped `now`) is not in it
+  // --switch-every: the subscribers' first requests spread over the first period.
+  auto period = static_cast<std::uint64_t>(o_.switch_every_s * 1e9);
+  for (auto& p : people_) {
+    p->next_switch_ns = now + period * p->index / people_.size();
+  }
   cpu_start_ = cpu_seconds();
   phase_ = Phase::kWindow;
   std::printf("sfu_load: window start (setup %.2f s)\n", static_cast<double>(now - t0_) / 1e9);
@@ -598,6 +700,10 @@ int Load::run() {
           }
         }
       }
+      bool feedback = now >= next_feedback_ns_;
+      next_feedback_ns_ = feedback ? now + 50'000'000 : next_feedback_ns_;
+      bool switching = o_.switch_every_s > 0 && phase_ == Phase::kWindow;
+      auto switch_ns = static_cast<std::uint64_t>(o_.switch_every_s * 1e9);
       for (auto& p : people_) {
         if (p->retry_token_ns != 0 && now >= p->retry_token_ns) {
           p->retry_token_ns = 0;
@@ -611,6 +717,13 @@ int Load::run() {
             (!p->token.empty() || (o_.token_url.empty() && o_.jwt_secret.empty())) &&
             people_[p->sources.front()]->pub->connected()) {
           post_whep(*p);
+        }
+        if (feedback) {
+          send_feedback(*p, now);
+        }
+        if (switching && p->ws && p->sub && p->sub->connected() && now >= p->next_switch_ns) {
+          p->next_switch_ns = now + switch_ns;
+          switch_layers(*p, now);
         }
         for (Transport* t : {p->pub.get(), p->sub.get()}) {
           if (t != nullptr) {

@@ -39,6 +39,15 @@ struct Options {
   // Signaling from several 127.0.0.x source addresses, so that the server's per-address limits
   // (requests, joins and connections per second) do not pace a load of many participants.
   unsigned per_source = 16;
+  // Simulcast as a browser sends it (RFC 8853): three VP8 encodings per publisher (rids q, h, f
+  // at 1/16, 1/4 and all of --video-kbps) with a real VP8 payload descriptor in front of the
+  // checked payload, mid/rid/transport-wide-cc header extensions, and subscribers that answer
+  // with transport-cc feedback (so the server's estimator runs). Counted: the top layer.
+  bool simulcast = false;
+  // With --simulcast: every S seconds inside the window each subscriber asks (`layer`) for the
+  // lowest or, the next time, the highest layer of every video it receives, and times the
+  // switch to the first packet of the asked-for layer (the server switches at its keyframes).
+  double switch_every_s = 0;
   bool quiet = false;
 };
 
@@ -50,6 +59,7 @@ inline const char* usage() {
          "[--drain S]\n"
          "         [--audio-bytes B] [--packet-bytes B] [--identity-prefix X] [--media-ip IP]\n"
          "         [--per-source N] [--quiet]\n"
+         "         [--simulcast [--switch-every S]]   (three VP8 layers, transport-cc)\n"
          "       sfu_load --whip URL [--whep URL] [--token-url U | --jwt-secret S | --bearer T] "
          "...\n"
          "       sfu_load --janus http://H:P/janus [--janus-room N] ...   (Janus VideoRoom)\n";
@@ -71,6 +81,10 @@ inline std::optional<Options> parse_options(int argc, char** argv) {
     std::string k = argv[i];
     if (k == "--quiet") {
       o.quiet = true;
+      continue;
+    }
+    if (k == "--simulcast") {
+      o.simulcast = true;
       continue;
     }
     if (k == "-h" || k == "--help") {
@@ -110,6 +124,8 @@ inline std::optional<Options> parse_options(int argc, char** argv) {
     } else if (k == "--per-source") {
       ok = number(v, 1, 1000, d);
       o.per_source = static_cast<unsigned>(d);
+    } else if (k == "--switch-every") {
+      ok = number(v, 0.2, 600, o.switch_every_s);
     } else if (k == "--room") {
       o.room = v;
     } else if (k == "--ws-url") {
@@ -155,6 +171,14 @@ inline std::optional<Options> parse_options(int argc, char** argv) {
   }
   if (o.publishers && *o.publishers > o.participants) {
     std::fputs("sfu_load: --publishers cannot exceed --participants\n", stderr);
+    return std::nullopt;
+  }
+  if (o.simulcast && (!o.janus_url.empty() || !o.whip_url.empty() || !o.whep_url.empty())) {
+    std::fputs("sfu_load: --simulcast is for ringlane's signaling\n", stderr);
+    return std::nullopt;
+  }
+  if (o.switch_every_s > 0 && !o.simulcast) {
+    std::fputs("sfu_load: --switch-every needs --simulcast\n", stderr);
     return std::nullopt;
   }
   if (o.janus_room == 0) {

@@ -14,6 +14,7 @@
 #include "ringlane/crypto/srtp.hpp"
 #include "ringlane/dataplane/rtp/packet.hpp"
 #include "ringlane/dataplane/rtp/rtcp.hpp"
+#include "ringlane/dataplane/rtp/twcc_recorder.hpp"
 #include "sfu_load/media.hpp"
 #include "sfu_load/report.hpp"
 #include "sfu_load/signaling.hpp"
@@ -31,6 +32,15 @@ struct Outgoing {
   std::uint32_t window_first = 0;  // counters sent inside the measured window: [first, last]
   std::uint32_t window_last = 0;
   bool window_any = false;
+};
+
+// --simulcast: a video track this subscriber receives, and its `layer` requests.
+struct LayerSwitch {
+  std::string track;               // the server's track id (for `layer`)
+  std::uint32_t ssrc = 0;          // the stream it arrives on
+  std::uint8_t current = kLayers;  // the layer of the last packet (kLayers: none yet)
+  std::uint8_t asked = 0;          // the layer asked for last
+  std::uint64_t asked_ns = 0;      // 0: nothing asked, or it arrived
 };
 
 struct Participant {
@@ -77,6 +87,13 @@ struct Participant {
   std::array<Outgoing, 2> out{};
   std::uint32_t frame = 0;
   bool keyframe_requested = false;
+  // --simulcast: the lower encodings (q, h; out[1] is f, the top one), each with its own
+  // keyframe requests and picture ids, and the transport-wide sequence of the publisher's
+  // transport.
+  std::array<Outgoing, kLayers - 1> lower{};
+  std::array<bool, kLayers> layer_keyframe{};
+  std::array<std::uint16_t, kLayers> picture_id{};
+  std::uint16_t twcc_seq = 0;
   std::uint64_t plis_received = 0;
   std::uint64_t nacks_received = 0;
   std::uint64_t rtcp_received = 0;
@@ -89,6 +106,24 @@ struct Participant {
   std::uint64_t unknown_ssrc = 0;
   std::uint64_t malformed = 0;
   std::uint64_t header_mismatches = 0;  // marker, payload type or audio level not as sent
+  // --simulcast: transport-cc feedback for what arrives (the id the server's offer gave the
+  // extension; 0: not offered), the server's probes and retransmissions, the packets of the
+  // layers below the top one, and the layer switches it asked for.
+  std::uint8_t twcc_id = 0;
+  std::unique_ptr<ringlane::sfu::TwccRecorder> twcc;
+  std::uint32_t feedback_ssrc = 0;
+  std::uint64_t feedbacks_sent = 0;
+  std::uint64_t padding_received = 0;
+  std::uint64_t rtx_received = 0;
+  std::vector<std::uint32_t> rtx_ssrcs;  // the server's RTX streams (FID groups of its offer)
+  std::array<std::uint64_t, kLayers> layer_packets{};
+  std::unordered_map<std::string, unsigned> video_tracks;  // track id -> publisher index
+  std::vector<LayerSwitch> switches;
+  std::uint64_t next_switch_ns = 0;
+  // Asked -> the first packet of the asked-for layer: [0] down to the lowest, [1] up to the top.
+  std::array<std::vector<double>, 2> switch_ms;
+  std::uint64_t switch_timeouts = 0;
+  std::uint64_t switch_not_at_keyframe = 0;
 
   void fail(std::string why) {
     if (!failed) {
@@ -117,6 +152,13 @@ inline void on_publisher_rtcp(Participant& p, std::span<const std::uint8_t> plai
         (pkt.count == ringlane::rtcp::kFmtPli || pkt.count == ringlane::rtcp::kFmtFir)) {
       ++p.plis_received;
       p.keyframe_requested = true;
+      // Simulcast: the encoding whose SSRC the PLI names (FIR: all of them).
+      std::uint32_t media = pkt.body().size() >= 8 ? ringlane::load_be32(pkt.body().data() + 4) : 0;
+      for (unsigned l = 0; l < kLayers; ++l) {
+        std::uint32_t ssrc = l + 1 == kLayers ? p.out[1].ssrc : p.lower[l].ssrc;
+        p.layer_keyframe[l] =
+            p.layer_keyframe[l] || pkt.count == ringlane::rtcp::kFmtFir || media == ssrc;
+      }
     } else if (pkt.type == ringlane::rtcp::kRtpfb && pkt.count == ringlane::rtcp::kFmtNack) {
       ++p.nacks_received;
     }

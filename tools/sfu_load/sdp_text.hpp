@@ -11,6 +11,7 @@
 
 #include "ringlane/common/endpoint.hpp"
 #include "ringlane/controlplane/sdp/sdp.hpp"
+#include "sfu_load/media.hpp"
 
 namespace sfu_load {
 
@@ -44,10 +45,20 @@ inline void sdp_candidate(std::string& out, const LocalDescription& l) {
   sdp_line(out, "a=end-of-candidates");
 }
 
+// simulcast: the video as three rid-named encodings (RFC 8853 §5.3: a=rid lines and
+// a=simulcast, no a=ssrc: the server learns each encoding's SSRC from the rid extension, as
+// Chromium sends it), with the mid, rid and transport-wide-cc extensions and transport-cc
+// feedback on both sections.
 inline std::string publish_offer(const LocalDescription& l, std::uint32_t audio_ssrc,
-                                 std::uint32_t video_ssrc, std::uint64_t session_id) {
+                                 std::uint32_t video_ssrc, std::uint64_t session_id,
+                                 bool simulcast = false) {
+  constexpr const char* kTwccUri =
+      "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
   std::string out;
   std::string stream = l.identity;
+  auto extmap = [&out](unsigned id, const char* uri) {
+    sdp_line(out, "a=extmap:" + std::to_string(id) + " ", uri);
+  };
   sdp_line(out, "v=0");
   sdp_line(out, "o=- " + std::to_string(session_id) + " 2 IN IP4 127.0.0.1");
   sdp_line(out, "s=-");
@@ -58,20 +69,35 @@ inline std::string publish_offer(const LocalDescription& l, std::uint32_t audio_
   sdp_line(out, "m=audio 9 UDP/TLS/RTP/SAVPF 111");
   sdp_transport(out, l, "actpass");
   sdp_line(out, "a=mid:0");
-  sdp_line(out, "a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level");
+  extmap(kAudioLevelId, "urn:ietf:params:rtp-hdrext:ssrc-audio-level");
+  if (simulcast) {
+    extmap(kTwccId, kTwccUri);
+    extmap(kMidId, "urn:ietf:params:rtp-hdrext:sdes:mid");
+  }
   sdp_line(out, "a=sendonly");
   sdp_line(out, "a=msid:" + stream + " " + stream + "-audio");
   sdp_line(out, "a=rtcp-mux");
   sdp_line(out, "a=rtpmap:111 opus/48000/2");
+  if (simulcast) {
+    sdp_line(out, "a=rtcp-fb:111 transport-cc");
+  }
   sdp_line(out, "a=fmtp:111 minptime=10;useinbandfec=1");
   std::string a = std::to_string(audio_ssrc);
   sdp_line(out, "a=ssrc:" + a + " cname:", l.identity);
   sdp_line(out, "a=ssrc:" + a + " msid:" + stream + " " + stream + "-audio");
   sdp_candidate(out, l);
-  // Video: VP8 (RFC 7741) with NACK and PLI feedback (RFC 4585).
-  sdp_line(out, "m=video 9 UDP/TLS/RTP/SAVPF 96");
+  // Video: VP8 (RFC 7741) with NACK and PLI feedback (RFC 4585); simulcast with RTX (RFC 4588)
+  // as browsers offer it (this publisher never retransmits: the server's RTX stream towards
+  // its subscribers, which carries its probes, needs the format).
+  sdp_line(out, simulcast ? "m=video 9 UDP/TLS/RTP/SAVPF 96 97" : "m=video 9 UDP/TLS/RTP/SAVPF 96");
   sdp_transport(out, l, "actpass");
   sdp_line(out, "a=mid:1");
+  if (simulcast) {
+    extmap(kTwccId, kTwccUri);
+    extmap(kMidId, "urn:ietf:params:rtp-hdrext:sdes:mid");
+    extmap(kRidId, "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id");
+    extmap(kRidId + 1, "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id");
+  }
   sdp_line(out, "a=sendonly");
   sdp_line(out, "a=msid:" + stream + " " + stream + "-video");
   sdp_line(out, "a=rtcp-mux");
@@ -80,9 +106,21 @@ inline std::string publish_offer(const LocalDescription& l, std::uint32_t audio_
   sdp_line(out, "a=rtcp-fb:96 nack");
   sdp_line(out, "a=rtcp-fb:96 nack pli");
   sdp_line(out, "a=rtcp-fb:96 ccm fir");
-  std::string v = std::to_string(video_ssrc);
-  sdp_line(out, "a=ssrc:" + v + " cname:", l.identity);
-  sdp_line(out, "a=ssrc:" + v + " msid:" + stream + " " + stream + "-video");
+  if (simulcast) {
+    sdp_line(out, "a=rtcp-fb:96 transport-cc");
+    sdp_line(out, "a=rtpmap:97 rtx/90000");
+    sdp_line(out, "a=fmtp:97 apt=96");
+    std::string order;
+    for (unsigned i = 0; i < kLayers; ++i) {
+      sdp_line(out, "a=rid:", kRids[i], " send");
+      order += (i == 0 ? "" : ";") + std::string(kRids[i]);
+    }
+    sdp_line(out, "a=simulcast:send ", order);
+  } else {
+    std::string v = std::to_string(video_ssrc);
+    sdp_line(out, "a=ssrc:" + v + " cname:", l.identity);
+    sdp_line(out, "a=ssrc:" + v + " msid:" + stream + " " + stream + "-video");
+  }
   sdp_candidate(out, l);
   return out;
 }

@@ -5,6 +5,7 @@
 // measured window are recorded by their counters, so receivers' loss is exact.
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <vector>
@@ -16,10 +17,19 @@ namespace sfu_load {
 
 class Sender {
  public:
-  Sender(unsigned video_kbps, unsigned audio_bytes, unsigned packet_bytes)
+  Sender(unsigned video_kbps, unsigned audio_bytes, unsigned packet_bytes, bool simulcast)
       : plan_(VideoPlan::for_kbps(video_kbps, packet_bytes)),
         video_(video_kbps > 0),
-        audio_bytes_(audio_bytes) {}
+        audio_bytes_(audio_bytes),
+        simulcast_(simulcast) {
+    // The encodings' bitrates and sizes as a browser's 960x540 camera: 1/16, 1/4 and the whole.
+    for (unsigned l = 0; l < kLayers; ++l) {
+      unsigned shift = 2 * (kLayers - 1 - l);
+      layer_plan_[l] = VideoPlan::for_kbps(std::max(video_kbps >> shift, 1u), packet_bytes);
+      layer_size_[l] = {static_cast<std::uint16_t>(960 >> (shift / 2)),
+                        static_cast<std::uint16_t>(540 >> (shift / 2))};
+    }
+  }
 
   // Sends what is due for `p` at `now`; `window`: the packets count in the measured window.
   void run(Participant& p, std::uint64_t now, bool window) {
@@ -61,9 +71,16 @@ class Sender {
   void audio(Participant& p, std::uint64_t now) {
     Outgoing& a = p.out[0];
     TxBuffer& b = tx_[used_];
-    std::size_t h =
-        write_rtp_header(b.data.data(), false, kAudioPt, static_cast<std::uint16_t>(a.counter),
-                         a.timestamp, a.ssrc, true);
+    std::size_t h = 0;
+    if (simulcast_) {
+      std::array<Element, 3> e{Element{kAudioLevelId, 1, {0x80 | 30}}, Element{kTwccId, 2, twcc(p)},
+                               Element{kMidId, 1, {'0'}}};
+      h = write_rtp_header(b.data.data(), false, kAudioPt, static_cast<std::uint16_t>(a.counter),
+                           a.timestamp, a.ssrc, e);
+    } else {
+      h = write_rtp_header(b.data.data(), false, kAudioPt, static_cast<std::uint16_t>(a.counter),
+                           a.timestamp, a.ssrc, true);
+    }
     Meta m{p.index,   Kind::kAudio, 0,        static_cast<std::uint16_t>(audio_bytes_),
            a.counter, now,          a.counter};
     write_payload(b.data.data() + h, m);
@@ -77,6 +94,14 @@ class Sender {
   }
 
   void video(Participant& p, std::uint64_t now) {
+    if (simulcast_) {
+      for (unsigned l = 0; l < kLayers; ++l) {
+        layer(p, now, l);
+      }
+      ++p.frame;
+      flush(p);
+      return;
+    }
     Outgoing& v = p.out[1];
     bool key = p.frame % kKeyframeEvery == 0 || p.keyframe_requested;
     p.keyframe_requested = false;
@@ -107,6 +132,54 @@ class Sender {
     flush(p);
   }
 
+  // The next transport-wide sequence number of p's publisher transport, big-endian.
+  static std::array<std::uint8_t, 4> twcc(Participant& p) {
+    std::uint16_t s = p.twcc_seq++;
+    return {static_cast<std::uint8_t>(s >> 8), static_cast<std::uint8_t>(s & 0xFF)};
+  }
+
+  // One frame of simulcast layer l (0: q, the lowest), as a browser sends an encoding: its own
+  // SSRC, sequence and picture id, mid and rid on every packet, the transport-wide sequence, VP8.
+  void layer(Participant& p, std::uint64_t now, unsigned l) {
+    Outgoing& v = l + 1 == kLayers ? p.out[1] : p.lower[l];
+    const VideoPlan& plan = layer_plan_[l];
+    bool key = p.frame % kKeyframeEvery == 0 || p.layer_keyframe[l];
+    p.layer_keyframe[l] = false;
+    std::uint16_t picture = p.picture_id[l]++;
+    std::size_t bytes = key ? plan.key_bytes : plan.delta_bytes;
+    std::size_t n = VideoPlan::packets(bytes, plan.packet_bytes);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (used_ == tx_.size()) {
+        flush(p);
+      }
+      bool last = i + 1 == n;
+      auto size = static_cast<std::uint16_t>(VideoPlan::packet_size(bytes, plan.packet_bytes, i));
+      TxBuffer& b = tx_[used_];
+      std::array<Element, 3> e{Element{kMidId, 1, {'1'}},
+                               Element{kRidId, 1, {static_cast<std::uint8_t>(kRids[l][0])}},
+                               Element{kTwccId, 2, twcc(p)}};
+      std::size_t h =
+          write_rtp_header(b.data.data(), last, kVideoPt, static_cast<std::uint16_t>(v.counter),
+                           v.timestamp, v.ssrc, e);
+      h += write_vp8_prefix(b.data.data() + h, i == 0, key, picture, layer_size_[l][0],
+                            layer_size_[l][1]);
+      Meta m{p.index,
+             Kind::kVideo,
+             static_cast<std::uint8_t>((last ? kFlagLast : 0) | (key ? kFlagKey : 0) | (l << 2)),
+             size,
+             v.counter,
+             now,
+             p.frame};
+      write_payload(b.data.data() + h, m);
+      if (std::size_t len = p.pub->protect(b.data, h + size)) {
+        b.length = len;
+        ++used_;
+      }
+      count(v);
+    }
+    v.timestamp += 3000;  // 1/30 s at 90 kHz
+  }
+
   void flush(Participant& p) {
     std::array<mmsghdr, kTx> msgs{};
     std::array<iovec, kTx> iov{};
@@ -134,6 +207,9 @@ class Sender {
   VideoPlan plan_;
   bool video_;
   unsigned audio_bytes_;
+  bool simulcast_;
+  std::array<VideoPlan, kLayers> layer_plan_{};
+  std::array<std::array<std::uint16_t, 2>, kLayers> layer_size_{};
   bool window_ = false;
   std::vector<TxBuffer> tx_ = std::vector<TxBuffer>(kTx);
   std::size_t used_ = 0;

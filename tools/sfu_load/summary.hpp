@@ -42,6 +42,13 @@ inline json::object spread_json(const std::vector<double>& v) {
                       {"max", percentile(v, 1.0)}};
 }
 
+inline json::object switch_json(const std::vector<double>& v) {
+  return json::object{{"count", v.size()},
+                      {"p50", percentile(v, 0.5)},
+                      {"p99", percentile(v, 0.99)},
+                      {"max", percentile(v, 1.0)}};
+}
+
 inline int summarize(const RunFacts& f) {
   const auto& people = f.people;
   std::array<std::uint64_t, 2> sent{}, expected{}, received{};
@@ -143,6 +150,23 @@ inline int summarize(const RunFacts& f) {
     publishers += p->publishes ? 1 : 0;
   }
   std::uint64_t lost = expected[0] + expected[1] - received[0] - received[1];
+  // --simulcast: what came of the layers, the server's RTX stream, feedback and switches.
+  std::array<std::uint64_t, kLayers> layer_packets{};
+  std::uint64_t padding = 0, rtx = 0, feedbacks = 0, switch_timeouts = 0, not_at_key = 0;
+  std::array<std::vector<double>, 2> switch_ms;  // down, up
+  for (const auto& p : people) {
+    for (unsigned l = 0; l < kLayers; ++l) {
+      layer_packets[l] += p->layer_packets[l];
+    }
+    padding += p->padding_received;
+    rtx += p->rtx_received;
+    feedbacks += p->feedbacks_sent;
+    switch_timeouts += p->switch_timeouts;
+    not_at_key += p->switch_not_at_keyframe;
+    for (int d = 0; d < 2; ++d) {
+      switch_ms[d].insert(switch_ms[d].end(), p->switch_ms[d].begin(), p->switch_ms[d].end());
+    }
+  }
   json::object o{
       {"participants", people.size()},
       {"publishers", publishers},
@@ -194,6 +218,32 @@ inline int summarize(const RunFacts& f) {
                     {"max_rss_kib", ru.ru_maxrss}}},
       {"errors", errors},
   };
+  std::vector<double> all_switches = switch_ms[0];
+  all_switches.insert(all_switches.end(), switch_ms[1].begin(), switch_ms[1].end());
+  if (f.o.simulcast) {
+    o["simulcast"] = json::object{
+        {"layer_packets", json::array{layer_packets[0], layer_packets[1], layer_packets[2]}},
+        {"padding_received", padding},
+        {"rtx_received", rtx},
+        {"feedbacks_sent", feedbacks},
+        {"switches", json::object{{"down_ms", switch_json(switch_ms[0])},
+                                  {"up_ms", switch_json(switch_ms[1])},
+                                  {"all_ms", switch_json(all_switches)},
+                                  {"timeouts", switch_timeouts},
+                                  {"not_at_keyframe", not_at_key}}}};
+    std::printf(
+        "sfu_load: simulcast: layer packets q %llu h %llu f %llu, padding %llu, rtx %llu, "
+        "feedbacks %llu; switches down %zu (p50 %.1f ms, p99 %.1f ms), up %zu (p50 %.1f ms, "
+        "p99 %.1f ms), timeouts %llu, not at a keyframe %llu\n",
+        static_cast<unsigned long long>(layer_packets[0]),
+        static_cast<unsigned long long>(layer_packets[1]),
+        static_cast<unsigned long long>(layer_packets[2]), static_cast<unsigned long long>(padding),
+        static_cast<unsigned long long>(rtx), static_cast<unsigned long long>(feedbacks),
+        switch_ms[0].size(), percentile(switch_ms[0], 0.5), percentile(switch_ms[0], 0.99),
+        switch_ms[1].size(), percentile(switch_ms[1], 0.5), percentile(switch_ms[1], 0.99),
+        static_cast<unsigned long long>(switch_timeouts),
+        static_cast<unsigned long long>(not_at_key));
+  }
   if (!f.o.json_out.empty()) {
     std::ofstream(f.o.json_out) << json::serialize(o) << "\n";
   }
@@ -215,7 +265,8 @@ inline int summarize(const RunFacts& f) {
     std::printf("sfu_load: %s\n", std::string(e.as_string()).c_str());
   }
   bool clean = f.setup_complete && failed == 0 && f.integrity_failures == 0 &&
-               header_mismatches == 0 && streams_flowing == streams_expected;
+               header_mismatches == 0 && streams_flowing == streams_expected &&
+               switch_timeouts == 0 && not_at_key == 0;
   return clean ? 0 : 1;
 }
 

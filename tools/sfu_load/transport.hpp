@@ -230,6 +230,15 @@ class Transport {
     auto len = srtp_out_ ? srtp_out_->protect_rtp(buf, n) : std::nullopt;
     return len ? *len : 0;
   }
+  // Protects plain RTCP in place (kMaxTrailer of tailroom) and sends it; false when it could not.
+  bool send_rtcp(std::span<std::uint8_t> buf, std::size_t n) {
+    auto len = srtp_out_ ? srtp_out_->protect_rtcp(buf, n) : std::nullopt;
+    if (!len) {
+      return false;
+    }
+    send_raw(buf.data(), *len);
+    return true;
+  }
   const sockaddr_in6& remote_sockaddr() const { return to_; }
   socklen_t remote_sockaddr_len() const { return to_len_; }
   void count_sent(std::size_t n) { counters_.rtp_out += n; }

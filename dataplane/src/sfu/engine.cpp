@@ -281,6 +281,14 @@ void Engine::on_timer(const Now& now) {
         emit(s, shm::SessionState::kFailed, now);
       }
     }
+    if (s.keyframe_owed && s.connected()) {
+      s.keyframe_owed = false;  // set again by a request still inside its interval
+      for (Track& t : s.tracks) {
+        if (t.keyframe_requested && t.ssrc != 0) {
+          request_keyframe(s, t, now);
+        }
+      }
+    }
     if (s.has_remote && now.mono_ms - s.last_check_ms > config_.consent_timeout_ms) {
       ++counters_.consent_expired;
       expired.push_back(&s);

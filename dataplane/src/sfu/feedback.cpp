@@ -313,7 +313,12 @@ void Engine::request_keyframe(Session& publisher, Track& track, const Now& now) 
   }
   if (track.last_keyframe_request_ms != 0 &&
       now.mono_ms - track.last_keyframe_request_ms < config_.keyframe_interval_ms) {
+    // Held back, not lost: one request goes out when the interval is over (Engine::on_timer),
+    // for all that came meanwhile. A subscriber switching layers would otherwise wait for the
+    // layer's next request (kLayerAskAgainMs) or its periodic keyframe.
     ++counters_.pli_throttled;
+    track.keyframe_requested = true;
+    publisher.keyframe_owed = true;
     return;
   }
   if (send_new_rtcp(publisher, [&](MutableBytes out) {

@@ -433,8 +433,8 @@ void Engine::allocate(Session& sub, const Now& now) {
     std::uint64_t spent = cost(w.publisher->track_by_key(w.head->key, layer));
     left -= std::min(left, spent > w.floor_bps ? spent - w.floor_bps : 0);
     if (layer != r.target) {
-      if (layer < r.target) {
-        r.down_ms = now.mono_ms;
+      if (layer < r.target && !r.by_preference) {
+        r.down_ms = now.mono_ms;  // the hold before going up is the bandwidth's, not a wish's
       }
       if (r.by_preference) {
         // Counted by route_layer as the subscriber's wish.
@@ -495,7 +495,7 @@ void Engine::allocate(Session& sub, const Now& now) {
     left -= std::min(left, spent > w.floor_bps ? spent - w.floor_bps : 0);
     if (rank(spatial, temporal) != rank(cur_s, cur_t)) {
       bool down = rank(spatial, temporal) < rank(cur_s, cur_t);
-      if (down) {
+      if (down && !r.by_preference) {
         r.down_ms = now.mono_ms;
       }
       if (r.by_preference) {

@@ -16,8 +16,8 @@
 #include "ringlane/crypto/srtp.hpp"
 #include "ringlane/dataplane/packet.hpp"
 #include "ringlane/dataplane/rtp/dependency_descriptor.hpp"
+#include "ringlane/dataplane/rtp/twcc_recorder.hpp"
 #include "ringlane/shm/media.hpp"
-#include "twcc_recorder.hpp"
 
 namespace ringlane::sfu {
 
@@ -302,6 +302,7 @@ struct Session {
   std::unique_ptr<crypto::SrtpSession> srtp_in;
   std::unique_ptr<crypto::SrtpSession> srtp_out;
   bool failed = false;
+  bool keyframe_owed = false;  // a track's request was held back by the interval (on_timer)
   std::vector<Track> tracks;
   std::vector<Subscription> subscriptions;
   std::uint32_t report_ssrc = 0;  // sender SSRC of the RTCP the SFU itself sends here

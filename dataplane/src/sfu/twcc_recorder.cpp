@@ -1,4 +1,4 @@
-#include "twcc_recorder.hpp"
+#include "ringlane/dataplane/rtp/twcc_recorder.hpp"
 
 #include <algorithm>
 #include <limits>

@@ -89,13 +89,22 @@ TEST_F(FeedbackTest, PliFromTheSubscriberReachesThePublisherThrottled) {
   EXPECT_EQ(counters().rtcp_in, 1u);
   advance(199);
   send_rtcp(b_, pli(kSubVideo));
-  EXPECT_EQ(plis_at_a(), 0u);
-  EXPECT_EQ(counters().pli_throttled, 1u);
-  advance(1);  // 200 ms since the last one sent
   send_rtcp(b_, pli(kSubVideo));
+  EXPECT_EQ(plis_at_a(), 0u);
+  EXPECT_EQ(counters().pli_throttled, 2u);
+  timer();
+  EXPECT_EQ(plis_at_a(), 0u);  // held back while inside the interval
+  advance(1);                  // 200 ms since the last one sent: one for both
+  timer();
   EXPECT_EQ(plis_at_a(), 1u);
+  timer();
+  EXPECT_EQ(plis_at_a(), 0u);
   EXPECT_EQ(counters().pli_received, 3u);
   EXPECT_EQ(counters().pli_sent, 3u);
+  advance(200);
+  send_rtcp(b_, pli(kSubVideo));
+  EXPECT_EQ(plis_at_a(), 1u);
+  EXPECT_EQ(counters().pli_sent, 4u);
 
   // FIR names the stream in its FCI, and counts as a keyframe request too (RFC 5104 §4.3.1).
   advance(200);
@@ -104,13 +113,13 @@ TEST_F(FeedbackTest, PliFromTheSubscriberReachesThePublisherThrottled) {
   ASSERT_EQ(rtcp::build_fir(fir, 0xB0B0, std::span(&entry, 1)), 20u);
   send_rtcp(b_, fir);
   EXPECT_EQ(plis_at_a(), 1u);
-  EXPECT_EQ(counters().pli_received, 4u);
+  EXPECT_EQ(counters().pli_received, 5u);
 
   // A PLI for a stream B does not receive goes nowhere.
   advance(200);
   send_rtcp(b_, pli(0x7777));
   EXPECT_EQ(plis_at_a(), 0u);
-  EXPECT_EQ(counters().pli_received, 4u);
+  EXPECT_EQ(counters().pli_received, 5u);
 }
 
 TEST_F(FeedbackTest, KeyframeRequestCommand) {
@@ -124,6 +133,9 @@ TEST_F(FeedbackTest, KeyframeRequestCommand) {
                       shm::encode(shm::KeyframeRequest{a_.session, kVideo})));
   EXPECT_EQ(plis_at_a(), 0u);
   EXPECT_EQ(counters().pli_throttled, 1u);
+  advance(200);
+  timer();
+  EXPECT_EQ(plis_at_a(), 1u);  // the held-back one
 }
 
 TEST_F(FeedbackTest, ReceiverReportCarriesTheExtendedHighestSequenceAndLoss) {

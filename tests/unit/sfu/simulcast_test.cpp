@@ -953,6 +953,38 @@ TEST_F(SimulcastTest, IdleLayerIsLeftForAnActiveOne) {
   EXPECT_EQ(counters().layer_switches, 3u);
 }
 
+// A wish down and up again (a tile made small, then large again): the way up is not held as after
+// a fall of the estimate (kUpHoldMs, 3 s): B's keyframe request for layer 2 goes out at once and
+// B takes layer 2 at that keyframe (sfu_load --switch-every measured 1.7 s ups before).
+TEST_F(SimulcastTest, WishUpSoonAfterAWishDownIsNotHeld) {
+  ASSERT_NO_FATAL_FAILURE(steady());
+  ASSERT_TRUE(route_layer(0));
+  step("kdd");
+  steps(2, "ddd");
+  auto v = video_at_b();
+  ASSERT_FALSE(v.empty());
+  EXPECT_TRUE(all_from(v, 0));
+  std::vector<Got> stream = before_;
+  stream.insert(stream.end(), v.begin(), v.end());
+  at_a();
+  const std::uint64_t asked_ms = now_.mono_ms;
+  ASSERT_TRUE(route_layer(2));
+  step("ddd");
+  EXPECT_EQ(at_a().plis, std::vector<std::uint32_t>{kLayerSsrc[2]});
+  v = video_at_b();
+  EXPECT_TRUE(all_from(v, 0));  // layer 0 until layer 2's keyframe
+  stream.insert(stream.end(), v.begin(), v.end());
+  step("ddk");
+  steps(2, "ddd");
+  v = video_at_b();
+  ASSERT_FALSE(v.empty());
+  EXPECT_EQ(v.back().layer, 2) << "still on layer " << v.back().layer << " "
+                               << now_.mono_ms - asked_ms << " ms after the wish";
+  stream.insert(stream.end(), v.begin(), v.end());
+  expect_continuous(stream);
+  EXPECT_EQ(counters().layer_up, 0u);  // the wish's, not the bandwidth's
+}
+
 // The publisher restarts layer 2 under a new SSRC (RFC 8852: the rid says which layer it is):
 // B, on layer 2, waits for the new stream's keyframe, and its own stream goes on across it.
 TEST_F(SimulcastTest, LayerRestartedUnderANewSsrcIsTakenAtItsKeyframe) {

@@ -14,8 +14,8 @@
 #include <optional>
 #include <vector>
 
-#include "../../../dataplane/src/sfu/twcc_recorder.hpp"
 #include "ringlane/dataplane/rtp/codec.hpp"
+#include "ringlane/dataplane/rtp/twcc_recorder.hpp"
 #include "unit/sfu/harness.hpp"
 #include "unit/sfu/sfu_test_builders.hpp"
 

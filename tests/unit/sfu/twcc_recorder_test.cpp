@@ -11,8 +11,8 @@
 #include <optional>
 #include <vector>
 
-#include "../../../dataplane/src/sfu/twcc_recorder.hpp"
 #include "ringlane/dataplane/rtp/rtcp.hpp"
+#include "ringlane/dataplane/rtp/twcc_recorder.hpp"
 #include "unit/test_util.hpp"
 
 namespace ringlane::sfu {

@@ -4,7 +4,8 @@
 // of one publisher's session arrived, answered with transport-cc feedback (RTPFB FMT=15) so the
 // browser's send-side estimator sees queuing delay and loss. One per session, not per stream:
 // the sequence number counts every packet of the transport (§2). Sans-I/O: the engine feeds it
-// sequence numbers and its clock, and sends what build_feedback writes. Internal to the SFU.
+// sequence numbers and its clock, and sends what build_feedback writes. The SFU keeps one per
+// publisher session, sfu_load one per synthetic subscriber.
 #include <cstddef>
 #include <cstdint>
 #include <vector>
