@@ -11,6 +11,14 @@ per server-CPU-second and CPU per subscriber stream; the data plane's RSS growth
 ICE+DTLS connect times (the data plane's sfu_connect_ms histogram and the tool's own); the tool's
 latency p50/p99, loss and CPU. Prints a table and writes JSON with a `ratios` object.
 
+The cost of adaptation (issue 9): the same fan-out (--adaptive) with `sfu_load --simulcast` (three
+VP8 layers per publisher, transport-cc feedback from every subscriber, so the estimator, probing
+and the layer allocation run) against plain, uring, interleaved twice: `sfu_adaptation_cost` is
+the ratio of CPU per subscriber stream (target <= 1.2). Then `--simulcast --switch-every 1` at
+--switch-n: every subscriber asks for the lowest, then the highest layer, every second, and the
+tool times each request to the first packet of that layer (which the server sends only from a
+keyframe): `sfu_layer_switch_*_ms`.
+
 `--janus` adds, in the same run, Debian's Janus (VideoRoom plugin, HTTP transport, ICE-lite; a
 config written here, one process pinned to CPU 0) driven by the same tool (`sfu_load --janus`,
 CPU 1) with the same loads, and a saturation ladder (raising the video rate at one fan-out until
@@ -23,6 +31,7 @@ ringlane's do through the host's).
 
   bench/sfu_bench.py --build build [--seconds 5] [--fanout 1,10,50,200] [--meeting 4,10]
                      [--io uring,mmsg] [--video-kbps 1000] [--out bench/out/sfu.json]
+                     [--adaptive 50] [--switch-n 10] [--switch-seconds 20]
                      [--janus [--janus-reference 50] [--janus-loops 0,1] [--saturate-n 200]
                               [--saturate-kbps 250,500,1000,2000,4000,8000] [--saturate-loss 0.01]]
 """
@@ -304,15 +313,23 @@ def janus_snapshot(j):
             "machine_s": machine_busy_s(), "rss_kib": proc_rss_kib(j.pid)}
 
 
+ONE_PUBLISHER = ("fanout", "simulcast", "switch")
+# What sfu_load adds for a kind: simulcast (three VP8 layers, transport-cc feedback, so the
+# server's estimator and layer allocation run), and layer requests timed on top of it.
+LOAD_ARGS = {"simulcast": ["--simulcast"], "switch": ["--simulcast", "--switch-every", "1"]}
+
+
 def drive_load(a, prefix, server_args, kind, n, kbps, take, tmp):
     """Runs sfu_load (CPU 1) for one configuration; take() samples the server at the window's
     start and stop. Returns (tool summary, start sample, stop sample)."""
-    participants, publishers = (n + 1, 1) if kind == "fanout" else (n, n)
+    participants, publishers = (n + 1, 1) if kind in ONE_PUBLISHER else (n, n)
     out_json = os.path.join(tmp, "load.json")
     cmd = prefix + ["taskset", "-c", "1", os.path.join(a.build, "tools", "sfu_load")] + server_args + [
         "--participants", str(participants), "--publishers", str(publishers), "--seconds", str(a.seconds),
         "--video-kbps", str(kbps), "--setup-timeout", str(a.setup_timeout), "--room", f"bench-{kind}{n}",
-        "--json", out_json]
+        "--json", out_json] + LOAD_ARGS.get(kind, [])
+    if kind == "switch":
+        cmd[cmd.index("--seconds") + 1] = str(a.switch_seconds)
     load = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     start = stop = None
     lines = []
@@ -371,6 +388,9 @@ def run_janus(a, net, kind, n, kbps=None, loops=0):
         "pkts_per_server_run_s_tool": (rx / (stop["run_s"] - start["run_s"])
                                        if stop["run_s"] > start["run_s"] else 0),
         "cpu_ms_per_s_per_stream": 1000 * cpu / window / streams if window > 0 and streams else 0,
+        # The same from schedstat (ns): a light load's few CPU ticks make the 10 ms ticks coarse.
+        "cpu_ms_per_s_per_stream_schedstat": (1000 * (stop["run_s"] - start["run_s"]) / window / streams
+                                              if window > 0 and streams else 0),
         "rss_idle_kib": idle["rss_kib"], "rss_kib": stop["rss_kib"],
         "rss_bytes_per_participant": (stop["rss_kib"] - idle["rss_kib"]) * 1024 / participants,
         "connect_p95_ms_dataplane": None,
@@ -410,7 +430,7 @@ def connect_p95_bucket(before, after):
 
 def run_one(a, io, kind, n, kbps=None):
     kbps = kbps or a.video_kbps
-    participants, publishers = (n + 1, 1) if kind == "fanout" else (n, n)
+    participants, publishers = (n + 1, 1) if kind in ONE_PUBLISHER else (n, n)
     node = Node(a.build, io, f"{kind}{n}-{io}")
     try:
         idle = snapshot(node)
@@ -446,6 +466,9 @@ def run_one(a, io, kind, n, kbps=None):
         "datagrams_per_server_cpu_s": datagrams / cpu if cpu > 0 else 0,
         # CPU per subscriber stream (one track to one subscriber): ms of server CPU per second.
         "cpu_ms_per_s_per_stream": 1000 * cpu / window / streams if window > 0 and streams else 0,
+        # The same from schedstat (ns): a light load's few CPU ticks make the 10 ms ticks coarse.
+        "cpu_ms_per_s_per_stream_schedstat": (1000 * (stop["run_s"] - start["run_s"]) / window / streams
+                                              if window > 0 and streams else 0),
         "rss_idle_kib": idle["rss_kib"], "rss_kib": stop["rss_kib"],
         "rss_bytes_per_participant": (stop["rss_kib"] - idle["rss_kib"]) * 1024 / participants,
         "connect_p95_ms_dataplane": connect_p95_bucket(idle["w"], after),
@@ -463,6 +486,11 @@ def run_one(a, io, kind, n, kbps=None):
         "loop_turns": w1.get("loop_turns", 0) - w0.get("loop_turns", 0),
         "send_calls": w1["io_send_calls"] - w0["io_send_calls"],
     }
+    if "simulcast" in tool:
+        # The layers' packets the subscribers got, the server's probes, and the switches timed.
+        r["simulcast"] = tool["simulcast"]
+        r["layer_switches"] = w1.get("sfu_layer_switches", 0) - w0.get("sfu_layer_switches", 0)
+        r["probes"] = w1.get("sfu_probes", 0) - w0.get("sfu_probes", 0)
     return r
 
 
@@ -495,6 +523,12 @@ def main():
                     help="fan-out whose throughput the ratios quote [the largest run]")
     ap.add_argument("--connect-reference", type=int, default=50,
                     help="fan-out whose connect p95 sfu_connect_p95_ms quotes (N+1 joining at once)")
+    ap.add_argument("--adaptive", type=int, default=50,
+                    help="fan-out for the cost of adaptation: the same load with --simulcast (3 layers, "
+                         "transport-cc, estimation on) against plain, uring; 0 = skip")
+    ap.add_argument("--switch-n", type=int, default=10,
+                    help="fan-out for the layer-switch times (--simulcast --switch-every 1); 0 = skip")
+    ap.add_argument("--switch-seconds", type=float, default=20.0)
     ap.add_argument("--out", default="bench/out/sfu.json")
     ap.add_argument("--no-ceiling", action="store_true", help="skip srtp_bench's ceiling model")
     ap.add_argument("--janus", action="store_true",
@@ -531,6 +565,20 @@ def main():
 
     runs = []
     saturation = []
+    # The cost of adaptation, interleaved with the plain run it is compared with (twice each, the
+    # medians quoted: one 5 s window of a 2-core VM is noisy), and the switch times.
+    adaptive = []
+    if a.adaptive:
+        for _ in range(2):
+            for kind in ("fanout", "simulcast"):
+                r = run_one(a, "uring", kind, a.adaptive)
+                adaptive.append(r)
+                line(r)
+                time.sleep(0.3)
+    if a.switch_n:
+        r = run_one(a, "uring", "switch", a.switch_n)
+        adaptive.append(r)
+        line(r)
     try:
         for kind, n in configs:
             for io in ios:  # interleaved: both backends (and Janus) see the same machine moments
@@ -621,6 +669,25 @@ def main():
         "sfu_vs_janus_default": div(ref_uj and ref_uj["pkts_per_server_cpu_s_tool"],
                                     (find("janus", "fanout", janus_reference) or {}).get("pkts_per_server_cpu_s_tool")),
     }
+    def median_of(kind, key):
+        v = sorted(r[key] for r in adaptive if r["kind"] == kind and r.get(key))
+        return v[len(v) // 2] if v else None
+
+    sw = next((r["simulcast"]["switches"] for r in adaptive if r["kind"] == "switch"), None)
+    ratios.update({
+        # CPU per subscriber stream with simulcast and estimation on over the same fan-out plain
+        # (target <= 1.2): the publisher's three layers unprotected, estimation, allocation.
+        "sfu_adaptation_cost": div(median_of("simulcast", "cpu_ms_per_s_per_stream_schedstat"),
+                                   median_of("fanout", "cpu_ms_per_s_per_stream_schedstat")),
+        "sfu_adaptation_cost_ticks": div(median_of("simulcast", "cpu_ms_per_s_per_stream"),
+                                         median_of("fanout", "cpu_ms_per_s_per_stream")),
+        "sfu_layer_switch_p50_ms": sw and sw["all_ms"]["p50"],
+        "sfu_layer_switch_p99_ms": sw and sw["all_ms"]["p99"],
+        "sfu_layer_switch_down_p50_ms": sw and sw["down_ms"]["p50"],
+        "sfu_layer_switch_down_p99_ms": sw and sw["down_ms"]["p99"],
+        "sfu_layer_switch_up_p50_ms": sw and sw["up_ms"]["p50"],
+        "sfu_layer_switch_up_p99_ms": sw and sw["up_ms"]["p99"],
+    })
     per_config = {}
     for kind, n in configs:
         u, m = find("uring", kind, n), find("mmsg", kind, n)
@@ -659,7 +726,7 @@ def main():
            f"{'loss':>8s}{'tool cpu':>9s}")
     print(hdr)
     print("-" * len(hdr))
-    for r in runs:
+    for r in runs + adaptive:
         dp = r["connect_p95_ms_dataplane"]
         print(f"{r['kind'] + ' ' + str(r['n']):12s}{r['io']:6s}{r['subscriber_streams']:>8d}{r['egress_pps']:>11.0f}"
               f"{100 * r['server_cpu_fraction']:>7.1f}%{r['pkts_per_server_cpu_s']:>14.0f}"
@@ -696,6 +763,17 @@ def main():
                 print(head + f"no loss up to the last step, {s['last_step_kbps']} kbps (tool cpu "
                       f"{100 * (s['last_step_tool_cpu_fraction'] or 0):.0f}%)")
         print()
+    if adaptive:
+        print(f"adaptation at fan-out {a.adaptive} (uring): CPU per subscriber stream plain "
+              f"{median_of('fanout', 'cpu_ms_per_s_per_stream_schedstat') or 0:.3f} ms/s, with simulcast and "
+              f"estimation {median_of('simulcast', 'cpu_ms_per_s_per_stream_schedstat') or 0:.3f} ms/s "
+              f"(schedstat, medians of 2)")
+        if sw:
+            print(f"layer switches at fan-out {a.switch_n} (`layer` request to the first packet of the layer): "
+                  f"{sw['down_ms']['count']} down p50 {sw['down_ms']['p50']:.0f} ms p99 {sw['down_ms']['p99']:.0f} ms, "
+                  f"{sw['up_ms']['count']} up p50 {sw['up_ms']['p50']:.0f} ms p99 {sw['up_ms']['p99']:.0f} ms, "
+                  f"timeouts {sw['timeouts']}, not at a keyframe {sw['not_at_keyframe']}")
+        print()
     if ceiling:
         print(f"srtp_bench ceiling at {ceiling['subscribers']} subscribers: {ceiling['ceiling_pps']:.0f} pps per core "
               f"(its own figure at 10: {ceiling['srtp_bench_sfu_ceiling_pps_per_core']:.0f}; sendmsg "
@@ -706,7 +784,7 @@ def main():
 
     os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
     with open(a.out, "w") as f:
-        json.dump({"config": vars(a), "runs": runs, "ceiling": ceiling, "ratios": ratios,
+        json.dump({"config": vars(a), "runs": runs, "adaptive": adaptive, "ceiling": ceiling, "ratios": ratios,
                    "per_config": per_config, "saturation": saturation, "saturation_summary": saturation_summary,
                    "janus_reference_fanout": janus_reference if a.janus else None,
                    "janus_reference_variant": jname if a.janus else None,

@@ -385,8 +385,8 @@ void Load::on_tracks(Participant& p, const json::value* tracks) {
   }
 }
 
-// Transport-cc feedback (RTPFB FMT=15) for what the subscriber transport received, as a browser
-// sends it about every 50 ms: the server's estimate for this subscriber is built on it.
+// Transport-cc feedback (RTPFB FMT=15) for what the subscriber transport received, every 100 ms as
+// libwebrtc's default interval: the server's estimate for this subscriber is built on it.
 void Load::send_feedback(Participant& p, std::uint64_t now) {
   if (!p.twcc || !p.sub || !p.sub->connected()) {
     return;
@@ -701,7 +701,7 @@ int Load::run() {
         }
       }
       bool feedback = now >= next_feedback_ns_;
-      next_feedback_ns_ = feedback ? now + 50'000'000 : next_feedback_ns_;
+      next_feedback_ns_ = feedback ? now + 100'000'000 : next_feedback_ns_;
       bool switching = o_.switch_every_s > 0 && phase_ == Phase::kWindow;
       auto switch_ns = static_cast<std::uint64_t>(o_.switch_every_s * 1e9);
       for (auto& p : people_) {

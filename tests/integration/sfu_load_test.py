@@ -5,7 +5,12 @@ each other's, for ~5 s, with each io backend (and, where the node serves WHIP, a
 WHEP and the WebSocket). From the tool's JSON: every subscriber received from
 every publisher (4 streams each), nothing arrived altered (payload, sequence, marker, payload type,
 audio level), no packet sent in the window was lost, duplicated or reordered; and the data plane
-counted the forwarding and no SRTP failure. Exits 77 only if a binary is missing.
+counted the forwarding and no SRTP failure. Then (uring) simulcast: one publisher sends three VP8
+layers as a browser does (rid/mid/transport-wide-cc extensions, a real VP8 payload descriptor),
+three subscribers send transport-cc feedback and, every second, ask (`layer`) for the lowest and
+then the highest layer: each request must be followed by that layer's packets, starting at its
+keyframe, nothing altered, and the data plane must have run its estimator on their feedback.
+Exits 77 only if a binary is missing.
 
 Usage: sfu_load_test.py --ringlane PATH --load PATH [--seconds S]
 """
@@ -69,6 +74,46 @@ def whip_whep(a, http_port, tmp):
           f"lost {r.get('lost')}, out of order {r.get('out_of_order')})")
 
 
+def simulcast(a, http_port, name, tmp):
+    out_json = os.path.join(tmp, "load-simulcast.json")
+    before = stats(a.ringlane, name)
+    load = subprocess.run(
+        [a.load, "--token-url", f"http://127.0.0.1:{http_port}/api/dev-token", "--participants", "4",
+         "--publishers", "1", "--seconds", "8", "--setup-timeout", "30", "--room", "smoke-simulcast",
+         "--simulcast", "--switch-every", "1", "--json", out_json],
+        capture_output=True, text=True, timeout=120)
+    print("  " + "\n  ".join(load.stdout.strip().splitlines()), flush=True)
+    r = json.load(open(out_json)) if os.path.exists(out_json) else {}
+    sc = r.get("simulcast", {})
+    sw = sc.get("switches", {})
+    check(r.get("setup_complete") and r.get("failed") == 0 and r.get("streams_flowing") == 6 == r.get("streams_expected"),
+          f"simulcast: 3 subscribers receive the publisher's audio and top video layer "
+          f"({r.get('streams_flowing')}/{r.get('streams_expected')}, errors {r.get('errors')})")
+    check(r.get("integrity_failures") == 0 and r.get("header_mismatches") == 0 and r.get("unknown_ssrc") == 0,
+          f"simulcast: nothing altered through the layer switches (integrity {r.get('integrity_failures')}, "
+          f"header {r.get('header_mismatches')}, unknown SSRC {r.get('unknown_ssrc')})")
+    layers = sc.get("layer_packets", [0, 0, 0])
+    check(layers[0] > 0 and layers[2] > 0, f"simulcast: the subscribers got the lowest and the top layer "
+                                           f"(packets per layer q/h/f {layers})")
+    down, up = sw.get("down_ms", {}).get("count", 0), sw.get("up_ms", {}).get("count", 0)
+    check(down >= 6 and up >= 6 and sw.get("timeouts") == 0,
+          f"simulcast: every `layer` request was followed by the layer asked for ({down} down, {up} up, "
+          f"{sw.get('timeouts')} unanswered in 5 s; p50 down {sw.get('down_ms', {}).get('p50')} ms, "
+          f"up {sw.get('up_ms', {}).get('p50')} ms)")
+    check(sw.get("not_at_keyframe") == 0 and load.returncode == 0,
+          f"simulcast: each switch began at a keyframe of the new layer ({sw.get('not_at_keyframe')} did not; "
+          f"exit {load.returncode})")
+    after = stats(a.ringlane, name)
+    grew = {k: after.get(k, 0) - before.get(k, 0) for k in ("sfu_twcc_received", "sfu_layer_preference",
+                                                               "sfu_layer_switches", "sfu_pli_sent")}
+    check(sc.get("feedbacks_sent", 0) > 0 and grew["sfu_twcc_received"] > 0,
+          f"simulcast: the subscribers' transport-cc feedback reached the estimator "
+          f"(sent {sc.get('feedbacks_sent')}, the data plane counted {grew['sfu_twcc_received']})")
+    check(grew["sfu_layer_preference"] >= down + up and grew["sfu_layer_switches"] >= down + up
+          and grew["sfu_pli_sent"] > 0,
+          f"simulcast: the data plane counted the wishes, the switches and its keyframe requests ({grew})")
+
+
 def run(a, io, tmp):
     http_port = free_port(socket.SOCK_STREAM)
     media_port = free_media_port()
@@ -113,6 +158,7 @@ def run(a, io, tmp):
               f"the tool unprotected everything it received (SRTP {r['srtp_failures']}, SRTCP {r['srtcp_failures']})")
         if io == "uring":
             whip_whep(a, http_port, tmp)
+            simulcast(a, http_port, name, tmp)
         w = stats(a.ringlane, name)
         deadline = time.time() + 3  # the closes go through the command ring; the page every 100 ms
         while w.get("sfu_sessions", 1) != 0 and time.time() < deadline:

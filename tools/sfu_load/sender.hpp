@@ -161,8 +161,14 @@ class Sender {
       std::size_t h =
           write_rtp_header(b.data.data(), last, kVideoPt, static_cast<std::uint16_t>(v.counter),
                            v.timestamp, v.ssrc, e);
-      h += write_vp8_prefix(b.data.data() + h, i == 0, key, picture, layer_size_[l][0],
-                            layer_size_[l][1]);
+      std::size_t prefix = write_vp8_prefix(b.data.data() + h, i == 0, key, picture,
+                                            layer_size_[l][0], layer_size_[l][1]);
+      h += prefix;
+      // The VP8 payload header is the frame's own first bytes: the first packet is as long as
+      // the others (a packetizer's equal sizes, which let the server batch them with GSO).
+      if (n > 1 && !last && prefix > 4) {
+        size = static_cast<std::uint16_t>(std::max(kMetaBytes, size - (prefix - 4)));
+      }
       Meta m{p.index,
              Kind::kVideo,
              static_cast<std::uint8_t>((last ? kFlagLast : 0) | (key ? kFlagKey : 0) | (l << 2)),
