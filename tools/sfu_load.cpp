@@ -86,8 +86,8 @@ class Load {
   void open_window(std::uint64_t now);
   void close_window(std::uint64_t now);
   void leave_all();
-  void on_tracks(Participant& p, const json::value* tracks);
-  void send_feedback(Participant& p, std::uint64_t now);
+  void on_track(Participant& p, const json::object& track);
+  void send_feedback(Participant& p);
   void switch_layers(Participant& p, std::uint64_t now);
   int report();
 
@@ -333,7 +333,13 @@ void Load::on_message(Participant& p, const json::object& m) {
     send_join(p);
   } else if (type == "joined") {
     p.joined_ns = mono_ns();
-    on_tracks(p, m.if_contains("tracks"));
+    if (const json::value* tracks = m.if_contains("tracks"); tracks && tracks->is_array()) {
+      for (const auto& t : tracks->get_array()) {
+        if (t.is_object()) {
+          on_track(p, t.get_object());
+        }
+      }
+    }
     if (p.publishes && o_.whip_url.empty()) {
       LocalDescription l{p.pub->ufrag(), p.pub->pwd(), p.cert->fingerprint(), p.identity,
                          p.pub->local()};
@@ -350,9 +356,7 @@ void Load::on_message(Participant& p, const json::object& m) {
     }
     on_offer(p, seq->to_number<std::uint64_t>(), text_of(m, "sdp"));
   } else if (type == "track_published") {
-    json::array one{json::value(m)};
-    json::value v(std::move(one));
-    on_tracks(p, &v);
+    on_track(p, m);
   } else if (type == "left") {
     p.left = true;
   } else if (type == "error") {
@@ -367,31 +371,22 @@ void Load::on_message(Participant& p, const json::object& m) {
   }
 }
 
-// Video tracks of the run's publishers (`joined.tracks`, `track_published`): what --switch-every
-// asks layers of.
-void Load::on_tracks(Participant& p, const json::value* tracks) {
-  if (!o_.simulcast || tracks == nullptr || !tracks->is_array()) {
-    return;
-  }
-  for (const auto& t : tracks->get_array()) {
-    if (!t.is_object()) {
-      continue;
-    }
-    const json::object& o = t.get_object();
-    auto who = by_identity_.find(text_of(o, "participant"));
-    if (text_of(o, "kind") == "video" && who != by_identity_.end() && who->second != p.index) {
-      p.video_tracks[text_of(o, "track")] = who->second;
-    }
+// A video track of one of the run's publishers (in `joined.tracks`, or `track_published`): what
+// --switch-every asks layers of.
+void Load::on_track(Participant& p, const json::object& track) {
+  auto who = by_identity_.find(text_of(track, "participant"));
+  if (o_.simulcast && text_of(track, "kind") == "video" && who != by_identity_.end() &&
+      who->second != p.index) {
+    p.video_tracks[text_of(track, "track")] = who->second;
   }
 }
 
 // Transport-cc feedback (RTPFB FMT=15) for what the subscriber transport received, every 100 ms as
 // libwebrtc's default interval: the server's estimate for this subscriber is built on it.
-void Load::send_feedback(Participant& p, std::uint64_t now) {
+void Load::send_feedback(Participant& p) {
   if (!p.twcc || !p.sub || !p.sub->connected()) {
     return;
   }
-  (void)now;
   TxBuffer b;
   for (int i = 0; i < 4 && p.twcc->pending(); ++i) {
     std::uint32_t media = p.streams.empty() ? 0 : p.streams.begin()->first;
@@ -719,7 +714,7 @@ int Load::run() {
           post_whep(*p);
         }
         if (feedback) {
-          send_feedback(*p, now);
+          send_feedback(*p);
         }
         if (switching && p->ws && p->sub && p->sub->connected() && now >= p->next_switch_ns) {
           p->next_switch_ns = now + switch_ns;

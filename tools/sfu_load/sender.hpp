@@ -96,39 +96,16 @@ class Sender {
   void video(Participant& p, std::uint64_t now) {
     if (simulcast_) {
       for (unsigned l = 0; l < kLayers; ++l) {
-        layer(p, now, l);
+        bool key = p.frame % kKeyframeEvery == 0 || p.layer_keyframe[l];
+        p.layer_keyframe[l] = false;
+        frame(p, now, l + 1 == kLayers ? p.out[1] : p.lower[l], layer_plan_[l], key, l);
       }
-      ++p.frame;
-      flush(p);
-      return;
-    }
-    Outgoing& v = p.out[1];
-    bool key = p.frame % kKeyframeEvery == 0 || p.keyframe_requested;
-    p.keyframe_requested = false;
-    std::size_t bytes = key ? plan_.key_bytes : plan_.delta_bytes;
-    std::size_t n = VideoPlan::packets(bytes, plan_.packet_bytes);
-    for (std::size_t i = 0; i < n; ++i) {
-      if (used_ == tx_.size()) {
-        flush(p);
-      }
-      bool last = i + 1 == n;
-      auto size = static_cast<std::uint16_t>(VideoPlan::packet_size(bytes, plan_.packet_bytes, i));
-      TxBuffer& b = tx_[used_];
-      std::size_t h =
-          write_rtp_header(b.data.data(), last, kVideoPt, static_cast<std::uint16_t>(v.counter),
-                           v.timestamp, v.ssrc, false);
-      Meta m{p.index, Kind::kVideo, static_cast<std::uint8_t>((last ? 1 : 0) | (key ? 2 : 0)),
-             size,    v.counter,    now,
-             p.frame};
-      write_payload(b.data.data() + h, m);
-      if (std::size_t len = p.pub->protect(b.data, h + size)) {
-        b.length = len;
-        ++used_;
-      }
-      count(v);
+    } else {
+      bool key = p.frame % kKeyframeEvery == 0 || p.keyframe_requested;
+      p.keyframe_requested = false;
+      frame(p, now, p.out[1], plan_, key, 0);
     }
     ++p.frame;
-    v.timestamp += 3000;  // 1/30 s at 90 kHz
     flush(p);
   }
 
@@ -138,14 +115,12 @@ class Sender {
     return {static_cast<std::uint8_t>(s >> 8), static_cast<std::uint8_t>(s & 0xFF)};
   }
 
-  // One frame of simulcast layer l (0: q, the lowest), as a browser sends an encoding: its own
-  // SSRC, sequence and picture id, mid and rid on every packet, the transport-wide sequence, VP8.
-  void layer(Participant& p, std::uint64_t now, unsigned l) {
-    Outgoing& v = l + 1 == kLayers ? p.out[1] : p.lower[l];
-    const VideoPlan& plan = layer_plan_[l];
-    bool key = p.frame % kKeyframeEvery == 0 || p.layer_keyframe[l];
-    p.layer_keyframe[l] = false;
-    std::uint16_t picture = p.picture_id[l]++;
+  // One video frame on `v` (equal-size packets, the marker on the last). With --simulcast it is
+  // layer l's (0: q, the lowest), as a browser sends an encoding: its own SSRC, sequence and
+  // picture id, mid and rid on every packet, the transport-wide sequence, a VP8 prefix.
+  void frame(Participant& p, std::uint64_t now, Outgoing& v, const VideoPlan& plan, bool key,
+             unsigned l) {
+    std::uint16_t picture = simulcast_ ? p.picture_id[l]++ : 0;
     std::size_t bytes = key ? plan.key_bytes : plan.delta_bytes;
     std::size_t n = VideoPlan::packets(bytes, plan.packet_bytes);
     for (std::size_t i = 0; i < n; ++i) {
@@ -155,19 +130,24 @@ class Sender {
       bool last = i + 1 == n;
       auto size = static_cast<std::uint16_t>(VideoPlan::packet_size(bytes, plan.packet_bytes, i));
       TxBuffer& b = tx_[used_];
-      std::array<Element, 3> e{Element{kMidId, 1, {'1'}},
-                               Element{kRidId, 1, {static_cast<std::uint8_t>(kRids[l][0])}},
-                               Element{kTwccId, 2, twcc(p)}};
-      std::size_t h =
-          write_rtp_header(b.data.data(), last, kVideoPt, static_cast<std::uint16_t>(v.counter),
-                           v.timestamp, v.ssrc, e);
-      std::size_t prefix = write_vp8_prefix(b.data.data() + h, i == 0, key, picture,
-                                            layer_size_[l][0], layer_size_[l][1]);
-      h += prefix;
-      // The VP8 payload header is the frame's own first bytes: the first packet is as long as
-      // the others (a packetizer's equal sizes, which let the server batch them with GSO).
-      if (n > 1 && !last && prefix > 4) {
-        size = static_cast<std::uint16_t>(std::max(kMetaBytes, size - (prefix - 4)));
+      std::size_t h = 0;
+      if (simulcast_) {
+        std::array<Element, 3> e{Element{kMidId, 1, {'1'}},
+                                 Element{kRidId, 1, {static_cast<std::uint8_t>(kRids[l][0])}},
+                                 Element{kTwccId, 2, twcc(p)}};
+        h = write_rtp_header(b.data.data(), last, kVideoPt, static_cast<std::uint16_t>(v.counter),
+                             v.timestamp, v.ssrc, e);
+        std::size_t prefix = write_vp8_prefix(b.data.data() + h, i == 0, key, picture,
+                                              layer_size_[l][0], layer_size_[l][1]);
+        h += prefix;
+        // The VP8 payload header is the frame's own first bytes: the first packet is as long as
+        // the others (a packetizer's equal sizes, which let the server batch them with GSO).
+        if (n > 1 && !last && prefix > 4) {
+          size = static_cast<std::uint16_t>(std::max(kMetaBytes, size - (prefix - 4)));
+        }
+      } else {
+        h = write_rtp_header(b.data.data(), last, kVideoPt, static_cast<std::uint16_t>(v.counter),
+                             v.timestamp, v.ssrc, false);
       }
       Meta m{p.index,
              Kind::kVideo,

@@ -288,7 +288,8 @@ void Orchestrator::from_json(const json::value& v) {
           const json::array* wh = sv.if_array();
           auto pixels = [](const json::value& n) {
             return static_cast<std::uint32_t>(
-                n.is_int64() ? std::clamp<std::int64_t>(n.get_int64(), 0, signaling::kMaxPixels) : 0);
+                n.is_int64() ? std::clamp<std::int64_t>(n.get_int64(), 0, signaling::kMaxPixels)
+                             : 0);
           };
           if (wh != nullptr && wh->size() == 2 && pt.sizes.size() < 3) {
             pt.sizes.push_back(signaling::LayerSize{pixels((*wh)[0]), pixels((*wh)[1])});
@@ -327,10 +328,10 @@ void Orchestrator::from_json(const json::value& v) {
         }
         o.rendered = t.contains("render_width") && t.contains("render_height");
         if (o.rendered) {
-          o.render_width =
-              static_cast<std::uint32_t>(std::min<std::uint64_t>(num(t, "render_width"), signaling::kMaxPixels));
-          o.render_height =
-              static_cast<std::uint32_t>(std::min<std::uint64_t>(num(t, "render_height"), signaling::kMaxPixels));
+          o.render_width = static_cast<std::uint32_t>(
+              std::min<std::uint64_t>(num(t, "render_width"), signaling::kMaxPixels));
+          o.render_height = static_cast<std::uint32_t>(
+              std::min<std::uint64_t>(num(t, "render_height"), signaling::kMaxPixels));
         }
         p.out.push_back(std::move(o));
       }
