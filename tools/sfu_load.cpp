@@ -404,7 +404,9 @@ void Load::send_feedback(Participant& p) {
 // highest, by a `layer` request; the switch is timed to the first packet of that layer
 // (Receiver::on_layer). One unanswered for 5 s is counted as a timeout.
 void Load::switch_layers(Participant& p, std::uint64_t now) {
-  for (const auto& [track, publisher] : p.video_tracks) {
+  for (const auto& entry : p.video_tracks) {
+    const std::string& track = entry.first;  // a named reference: the lambda below captures it
+    unsigned publisher = entry.second;
     std::uint32_t ssrc = 0;
     for (const auto& [s, r] : p.streams) {
       ssrc = r.video && r.publisher == publisher ? s : ssrc;
