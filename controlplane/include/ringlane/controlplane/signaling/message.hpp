@@ -25,11 +25,11 @@ enum class ClientType {
   kMedia,
 };
 
-// A layer of a published video track as its publisher encodes it (PROTOCOL.md `publish`
-// `layers`): a simulcast encoding, or a spatial layer of SVC, lowest first.
 // Video sizes (`layer` width/height, `publish` layers, the state file): 0 up to 16K, in pixels.
 inline constexpr std::uint32_t kMaxPixels = 16384;
 
+// A layer of a published video track as its publisher encodes it (PROTOCOL.md `publish`
+// `layers`): a simulcast encoding, or a spatial layer of SVC, lowest first.
 struct LayerSize {
   std::uint32_t width = 0;
   std::uint32_t height = 0;
