@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 mkdir -p bench/out
 build/bench/srtp_bench --out bench/out/srtp.json
 build/bench/ring_bench --out bench/out/ring.json
+build/bench/dtls_bench --out bench/out/dtls.json
 python3 bench/relay_bench.py --build build "$@"
 python3 bench/ws_bench.py --build build --runs 3 --out bench/out/ws.json
 python3 bench/sfu_bench.py --build build --out bench/out/sfu.json

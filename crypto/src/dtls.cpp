@@ -169,6 +169,11 @@ std::shared_ptr<const DtlsCertificate> DtlsCertificate::generate(std::string* er
   // RFC 7714 §14.2: AEAD_AES_128_GCM first; RFC 5764's AES128_CM_SHA1_80 still accepted.
   SSL_CTX_set_tlsext_use_srtp(ctx, "SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80");
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, DtlsAccess::verify);
+  // WebRTC never resumes a DTLS session (each peer connection brings a new certificate), so
+  // neither keep sessions nor issue tickets: a ticket is the session, peer certificate
+  // included, serialized and encrypted for nothing on every handshake.
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
   c->ctx_ = ctx;
   return c;
 }
@@ -354,6 +359,47 @@ std::optional<std::vector<std::uint8_t>> DtlsEndpoint::srtp_keying_material() co
     return std::nullopt;
   }
   return out;
+}
+
+bool DtlsEndpoint::warm_up(const std::shared_ptr<const DtlsCertificate>& certificate) {
+  DtlsEndpoint client(certificate, DtlsRole::kClient, certificate->fingerprint());
+  DtlsEndpoint server(certificate, DtlsRole::kServer, certificate->fingerprint());
+  client.start();
+  std::vector<std::uint8_t> datagram;
+  // A handshake is 4 flights; the bound only stops a broken library from looping.
+  for (int flight = 0; flight < 16; ++flight) {
+    bool moved = false;
+    while (client.pop(datagram)) {
+      server.on_datagram(datagram);
+      moved = true;
+    }
+    while (server.pop(datagram)) {
+      client.on_datagram(datagram);
+      moved = true;
+    }
+    if (!moved)
+      break;
+  }
+  if (client.state() != DtlsState::kConnected || server.state() != DtlsState::kConnected)
+    return false;
+  auto keys = server.srtp_keying_material();
+  if (!keys)
+    return false;
+  // Both profiles a peer may pick, one packet each way, so both transforms' first use is here.
+  for (SrtpProfile profile : {SrtpProfile::kAeadAes128Gcm, SrtpProfile::kAes128CmSha1_80}) {
+    std::span<const std::uint8_t> master(keys->data(),
+                                         srtp_key_length(profile) + srtp_salt_length(profile));
+    auto out = SrtpSession::create(profile, master, SrtpDirection::kOutbound);
+    auto in = SrtpSession::create(profile, master, SrtpDirection::kInbound);
+    if (!out || !in)
+      return false;
+    std::vector<std::uint8_t> packet(12 + 100 + SrtpSession::kMaxTrailer, 0);
+    packet[0] = 0x80;  // RTP version 2, sequence 0, SSRC 0
+    auto sealed = out->protect_rtp(packet, 112);
+    if (!sealed || !in->unprotect_rtp(packet, *sealed))
+      return false;
+  }
+  return true;
 }
 
 }  // namespace ringlane::crypto

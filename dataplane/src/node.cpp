@@ -155,6 +155,12 @@ int run_dataplane(int argc, char** argv) {
     spdlog::error("cannot make the DTLS certificate: {}", cert_error);
     return 1;
   }
+  if (!crypto::DtlsEndpoint::warm_up(certificate)) {
+    spdlog::error(
+        "a DTLS-SRTP handshake with our own certificate failed: OpenSSL or libsrtp2 "
+        "is unusable");
+    return 1;
+  }
   if (o.media_port != 0 && o.media_port + workers - 1 > 65535) {
     spdlog::error("media ports {}+{} run past 65535", o.media_port, workers);
     return 2;

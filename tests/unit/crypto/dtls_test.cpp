@@ -16,6 +16,7 @@ struct Pair {
   std::unique_ptr<DtlsEndpoint> client;
   std::unique_ptr<DtlsEndpoint> server;
   std::size_t largest_datagram = 0;
+  std::vector<std::vector<std::uint8_t>> from_server;  // every datagram the server sent
 
   explicit Pair(std::string client_expects = "", std::string server_expects = "") {
     client = std::make_unique<DtlsEndpoint>(
@@ -43,6 +44,7 @@ struct Pair {
       }
       while (server->pop(d)) {
         largest_datagram = std::max(largest_datagram, d.size());
+        from_server.push_back(d);
         any = true;
         ++moved;
         client->on_datagram(d);
@@ -102,6 +104,43 @@ TEST(Dtls, HandshakeExportsTheSameKeysAndSrtpWorks) {
   p.client->close();
   p.pump();
   EXPECT_EQ(p.server->state(), DtlsState::kClosed);
+}
+
+// Handshake message types of the plaintext (epoch 0) handshake records in `datagrams`.
+std::vector<int> plaintext_handshake_types(
+    const std::vector<std::vector<std::uint8_t>>& datagrams) {
+  std::vector<int> types;
+  for (const auto& d : datagrams) {
+    // DTLS record: type, version(2), epoch(2), sequence(6), length(2); then the fragment.
+    for (std::size_t at = 0; at + 13 <= d.size();) {
+      std::size_t length = (std::size_t{d[at + 11]} << 8) | d[at + 12];
+      bool epoch0 = d[at + 3] == 0 && d[at + 4] == 0;
+      if (d[at] == 22 && epoch0 && length >= 1 && at + 13 + length <= d.size())
+        types.push_back(d[at + 13]);
+      at += 13 + length;
+    }
+  }
+  return types;
+}
+
+TEST(Dtls, ServerIssuesNoSessionTicket) {
+  // WebRTC never resumes a session: a ticket (the session with the peer's certificate,
+  // encrypted) would be work and bytes for nothing. The client offers the extension; the
+  // server's flights must not carry a NewSessionTicket (handshake type 4).
+  Pair p;
+  p.client->start();
+  p.pump();
+  ASSERT_EQ(p.server->state(), DtlsState::kConnected) << p.server->error();
+  auto types = plaintext_handshake_types(p.from_server);
+  EXPECT_NE(std::find(types.begin(), types.end(), 2), types.end());  // ServerHello seen
+  EXPECT_EQ(std::find(types.begin(), types.end(), 4), types.end());
+}
+
+TEST(Dtls, WarmUpHandshakesWithItself) {
+  auto c = DtlsCertificate::generate();
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(DtlsEndpoint::warm_up(c));
+  EXPECT_TRUE(DtlsEndpoint::warm_up(c));  // again: nothing one-time is left half done
 }
 
 TEST(Dtls, ForgedFingerprintFailsTheHandshake) {

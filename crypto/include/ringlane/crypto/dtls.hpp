@@ -74,6 +74,12 @@ class DtlsEndpoint {
   // Counted reasons for refused input.
   std::uint64_t records_dropped() const { return dropped_; }
 
+  // One handshake of `certificate` with itself in memory, and SRTP sessions from its keys: the
+  // process's one-time costs (libsrtp's cipher self-tests, OpenSSL's algorithm fetches) are
+  // paid at start, not by the first peer, nor by every peer queued behind it on a worker.
+  // False if that handshake failed (the library is then unusable).
+  static bool warm_up(const std::shared_ptr<const DtlsCertificate>& certificate);
+
  private:
   void advance();
   void fail(std::string why);
