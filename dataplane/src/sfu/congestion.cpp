@@ -20,8 +20,11 @@ constexpr std::uint64_t kProbeEveryMs = 2000;
 constexpr std::uint64_t kProbeBackoffMaxMs = 6000;
 constexpr std::uint64_t kProbeAgainMs = 500;  // after a probe that found room
 // A probe asks for what the held-back layers need plus headroom, at most this many times the
-// estimate (a blind jump far above it would only fill the queue).
-constexpr double kProbeHeadroom = 1.3;
+// estimate (a blind jump far above it would only fill the queue). Going up needs the layer to
+// fit 4/5 of the estimate (layers.cpp), i.e. 1.25x its cost, and a probe's result is what was
+// measured of it, a few % under what it asked: at 1.3x one probe was rarely enough, and a wish
+// for the top layer after seconds on the lowest took 2-3 s of probes (sfu_load --switch-every).
+constexpr double kProbeHeadroom = 1.5;
 constexpr std::uint64_t kProbeMaxFactor = 2;
 // An estimate this much below the last allocation's re-allocates at once (down switches are
 // not left to the 200 ms timer).

@@ -53,6 +53,20 @@ double cost(int spatial, int temporal) {
   return sum;
 }
 
+// A VP8 simulcast publisher (rids q, h, f on their own SSRCs) for the wish test: one layer each
+// picture of these sizes and packet counts, so f (900 kbit/s) fits under the start estimate
+// (1 Mbit/s) but not under 4/5 of it, as going up needs.
+constexpr std::uint32_t kSimulcastTrack = 0x5000;
+constexpr std::array<std::uint32_t, 3> kSimulcastSsrc = {0x1000, 0x2000, 0x3000};
+const std::array<std::string, 3> kSimulcastRid = {"q", "h", "f"};
+constexpr std::uint8_t kRidExt = 2;
+constexpr std::array<std::size_t, 3> kSimulcastPacket = {400, 1000, 1250};
+constexpr std::array<int, 3> kSimulcastPackets = {1, 1, 3};
+constexpr std::uint64_t simulcast_bps(int layer) {
+  return static_cast<std::uint64_t>(kSimulcastPacket[static_cast<std::size_t>(layer)]) *
+         static_cast<std::uint64_t>(kSimulcastPackets[static_cast<std::size_t>(layer)]) * 8 * 30;
+}
+
 // A packet the subscriber received, when it arrived.
 struct Arrived {
   std::uint64_t ms = 0;
@@ -84,6 +98,7 @@ class SvcBandwidthTest : public EngineTest {
     int pictures = 0;
     bool key_asked = true;  // the first picture is a keyframe
     int keyframes = 0;
+    int layer = -1;  // a simulcast layer's index; -1 for an SVC track
   };
 
   void start(std::vector<std::uint32_t> tracks) {
@@ -115,6 +130,75 @@ class SvcBandwidthTest : public EngineTest {
       p.ssrc = tracks[i];
       p.seq = static_cast<std::uint16_t>(1000 + 20000 * i);
       publishers_.push_back(p);
+    }
+  }
+
+  // A simulcast track instead (its layers' packets carry the rid until the SFU has seen each).
+  void start_simulcast() {
+    simulcast_ = true;
+    ASSERT_NO_FATAL_FAILURE(connect(a_));
+    ASSERT_NO_FATAL_FAILURE(connect(b_));
+    shm::TrackAdd t;
+    t.session = a_.session;
+    t.ssrc = kSimulcastTrack;
+    t.kind = shm::MediaKind::kVideo;
+    t.payload_type = kPt;
+    t.clock_rate = 90000;
+    t.codec = shm::Codec::kVp8;
+    t.rids = {kSimulcastRid[0], kSimulcastRid[1], kSimulcastRid[2]};
+    t.rid_extension = kRidExt;
+    t.transport_cc_extension = kTwccIn;
+    ASSERT_TRUE(command(shm::Command::kTrackAdd, shm::encode(t)));
+    shm::Subscribe sub;
+    sub.subscriber = b_.session;
+    sub.publisher = a_.session;
+    sub.publisher_ssrc = kSimulcastTrack;
+    sub.ssrc = kSubVideo;
+    sub.rtx_ssrc = kSubRtx;  // probes pad on it
+    sub.payload_type = kSubPt;
+    sub.rtx_payload_type = kSubRtxPt;
+    sub.extensions[kTwccIn] = kSubTwcc;
+    sub.transport_cc_extension = kSubTwcc;
+    ASSERT_TRUE(command(shm::Command::kSubscribe, shm::encode(sub)));
+    for (std::size_t l = 0; l < 3; ++l) {
+      Publisher p;
+      p.ssrc = kSimulcastSsrc[l];
+      p.seq = static_cast<std::uint16_t>(1000 + 20000 * l);
+      p.layer = static_cast<int>(l);
+      publishers_.push_back(p);
+    }
+  }
+
+  // One VP8 frame of a simulcast layer (RFC 7741 descriptor with a 15-bit picture id, the
+  // payload header on the first packet), a keyframe when the SFU asked that layer for one; the
+  // byte after the payload header names the layer for the subscriber's side.
+  void simulcast_frame(Publisher& p) {
+    bool key = p.key_asked;
+    p.key_asked = false;
+    if (p.pictures > 0) {
+      p.pid = static_cast<std::uint16_t>((p.pid + 1) & 0x7FFF);
+      p.ts += kFrameTicks;
+    }
+    ++p.pictures;
+    p.keyframes += key ? 1 : 0;
+    auto l = static_cast<std::size_t>(p.layer);
+    for (int i = 0; i < kSimulcastPackets[l]; ++i) {
+      bool first = i == 0;
+      std::vector<std::uint8_t> payload = {static_cast<std::uint8_t>(0x80 | (first ? 0x10 : 0)),
+                                           0x80, static_cast<std::uint8_t>(0x80 | (p.pid >> 8)),
+                                           static_cast<std::uint8_t>(p.pid)};
+      if (first) {
+        payload.insert(payload.end(), {static_cast<std::uint8_t>(key ? 0x00 : 0x01), 0x02, 0x00});
+      }
+      payload.push_back(static_cast<std::uint8_t>(0xE0 | p.layer));
+      std::vector<Ext> ext = {{kTwccIn, {0, 0}}};
+      if (p.pictures <= 2) {
+        ext.push_back({kRidExt, text(kSimulcastRid[l])});
+      }
+      payload.resize(kSimulcastPacket[l] - 20, 0x9B);  // the packet about kSimulcastPacket[l]
+      std::uint16_t seq = p.seq++;
+      auto rtp = build_packet(p.ssrc, kPt, seq, p.ts, i == kSimulcastPackets[l] - 1, ext, payload);
+      deliver(a_.address, protect_rtp(a_, std::move(rtp)));
     }
   }
 
@@ -186,7 +270,14 @@ class SvcBandwidthTest : public EngineTest {
       ASSERT_TRUE(ext && ext->size() == 2) << "every packet to B is numbered on its transport";
       Arrived a;
       a.ssrc = p->ssrc();
-      if (auto d = rtp::parse_vp9(p->payload()); d && d->has_layers) {
+      if (simulcast_) {
+        auto d = rtp::parse_vp8(p->payload());
+        if (d && d->size + (d->start ? 3 : 0) < p->payload().size()) {
+          std::uint8_t tag = p->payload()[d->size + (d->start ? 3 : 0)];
+          a.sid = static_cast<std::uint8_t>(tag & 0x0F);
+          a.keyframe = d->start && d->keyframe;
+        }
+      } else if (auto d = rtp::parse_vp9(p->payload()); d && d->has_layers) {
         a.sid = d->sid;
         a.tid = d->tid;
         a.keyframe = !d->inter;
@@ -227,7 +318,11 @@ class SvcBandwidthTest : public EngineTest {
           }
         }
         for (auto& p : publishers_) {
-          picture(p);
+          if (p.layer >= 0) {
+            simulcast_frame(p);
+          } else {
+            picture(p);
+          }
         }
       }
       if (now_.mono_ms % 5 == 0) {
@@ -298,6 +393,7 @@ class SvcBandwidthTest : public EngineTest {
     lag_us_ = lag_ms * 1000;
   }
 
+  bool simulcast_ = false;
   double bps_ = 5e6;
   std::int64_t link_free_us_ = 0;
   std::int64_t lag_from_us_ = 0;
@@ -420,6 +516,45 @@ TEST_F(SvcBandwidthTest, LayersFollowTheEstimateDownAtOnceUpAfterTheHoldAtAKeyfr
   EXPECT_GE(counters().layer_keyframe_waits, 1u);
   EXPECT_EQ(counters().layer_preference, 0u);
   EXPECT_GE(reports(kSubVideo, lifted_at).back().r.keyframe_switches, 1u);
+}
+
+// A simulcast subscriber asks for the lowest layer for seconds, then for the top one: the
+// estimate has not had to carry the top layer, and it is under what going up needs (the layer
+// must fit 4/5 of it). One probe aimed at what going up needs is enough on a link with room: B
+// is on the top layer within a second of the wish (through h at once), not after probe upon probe.
+TEST_F(SvcBandwidthTest, SimulcastWishUpProbesOnceForWhatGoingUpNeeds) {
+  ASSERT_NO_FATAL_FAILURE(start_simulcast());
+  auto wish = [&](std::uint8_t spatial) {
+    return command(shm::Command::kRouteLayer,
+                   shm::encode(shm::RouteLayer{b_.session, kSubVideo, spatial, false}));
+  };
+  ASSERT_NO_FATAL_FAILURE(run(1000));
+  ASSERT_TRUE(wish(0));
+  ASSERT_NO_FATAL_FAILURE(run(5000));
+  auto low = reports(kSubVideo, now_.mono_ms - 500);
+  ASSERT_FALSE(low.empty());
+  ASSERT_EQ(low.back().r.layer, 0);
+  EXPECT_EQ(top_sid(arrived(kSubVideo, now_.mono_ms - 500)), 0);
+  // The premise: the top layer does not fit 4/5 of the estimate.
+  ASSERT_GT(static_cast<double>(simulcast_bps(2)),
+            0.8 * static_cast<double>(low.back().r.estimate_bps))
+      << "estimate " << low.back().r.estimate_bps;
+  std::uint64_t probes = counters().probes;
+  std::uint64_t asked = now_.mono_ms;
+  ASSERT_TRUE(wish(2));
+  ASSERT_NO_FATAL_FAILURE(run(3000));
+  std::optional<std::uint64_t> top_at;
+  for (const auto& r : reports(kSubVideo, asked)) {
+    if (!top_at && r.r.layer == 2) {
+      top_at = r.ms;
+    }
+  }
+  ASSERT_TRUE(top_at) << "not on the top layer 3 s after the wish; estimate "
+                      << reports(kSubVideo, asked).back().r.estimate_bps;
+  EXPECT_LE(*top_at - asked, 1000u);
+  EXPECT_EQ(counters().probes - probes, 1u) << "probes between the wish and the top layer";
+  auto got = arrived(kSubVideo, *top_at + 200);
+  EXPECT_EQ(top_sid(got), 2);
 }
 
 // A link with room, and a receiver whose CPU is short now and then (a browser on a loaded
