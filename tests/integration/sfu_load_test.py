@@ -24,7 +24,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from testlib import FAILURES, check, free_port, summary, wait_http  # noqa: E402
+from testlib import FAILURES, check, free_port, summary, wait_status  # noqa: E402
 
 
 def free_media_port():
@@ -126,7 +126,8 @@ def run(a, io, tmp):
          "--http", f"127.0.0.1:{http_port}"],
         stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env)
     try:
-        check(wait_http(http_port, "/readyz"), f"ringlane run ({io}) is ready on 127.0.0.1:{http_port}")
+        # /readyz answers 503 until the data plane is up: wait for its 200, not for any answer.
+        check(wait_status(http_port, "/readyz", 200, 15), f"ringlane run ({io}) is ready on 127.0.0.1:{http_port}")
         out_json = os.path.join(tmp, f"load-{io}.json")
         load = subprocess.run(
             [a.load, "--token-url", f"http://127.0.0.1:{http_port}/api/dev-token", "--participants", "3",
