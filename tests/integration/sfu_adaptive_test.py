@@ -17,7 +17,10 @@ transport-cc feedback both ways.
 Skips (77) without Chromium, chromedriver, ip, tc or nft.
 
 Usage: sfu_adaptive_test.py --ringlane PATH [--io uring|mmsg]
+With RINGLANE_MEASURE_JSON=PATH in the environment it also writes the timings it measured there
+(bench/adaptive_bench.py runs it repeatedly and holds them against the targets).
 """
+import json
 import os
 import re
 import socket
@@ -38,6 +41,14 @@ CAP_KBIT = 300
 # adapt, or stops the video, not a slow run. (Without a pacer, the switch down can leave the
 # capped link's queue full of the old layer for a few seconds: stalls up to 3.6 s were seen.)
 TARGET_DOWN_S, TARGET_UP_S, TARGET_STALL_S = 5, 15, 1.0
+MEASURED = {}  # what RINGLANE_MEASURE_JSON gets: seconds, None where the run did not get there
+
+
+def save_measured():
+    path = os.environ.get("RINGLANE_MEASURE_JSON")
+    if path:
+        with open(path, "w") as f:
+            json.dump(MEASURED, f)
 SWITCH_DOWN_S = 2 * TARGET_DOWN_S
 SWITCH_UP_S = 2 * TARGET_UP_S
 STALL_S = 5.0
@@ -205,6 +216,7 @@ def run(a, tmp, log):
         t_cap = time.time()
         t_low = watch.run(SWITCH_DOWN_S + 5, lambda last: last.get("s1", (0, top))[1] <= low)
         took = (t_low - t_cap) if t_low else None
+        MEASURED["down_s"] = took
         print(f"  measured: down {took if took is None else round(took, 1)} s (target {TARGET_DOWN_S} s)", flush=True)
         check(t_low is not None and took <= SWITCH_DOWN_S,
               f"s1 is on the lowest layer ({low} wide) within {SWITCH_DOWN_S} s of a {CAP_KBIT} kbit/s cap "
@@ -220,6 +232,7 @@ def run(a, tmp, log):
         # estimate saw it (printed, not asserted: it is the link's, not the switch's).
         onset = watch.longest_stall("s1", t_cap)
         stall = watch.longest_stall("s1", (t_low or t_cap) - 0.5)
+        MEASURED.update(stall_down_s=stall, stall_onset_s=onset)
         print(f"  measured: s1's longest stall across the switch {stall:.2f} s (target {TARGET_STALL_S} s), "
               f"from the cap on, onset included, {onset:.2f} s", flush=True)
         check(stall <= STALL_S, f"s1 never stops decoding for more than {STALL_S} s across the switch "
@@ -245,11 +258,13 @@ def run(a, tmp, log):
         t_free = time.time()
         t_up = watch.run(SWITCH_UP_S + 5, lambda last: last.get("s1", (0, 0))[1] == top)
         took = (t_up - t_free) if t_up else None
+        MEASURED["up_s"] = took
         print(f"  measured: up {took if took is None else round(took, 1)} s (target {TARGET_UP_S} s)", flush=True)
         check(t_up is not None and took <= SWITCH_UP_S,
               f"s1 is back on the top layer within {SWITCH_UP_S} s of the cap's removal "
               f"(took {took if took is None else round(took, 1)} s; widths {watch.widths('s1', t_free)})")
         stall = watch.longest_stall("s1", t_free)
+        MEASURED["stall_up_s"] = stall
         check(stall <= STALL_S, f"s1 decodes across the switches up (longest stall {stall:.2f} s)")
 
         # 2% loss on s1's downlink: NACK repairs it, s1 holds its layer, s2 sees nothing of it.
@@ -263,6 +278,7 @@ def run(a, tmp, log):
         check(lossy and lossy[-1][3] > lossy[0][3], f"s1 NACKs what it lost (nackCount "
               f"{lossy[0][3] if lossy else '?'} -> {lossy[-1][3] if lossy else '?'})")
         stall = watch.longest_stall("s1", t_loss)
+        MEASURED["stall_loss_s"] = stall
         check(stall <= STALL_S, f"s1 keeps decoding under loss (longest stall {stall:.2f} s)")
         downs = metric(http_port, "ringlane_sfu_route_layer_switches_total", participant="s1", kind="video",
                        reason="down")
@@ -292,6 +308,7 @@ def run(a, tmp, log):
               f"dynacast: the publisher stops encoding the layers nobody takes (active {off}; told {told[-1:]})")
         watch.run(2)
         stall = watch.longest_stall("s2", t_done or t_ask)
+        MEASURED["stall_wish_s"] = stall
         check(stall <= STALL_S, f"s2 keeps decoding layer 0 meanwhile (longest stall {stall:.2f} s)")
         pages.run("s2", "return window.ringlaneTest.setLayer(arguments[0], 2)", track)
         t_ask = time.time()
@@ -322,7 +339,11 @@ def main():
 
     def go(tmp, logs):
         logs.append(os.path.join(tmp, "ringlane.log"))
-        run(a, tmp, logs[0])
+        try:
+            run(a, tmp, logs[0])
+        finally:
+            MEASURED["failures"] = len(FAILURES)
+            save_measured()
 
     return netns_main(a, __file__, "rl-adapt", go, timeout=300, needs=("chromedriver", "ip", "tc", "nft"))
 
