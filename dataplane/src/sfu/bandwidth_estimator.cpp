@@ -41,6 +41,7 @@ constexpr double kAckedHeadroomBps = 10'000;
 constexpr std::uint32_t kLossMinPackets = 20;
 constexpr double kLossHigh = 0.10;
 constexpr double kLossLow = 0.02;
+constexpr double kLossSmoothing = 0.1;  // per loss window: about ten windows' memory
 constexpr std::int64_t kLossDecreaseIntervalUs = 300'000;  // plus one RTT
 
 // Probes (libwebrtc ProbeBitrateEstimator): at least 5 packets measured; a receive rate over
@@ -359,6 +360,9 @@ void BandwidthEstimator::update_loss_based(std::int64_t now_us) {
     return;
   }
   loss_fraction_ = static_cast<double>(loss_lost_) / loss_expected_;
+  loss_smoothed_ = loss_smoothed_ < 0
+                       ? loss_fraction_
+                       : loss_smoothed_ + kLossSmoothing * (loss_fraction_ - loss_smoothed_);
   loss_expected_ = 0;
   loss_lost_ = 0;
   double current = std::min(static_cast<double>(estimate_bps_), loss_based_bps_);
@@ -481,6 +485,7 @@ BandwidthEstimatorStats BandwidthEstimator::stats() const {
   s.acked_bps = static_cast<std::uint64_t>(acked_.bps());
   s.usage = detector_.state();
   s.loss_fraction = loss_fraction_;
+  s.loss_smoothed = std::max(loss_smoothed_, 0.0);
   s.rtt_us = rtt_or_default();
   return s;
 }

@@ -37,7 +37,10 @@ struct BandwidthEstimatorStats {
   std::uint64_t loss_based_bps = 0;
   std::uint64_t acked_bps = 0;  // received rate over the last 500 ms; 0 until measured
   BandwidthUsage usage = BandwidthUsage::kNormal;
-  double loss_fraction = 0;           // of the last loss window (at least 20 packets)
+  double loss_fraction = 0;  // of the last loss window (at least 20 packets)
+  // Smoothed over about ten windows: 2.5% random loss over 20 packets reads 10% in one window
+  // of eleven, so a decision that must tell random loss from a full queue reads this.
+  double loss_smoothed = 0;
   std::int64_t rtt_us = 0;            // send -> feedback of the newest reported packet, smoothed
   std::uint64_t last_probe_bps = 0;   // the last concluded probe's measured rate, 0 if none
   bool last_probe_saturated = false;  // it found the link's capacity: do not probe again soon
@@ -319,6 +322,7 @@ class BandwidthEstimator {
   std::uint32_t loss_expected_ = 0;
   std::uint32_t loss_lost_ = 0;
   double loss_fraction_ = 0;
+  double loss_smoothed_ = -1;  // -1 until the first window
   std::int64_t loss_updated_us_ = -1;
   std::int64_t loss_decreased_us_ = -1;
   std::int64_t rtt_us_ = -1;

@@ -26,11 +26,15 @@ constexpr std::uint64_t kLayerAskAgainMs = 1000;
 // GCC answers an overuse with 0.85x the acknowledged rate (bandwidth_estimator.cpp), and on a
 // link with room that is what the SFU sent: a receiver's CPU stall, which looks like a queue for a
 // moment, brings the estimate just under the layers it carries. An estimate at least this share of
-// what the subscriber's layers cost, on a link that loses nearly nothing, keeps them (a layer left
-// for nothing costs a keyframe and kUpHoldMs); a real fall goes below it, or loses packets (a
-// link that carries a little less than the layers fills its queue until it drops).
+// what the subscriber's layers cost keeps them (a layer left for nothing costs a keyframe and
+// kUpHoldMs) unless the link loses more than random loss does; a real fall goes below the share,
+// or loses more (a link that carries less than the layers fills its queue until it drops). The
+// loss read is the estimator's smoothed one: GCC's loss-based part holds its rate between 2% and
+// 10%, a Wi-Fi's 2-3% random loss must not take the layers down on a receiver's stall, and one
+// 20-packet window of it reads 5% or 10% often (SvcBandwidthTest's lossy-link case; likely what
+// stalled 1 of 9 shaped-browser runs under 2% loss).
 constexpr double kKeepShare = 0.75;
-constexpr double kKeepMaxLoss = 0.02;
+constexpr double kKeepMaxLoss = 0.05;
 
 bool active(const Track* t, std::uint64_t now_ms) {
   return t != nullptr && t->ssrc != 0 && t->last_packet_ms != 0 &&
@@ -388,8 +392,8 @@ void Engine::allocate(Session& sub, const Now& now) {
   }
   carried += fixed;
   // The layers stay where they are (no step down for the estimate) on a fall no deeper than an
-  // overuse of a link with room makes, with hardly any loss.
-  bool keep = sub.bwe && sub.bwe->stats().loss_fraction <= kKeepMaxLoss &&
+  // overuse of a link with room makes, with no more loss than random loss.
+  bool keep = sub.bwe && sub.bwe->stats().loss_smoothed <= kKeepMaxLoss &&
               static_cast<double>(budget) >= kKeepShare * static_cast<double>(carried);
   // Higher priorities (the active speaker) take from what is left first.
   std::stable_sort(
