@@ -155,12 +155,6 @@ int run_dataplane(int argc, char** argv) {
     spdlog::error("cannot make the DTLS certificate: {}", cert_error);
     return 1;
   }
-  if (!crypto::DtlsEndpoint::warm_up(certificate)) {
-    spdlog::error(
-        "a DTLS-SRTP handshake with our own certificate failed: OpenSSL or libsrtp2 "
-        "is unusable");
-    return 1;
-  }
   if (o.media_port != 0 && o.media_port + workers - 1 > 65535) {
     spdlog::error("media ports {}+{} run past 65535", o.media_port, workers);
     return 2;
@@ -168,6 +162,15 @@ int run_dataplane(int argc, char** argv) {
   StatsPage stats(o.name, workers, o.io.c_str(), o.media_port, certificate->fingerprint());
   if (!stats.ok()) {
     spdlog::error("cannot create the stats page {}", stats_path(o.name));
+    return 1;
+  }
+  // After the page is up (the control plane takes joins from then on; their commands wait in
+  // the rings) and before the workers start, so no session pays libsrtp's and OpenSSL's
+  // one-time costs (~50 ms) and none sees the data plane missing for them.
+  if (!crypto::DtlsEndpoint::warm_up(certificate)) {
+    spdlog::error(
+        "a DTLS-SRTP handshake with our own certificate failed: OpenSSL or libsrtp2 "
+        "is unusable");
     return 1;
   }
   // Block the stop signals before threads start so only sigwait below sees them.

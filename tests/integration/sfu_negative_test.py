@@ -25,7 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stun_client as stun  # noqa: E402
-from testlib import FAILURES, check, free_port, http_get, summary, wait_http  # noqa: E402
+from testlib import FAILURES, check, free_port, http_get, summary, wait_http, wait_status  # noqa: E402
 import websockets  # noqa: E402
 from wslib import Client  # noqa: E402
 
@@ -188,6 +188,8 @@ def main():
                             stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env)
     try:
         check(wait_http(http_port), "ringlane run is up")
+        # The offers below need the data plane: HTTP answers before it is up (/readyz says when).
+        check(wait_status(http_port, "/readyz", 200, 30), "its data plane is ready (/readyz 200)")
         c, sdp = asyncio.run(asyncio.wait_for(signaling(a, http_port, f"neg{os.getpid()}"), 60))
         if not FAILURES:
             media(a, name, sdp)

@@ -56,7 +56,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sfu_browser_test import (Pages, browser_test_args, dataplane_counters, free_port_pair,  # noqa: E402
                               kill_dataplane, netns_main, stop, wait_flowing, wait_until)
-from testlib import check, free_port, http_get, wait_http  # noqa: E402
+from testlib import check, free_port, http_get, wait_http, wait_status  # noqa: E402
 from webdriver import FAKE_MEDIA_FLAGS, Browser  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -407,6 +407,8 @@ def run(a, tmp, logs):
     base = f"http://127.0.0.1:{http_port}"
     try:
         check(wait_http(http_port), f"ringlane run answers HTTP on 127.0.0.1:{http_port} (io {a.io})")
+        # The offers below need the data plane: HTTP answers before it is up (/readyz says when).
+        check(wait_status(http_port, "/readyz", 200, 15), "its data plane is ready (/readyz 200)")
         tokens = {who: dev_token(http_port, room, who) for who in ("whip-cam", "viewer", "watcher", "gst", "late")}
         other = dev_token(http_port, "elsewhere", "x")
         check(all(tokens.values()) and other, "dev tokens for the room and for another room")
