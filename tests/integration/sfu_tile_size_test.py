@@ -73,7 +73,13 @@ def run(a, tmp, log):
         t_top = watch.run(40, lambda last: last.get("s1", (0, 0))[1] >= 960)
         shown = pages.run("s1", RESIZE, "pub", "", "")
         check(t_top is not None, f"s1's {shown}-px tile decodes the top layer (widths {watch.widths('s1', 0)})")
-        sizes = layer_replies()
+
+        # The page reports its tile's size when it sees it change (a resize observer): the reply
+        # may come after the top layer's first frames, so it is waited for, bounded.
+        def covered():
+            v = layer_replies()
+            return v if v and v[-1].get("spatial") == 2 and v[-1].get("width", 0) > 0 else None
+        sizes = wait_until(covered, 10) or layer_replies()
         check(sizes and sizes[-1].get("spatial") == 2 and sizes[-1].get("width", 0) > 0,
               f"the page told the server its tile's size, which the top layer covers ({sizes[-1:]})")
         if FAILURES:
