@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <deque>
 #include <optional>
 #include <random>
@@ -605,8 +606,53 @@ TEST_F(SvcBandwidthTest, ReceiverStallsDoNotTakeTheLayersDown) {
   EXPECT_LE(*down_at - capped_at, 2000u);
 }
 
-// Two SVC tracks to one subscriber whose link carries one of them whole: the one with the
-// higher priority gets its upper layers, whichever was subscribed first; swapped, they swap.
+// A cap held for long (every probe under it finds the link full, so they have backed off to
+// the longest interval), then lifted: the next probe finds room, and the ones after it climb at
+// once, each from what the one before measured, instead of waiting the backoff the full ones
+// set: B is back on the top layers within a few seconds (the browser case,
+// integration_sfu_adaptive, has a 15 s target for it).
+TEST_F(SvcBandwidthTest, ALongCapLiftedClimbsBackProbeByProbe) {
+  ASSERT_NO_FATAL_FAILURE(start({kVideo}));
+  ASSERT_NO_FATAL_FAILURE(run(15000));
+  ASSERT_EQ(reports(kSubVideo, now_.mono_ms - 1000).back().r.target, 2);
+  bps_ = 250e3;
+  ASSERT_NO_FATAL_FAILURE(run(40000));
+  auto capped = reports(kSubVideo, now_.mono_ms - 1000);
+  ASSERT_EQ(capped.back().r.target, 0) << "estimate " << capped.back().r.estimate_bps;
+  std::uint64_t probes = counters().probes;
+  std::uint64_t lifted_at = now_.mono_ms;
+  bps_ = 5e6;
+  ASSERT_NO_FATAL_FAILURE(run(20000));
+  std::optional<std::uint64_t> top_at;
+  for (const auto& r : reports(kSubVideo, lifted_at)) {
+    if (!top_at && r.r.target == 2 && r.r.temporal_target == 2) {
+      top_at = r.ms;
+    }
+  }
+  ASSERT_TRUE(top_at) << "not back on top 20 s after the cap was lifted; estimate "
+                      << reports(kSubVideo, lifted_at).back().r.estimate_bps;
+  // The climb: from the first report of an estimate over the cap's (the first probe that found
+  // room) to the top layers, probe after probe (300 ms each, each from what the one before
+  // measured), not a probe and a wait each time.
+  std::uint32_t capped_estimate = capped.back().r.estimate_bps;
+  std::optional<std::uint64_t> rose_at;
+  for (const auto& r : reports(kSubVideo, lifted_at)) {
+    if (!rose_at && r.r.estimate_bps > capped_estimate * 6 / 5) {
+      rose_at = r.ms;
+    }
+  }
+  ASSERT_TRUE(rose_at);
+  std::printf(
+      "  back on top %llu ms after the lift: %llu ms of backoff, %llu ms of climb, %llu probes\n",
+      static_cast<unsigned long long>(*top_at - lifted_at),
+      static_cast<unsigned long long>(*rose_at - lifted_at),
+      static_cast<unsigned long long>(*top_at - *rose_at),
+      static_cast<unsigned long long>(counters().probes - probes));
+  EXPECT_LE(*top_at - *rose_at, 1500u);
+  // The wait before it: at most the longest backoff (6 s) and a probe.
+  EXPECT_LE(*rose_at - lifted_at, 6500u);
+}
+
 // The same receiver stalls on a link that also loses 2.5% of the packets at random (a Wi-Fi, or
 // the nft rule of integration_sfu_adaptive): random loss is no sign of a full link, so the
 // estimate's dips are still kept through, and NACK (the browser's) repairs the losses. Losses
@@ -630,6 +676,8 @@ TEST_F(SvcBandwidthTest, ReceiverStallsOnALossyLinkDoNotTakeTheLayersDown) {
   EXPECT_EQ(counters().svc_layer_down, 0u);
 }
 
+// Two SVC tracks to one subscriber whose link carries one of them whole: the one with the
+// higher priority gets its upper layers, whichever was subscribed first; swapped, they swap.
 TEST_F(SvcBandwidthTest, PriorityOrdersTheAllocationBetweenTracks) {
   ASSERT_NO_FATAL_FAILURE(start({kVideo, kVideo2}));
   bps_ = 1.6e6;  // one at (2, 2) is 912 kbit/s, the other at (1, 2) 336; both at (2, 2) 1.8 Mbit/s
